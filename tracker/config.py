@@ -1,0 +1,77 @@
+"""Tracking hyper-parameters: one frozen dataclass, validated when built."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+__all__ = ["TrackerConfig", "PRESETS"]
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """SiamFC tracking parameters; the defaults are the paper's 3-scale preset.
+
+    Sizes are in pixels. ``scale_lr`` and ``window_influence`` are blend factors in [0, 1].
+    ``lost_threshold`` applies to :attr:`TrackResult.score` (a probability in [0, 1]).
+    """
+
+    exemplar_sz: int = 127
+    instance_sz: int = 255
+    context: float = 0.5
+    scale_num: int = 3
+    scale_step: float = 1.0375
+    scale_penalty: float = 0.9745
+    scale_lr: float = 0.59
+    window_influence: float = 0.176
+    response_up: int = 16
+    min_scale: float = 0.2  # box size never shrinks below this times the initial size
+    max_scale: float = 5.0  # nor grows beyond this
+    lost_threshold: float = 0.25
+    half: bool = field(default=False)  # fp16 network on CUDA
+
+    def __post_init__(self) -> None:
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ValueError(f"TrackerConfig: {msg}")
+
+        need(self.exemplar_sz > 0 and self.instance_sz > self.exemplar_sz,
+             f"instance_sz ({self.instance_sz}) must exceed exemplar_sz ({self.exemplar_sz}) > 0")
+        need(self.context >= 0, f"context must be >= 0, got {self.context}")
+        need(self.scale_num >= 1 and self.scale_num % 2 == 1, f"scale_num must be odd and >= 1, got {self.scale_num}")
+        need(self.scale_step >= 1.0, f"scale_step must be >= 1, got {self.scale_step}")
+        need(0 < self.scale_penalty <= 1, f"scale_penalty must be in (0, 1], got {self.scale_penalty}")
+        need(0 <= self.scale_lr <= 1, f"scale_lr must be in [0, 1], got {self.scale_lr}")
+        need(0 <= self.window_influence <= 1, f"window_influence must be in [0, 1], got {self.window_influence}")
+        need(self.response_up >= 1, f"response_up must be >= 1, got {self.response_up}")
+        need(0 < self.min_scale <= 1 <= self.max_scale, f"need 0 < min_scale <= 1 <= max_scale, got {self.min_scale}, {self.max_scale}")
+        need(0 <= self.lost_threshold <= 1, f"lost_threshold must be in [0, 1], got {self.lost_threshold}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrackerConfig":
+        """Build from a mapping; an unknown key is an error (never silently dropped)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"TrackerConfig: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        return cls(**dict(values))
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "TrackerConfig":
+        """A named preset (``"3scale"`` or ``"5scale"``) with optional overrides."""
+        if name not in PRESETS:
+            raise ValueError(f"TrackerConfig: unknown preset {name!r}; choose from {sorted(PRESETS)}")
+        return cls.from_dict({**PRESETS[name], **overrides})
+
+    def replace(self, **overrides: Any) -> "TrackerConfig":
+        """A copy with some fields changed (validated, unknown keys rejected)."""
+        return self.from_dict({**dataclasses.asdict(self), **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "3scale": dict(scale_num=3, scale_step=1.0375, scale_penalty=0.9745, scale_lr=0.59, window_influence=0.176),
+    "5scale": dict(scale_num=5, scale_step=1.0255, scale_penalty=0.962, scale_lr=0.34, window_influence=0.168),
+}

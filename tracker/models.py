@@ -1,0 +1,183 @@
+"""The Siamese network: a shared backbone and a cross-correlation head.
+
+Both backbones have total stride 8 and no padding, so a 127 px exemplar gives a 6x6
+embedding, a 255 px search region a 22x22 one, and their correlation a 17x17 response.
+Inputs are float tensors ``(N, 3, H, W)`` holding BGR pixel values in [0, 255].
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["AlexNet", "LiteNet", "SiamNet", "xcorr", "build_model", "ARCHITECTURES", "prepare_for_inference"]
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, stride, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class AlexNet(nn.Module):
+    """SiamFC's AlexNet with BatchNorm (conv 11/5/3/3/3, two channel groups in conv2/4/5)."""
+
+    out_channels = 256
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            *_conv_bn_relu(3, 96, 11, 2),
+            nn.MaxPool2d(3, 2),
+            *_conv_bn_relu(96, 256, 5, groups=2),
+            nn.MaxPool2d(3, 2),
+            *_conv_bn_relu(256, 384, 3),
+            *_conv_bn_relu(384, 384, 3, groups=2),
+            nn.Conv2d(384, 256, 3, groups=2),  # no BN / ReLU after the last conv
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def _dw_pw(cin: int, cout: int, stride: int = 1, last: bool = False) -> list[nn.Module]:
+    """Depthwise 3x3 then pointwise 1x1 (MobileNet block, unpadded)."""
+    layers: list[nn.Module] = [*_conv_bn_relu(cin, cin, 3, stride, groups=cin)]
+    if last:
+        layers.append(nn.Conv2d(cin, cout, 1))
+    else:
+        layers += _conv_bn_relu(cin, cout, 1)
+    return layers
+
+
+class LiteNet(nn.Module):
+    """The CPU-fast backbone: a dense 3x3 stem, then depthwise/pointwise blocks.
+
+    Unpadded like AlexNet: 127 -> 6 and 255 -> 22, total stride 8, about 1/20 of
+    AlexNet's multiply-adds per search region.
+    """
+
+    out_channels = 128
+
+    def __init__(self, width: tuple[int, ...] = (24, 48, 96, 128)) -> None:
+        super().__init__()
+        c1, c2, c3, c4 = width
+        self.features = nn.Sequential(
+            *_conv_bn_relu(3, c1, 3, 2),  # 127 -> 63
+            *_dw_pw(c1, c2, 2),  # -> 31
+            *_dw_pw(c2, c2),  # -> 29
+            *_dw_pw(c2, c3, 2),  # -> 14
+            *_dw_pw(c3, c3),  # -> 12
+            *_dw_pw(c3, c4),  # -> 10
+            *_dw_pw(c4, c4),  # -> 8
+            *_dw_pw(c4, self.out_channels, last=True),  # -> 6
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"alexnet": AlexNet, "lite": LiteNet}
+
+
+def xcorr(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Cross-correlate exemplar embeddings ``z`` (B, C, h, w) with search embeddings ``x``.
+
+    ``x`` is (B * k, C, H, W): the first k search maps go with exemplar 0, the next k
+    with exemplar 1, and so on (k scales per exemplar). One grouped convolution scores
+    them all; returns (B * k, 1, H - h + 1, W - w + 1).
+    """
+    b, c, h, w = z.shape
+    n = x.shape[0]
+    if n % b:
+        raise ValueError(f"xcorr: search batch {n} is not a multiple of exemplar batch {b}")
+    k = n // b
+    if b == 1:
+        return F.conv2d(x, z)
+    # Group g holds exemplar g's kernel and its k search maps stacked along channels.
+    xs = x.reshape(b, k, c, x.shape[-2], x.shape[-1]).transpose(0, 1).reshape(k, b * c, x.shape[-2], x.shape[-1])
+    out = F.conv2d(xs, z, groups=b)  # (k, b, H', W')
+    return out.transpose(0, 1).reshape(n, 1, out.shape[-2], out.shape[-1])
+
+
+class SiamNet(nn.Module):
+    """Backbone + cross-correlation head; response scaled by 0.001 plus a learnable bias.
+
+    ``template(z)`` embeds and caches the exemplar once; ``track(x)`` scores search
+    regions (one per scale) against the cached exemplar. ``forward(z, x)`` is the
+    training path for a batch of pairs.
+    """
+
+    def __init__(self, backbone: nn.Module, arch: str, out_scale: float = 0.001) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.arch = arch
+        self.out_scale = out_scale
+        self.bias = nn.Parameter(torch.zeros(1))
+        self._zf: torch.Tensor | None = None
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def head(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+        return xcorr(zf, xf) * self.out_scale + self.bias
+
+    def template(self, z: torch.Tensor) -> torch.Tensor:
+        """Embed the exemplar crop (1, 3, 127, 127) and cache it for :meth:`track`."""
+        self._zf = self.embed(z)
+        return self._zf
+
+    def track(self, x: torch.Tensor) -> torch.Tensor:
+        """Response maps (S, 1, 17, 17) of S search crops (S, 3, 255, 255) against the cached exemplar."""
+        if self._zf is None:
+            raise RuntimeError("SiamNet.track called before template()")
+        return self.head(self._zf, self.embed(x))
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Training path: responses (B, 1, 17, 17) of B exemplar/search pairs."""
+        return self.head(self.embed(z), self.embed(x))
+
+
+def build_model(arch: str) -> SiamNet:
+    """A freshly initialised :class:`SiamNet` with the named backbone (``alexnet`` or ``lite``)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+    net = SiamNet(ARCHITECTURES[arch](), arch)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return net
+
+
+def _fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                      conv.padding, conv.dilation, conv.groups, bias=True)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    fused.weight.data = conv.weight.data * scale.view(-1, 1, 1, 1)
+    b = conv.bias.data if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    fused.bias.data = (b - bn.running_mean) * scale + bn.bias
+    return fused
+
+
+def prepare_for_inference(net: SiamNet) -> SiamNet:
+    """An eval-mode copy with every BatchNorm folded into the conv before it (same outputs, fewer ops)."""
+    net = copy.deepcopy(net).eval()
+    layers = list(net.backbone.features)
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(layers):
+        if isinstance(layers[i], nn.Conv2d) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.BatchNorm2d):
+            out.append(_fuse_conv_bn(layers[i], layers[i + 1]))
+            i += 2
+        else:
+            out.append(layers[i])
+            i += 1
+    net.backbone.features = nn.Sequential(*out)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net

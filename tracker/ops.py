@@ -1,0 +1,173 @@
+"""Cropping and box-format conversions shared by the tracker, training and evaluation.
+
+Conventions (fixed project-wide):
+
+* Images are BGR ``uint8`` arrays of shape ``(H, W, 3)``, as OpenCV returns them.
+* Boxes are ``(x, y, w, h)`` in pixels, 0-based, in continuous coordinates: pixel ``i``
+  covers ``[i, i + 1)``, so a box's centre is ``(x + w / 2, y + h / 2)``.
+* "Centre-size" boxes are ``(cx, cy, w, h)`` in the same coordinates.
+
+Everything here is pure: no state, no configuration.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "xywh_to_cxcywh",
+    "cxcywh_to_xywh",
+    "one_based_to_zero_based",
+    "zero_based_to_one_based",
+    "context_size",
+    "crop",
+    "crop_multi",
+    "crop_torch",
+    "iou",
+    "center_error",
+]
+
+
+def xywh_to_cxcywh(box: Sequence[float]) -> np.ndarray:
+    """``(x, y, w, h)`` -> ``(cx, cy, w, h)``; works on a box or an ``(N, 4)`` array."""
+    b = np.asarray(box, dtype=np.float64)
+    out = b.copy()
+    out[..., 0] = b[..., 0] + b[..., 2] / 2
+    out[..., 1] = b[..., 1] + b[..., 3] / 2
+    return out
+
+
+def cxcywh_to_xywh(box: Sequence[float]) -> np.ndarray:
+    """``(cx, cy, w, h)`` -> ``(x, y, w, h)``; works on a box or an ``(N, 4)`` array."""
+    b = np.asarray(box, dtype=np.float64)
+    out = b.copy()
+    out[..., 0] = b[..., 0] - b[..., 2] / 2
+    out[..., 1] = b[..., 1] - b[..., 3] / 2
+    return out
+
+
+def one_based_to_zero_based(boxes: np.ndarray) -> np.ndarray:
+    """OTB/GOT-10k annotation boxes (1-based ``x, y``) -> this project's 0-based boxes."""
+    b = np.array(boxes, dtype=np.float64, copy=True)
+    b[..., :2] -= 1
+    return b
+
+
+def zero_based_to_one_based(boxes: np.ndarray) -> np.ndarray:
+    """This project's 0-based boxes -> 1-based ``x, y`` as OTB/GOT-10k files store them."""
+    b = np.array(boxes, dtype=np.float64, copy=True)
+    b[..., :2] += 1
+    return b
+
+
+def context_size(w: float, h: float, context: float = 0.5) -> float:
+    """Side of SiamFC's square exemplar region: ``sqrt((w + p)(h + p))`` with ``p = context (w + h)``."""
+    p = context * (w + h)
+    return float(np.sqrt((w + p) * (h + p)))
+
+
+def _affine(cx: float, cy: float, size: float, out_size: int) -> np.ndarray:
+    # Maps output pixel index j to source pixel index: pixel centres sit at index + 0.5.
+    a = size / out_size
+    return np.array(
+        [[a, 0.0, cx - size / 2 + 0.5 * a - 0.5], [0.0, a, cy - size / 2 + 0.5 * a - 0.5]],
+        dtype=np.float64,
+    )
+
+
+def crop(
+    image: np.ndarray,
+    center: Sequence[float],
+    size: float,
+    out_size: int,
+    pad_color: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Square crop of side ``size`` px centred at ``center=(cx, cy)``, resized to ``out_size``.
+
+    Parts outside the image are filled with ``pad_color`` (default: the image's mean
+    colour, as in SiamFC). Bilinear interpolation. Returns ``(out_size, out_size, C)`` ``uint8``.
+    """
+    if pad_color is None:
+        pad_color = cv2.mean(image)[:3]
+    m = _affine(float(center[0]), float(center[1]), float(size), out_size)
+    return cv2.warpAffine(
+        image,
+        m,
+        (out_size, out_size),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=tuple(float(c) for c in pad_color),
+    )
+
+
+def crop_multi(
+    image: np.ndarray,
+    center: Sequence[float],
+    sizes: Sequence[float],
+    out_size: int,
+    pad_color: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Crops at several sizes around one centre: ``(len(sizes), out_size, out_size, 3)`` ``uint8``."""
+    if pad_color is None:
+        pad_color = cv2.mean(image)[:3]
+    return np.stack([crop(image, center, s, out_size, pad_color) for s in sizes])
+
+
+def crop_torch(
+    image: torch.Tensor,
+    center: Sequence[float],
+    sizes: Sequence[float],
+    out_size: int,
+    pad_color: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Device-side :func:`crop_multi`: all sizes in one ``grid_sample`` call.
+
+    ``image`` is a float ``(3, H, W)`` tensor on any device; returns a float
+    ``(len(sizes), 3, out_size, out_size)`` tensor on the same device. Padding is the
+    mean colour (computed on the device when ``pad_color`` is None).
+    """
+    _, h, w = image.shape
+    if pad_color is None:
+        pad_color = image.mean(dim=(1, 2))
+    pad = pad_color.view(3, 1, 1)
+    n = len(sizes)
+    dev, dt = image.device, image.dtype
+    s = torch.as_tensor(list(sizes), device=dev, dtype=torch.float32)
+    # Output pixel centres in source pixel coordinates (see _affine), then to [-1, 1]
+    # with align_corners=False: u = (2 * (idx + 0.5) / W) - 1.
+    j = torch.arange(out_size, device=dev, dtype=torch.float32) + 0.5
+    offs = (j / out_size - 0.5).view(1, -1) * s.view(-1, 1)  # (n, out) continuous offsets
+    gx = (float(center[0]) + offs) * (2.0 / w) - 1.0
+    gy = (float(center[1]) + offs) * (2.0 / h) - 1.0
+    grid = torch.stack(
+        [gx.view(n, 1, out_size).expand(n, out_size, out_size), gy.view(n, out_size, 1).expand(n, out_size, out_size)],
+        dim=-1,
+    ).to(dt)
+    src = (image - pad).unsqueeze(0).expand(n, -1, -1, -1)
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out + pad
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of ``(N, 4)`` ``(x, y, w, h)`` box arrays, row by row."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, 0], b[:, 0])
+    y1 = np.maximum(a[:, 1], b[:, 1])
+    x2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
+    y2 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.clip(inter / union, 0.0, 1.0)
+
+
+def center_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance in pixels between the centres of ``(N, 4)`` box arrays."""
+    ca = xywh_to_cxcywh(np.asarray(a, dtype=np.float64).reshape(-1, 4))[:, :2]
+    cb = xywh_to_cxcywh(np.asarray(b, dtype=np.float64).reshape(-1, 4))[:, :2]
+    return np.sqrt(((ca - cb) ** 2).sum(axis=1))

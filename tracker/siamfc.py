@@ -1,0 +1,194 @@
+"""The SiamFC frame loop: crop, score, find the peak, move and rescale the box.
+
+A frame's path: :meth:`SiamFCTracker.update` validates it, crops ``scale_num`` search
+regions around the last centre (:mod:`tracker.ops`), scores them against the cached
+exemplar (:meth:`SiamNet.track`), upsamples the responses, penalises scale changes,
+blends in a Hann window, and converts the peak's offset back to image pixels.
+On CUDA the crop, network and post-processing all run on the device; one small
+transfer per frame brings back the peak.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import ops, postprocess
+from .config import TrackerConfig
+from .inputs import as_bgr_frame, as_box
+from .models import SiamNet, prepare_for_inference
+from .weights import DEFAULT_CPU, DEFAULT_GPU, load_model
+
+__all__ = ["SiamFCTracker", "TrackResult", "resolve_device"]
+
+TOTAL_STRIDE = 8
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One frame's output.
+
+    ``box`` is ``(x, y, w, h)`` in 0-based pixels. ``score`` is the network's confidence
+    that the peak is the target: the sigmoid of the raw response peak, in [0, 1]. With the
+    shipped weights it is typically above 0.5 on a clearly visible target and falls
+    towards 0 when the target is occluded, out of view or lost. ``lost`` is
+    ``score < config.lost_threshold``; the box is then the last estimate, not a detection.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    lost: bool
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: CUDA is not available on this machine")
+    return dev
+
+
+class SiamFCTracker:
+    """Single-object SiamFC tracker: ``init(frame, box)`` once, then ``update(frame)`` per frame.
+
+    Frames are BGR ``uint8`` ``(H, W, 3)`` arrays; boxes ``(x, y, w, h)`` 0-based pixels.
+    """
+
+    def __init__(self, net: SiamNet, config: TrackerConfig | None = None, device: str | torch.device = "auto",
+                 pipeline: str = "auto", name: str | None = None) -> None:
+        """``pipeline``: ``"numpy"`` (OpenCV crops, host post-processing), ``"torch"`` (all on
+        ``device``) or ``"auto"`` (torch on CUDA, numpy on CPU)."""
+        self.config = config or TrackerConfig()
+        self.device = resolve_device(device)
+        if pipeline not in ("auto", "numpy", "torch"):
+            raise ValueError(f"pipeline must be 'auto', 'numpy' or 'torch', got {pipeline!r}")
+        self.pipeline = ("torch" if self.device.type == "cuda" else "numpy") if pipeline == "auto" else pipeline
+        self.name = name or f"siamfc-{net.arch}"
+        self.dtype = torch.float16 if (self.config.half and self.device.type == "cuda") else torch.float32
+        self.net = prepare_for_inference(net).to(self.device, self.dtype).to(memory_format=torch.channels_last)
+        n = self.config.scale_num
+        self.scale_factors = self.config.scale_step ** np.linspace(-(n // 2), n // 2, n)
+        self.penalties = np.where(np.arange(n) == n // 2, 1.0, self.config.scale_penalty)
+        self.upscale_sz = self.config.response_up * (self.config.instance_sz // TOTAL_STRIDE - self.config.exemplar_sz // TOTAL_STRIDE + 1)
+        hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
+        self.hann = (hann / hann.sum()).astype(np.float32)
+        if self.pipeline == "torch":
+            self._hann_t = torch.from_numpy(self.hann).to(self.device)
+            self._pen_t = torch.as_tensor(self.penalties, dtype=torch.float32, device=self.device).view(-1, 1, 1)
+        self._frame_size: tuple[int, int] | None = None
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device = "auto",
+                        config: TrackerConfig | dict | None = None, **kwargs) -> "SiamFCTracker":
+        """Load shipped or user weights by name or path (default: the CPU-fast model on a
+        CPU, AlexNet on a GPU). Tracking parameters: the paper's defaults, then those stored
+        with the weights, then ``config`` (a :class:`TrackerConfig` replaces, a dict overrides)."""
+        dev = resolve_device(device)
+        if name_or_path is None:
+            name_or_path = DEFAULT_GPU if dev.type == "cuda" else DEFAULT_CPU
+        net, info = load_model(name_or_path)
+        if isinstance(config, TrackerConfig):
+            cfg = config
+        else:
+            cfg = TrackerConfig.from_dict({**info.config, **(config or {})})
+        name = os.path.splitext(os.path.basename(str(name_or_path)))[0]
+        return cls(net, cfg, dev, name=name, **kwargs)
+
+    # -- the frame loop -------------------------------------------------------------------
+
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        """Start tracking the object in ``box`` = ``(x, y, w, h)`` (0-based px) of ``frame``."""
+        frame = as_bgr_frame(frame)
+        h_img, w_img = frame.shape[:2]
+        x, y, w, h = as_box(box, (w_img, h_img))
+        cfg = self.config
+        self._frame_size = (w_img, h_img)
+        self.center = np.array([x + w / 2, y + h / 2])
+        self.target_sz = np.array([w, h])
+        self.init_sz = self.target_sz.copy()
+        self.z_sz = ops.context_size(w, h, cfg.context)
+        self.x_sz = self.z_sz * cfg.instance_sz / cfg.exemplar_sz
+        self.init_x_sz = self.x_sz
+        self.avg_color = np.array(cv2.mean(frame)[:3])
+        with torch.inference_mode():
+            if self.pipeline == "torch":
+                img = self._to_device(frame)
+                self._avg_t = torch.as_tensor(self.avg_color, dtype=torch.float32, device=self.device)
+                z = ops.crop_torch(img, self.center, [self.z_sz], cfg.exemplar_sz, self._avg_t)
+            else:
+                z = self._to_tensor(ops.crop(frame, self.center, self.z_sz, cfg.exemplar_sz, self.avg_color)[None])
+            self.net.template(z.to(self.dtype).contiguous(memory_format=torch.channels_last))
+
+    def update(self, frame: np.ndarray) -> TrackResult:
+        """Locate the target in the next frame; returns its box and a confidence score."""
+        if self._frame_size is None:
+            raise RuntimeError("SiamFCTracker.update called before init()")
+        frame = as_bgr_frame(frame)
+        size = (frame.shape[1], frame.shape[0])
+        if size != self._frame_size:
+            raise ValueError(f"frame: size changed from {self._frame_size[0]}x{self._frame_size[1]} "
+                             f"to {size[0]}x{size[1]} mid-stream; call init() again for a new stream")
+        cfg = self.config
+        sizes = self.x_sz * self.scale_factors
+        with torch.inference_mode():
+            if self.pipeline == "torch":
+                x = ops.crop_torch(self._to_device(frame), self.center, sizes, cfg.instance_sz, self._avg_t)
+                resp = self.net.track(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
+                scale_id, row, col, peak = self._peak_torch(resp)
+            else:
+                x = self._to_tensor(ops.crop_multi(frame, self.center, sizes, cfg.instance_sz, self.avg_color))
+                resp = self.net.track(x)[:, 0].float().numpy()
+                up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC) for r in resp])
+                scale_id, row, col, peak = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
+        self._move(scale_id, row, col)
+        score = float(1.0 / (1.0 + np.exp(-peak)))
+        return TrackResult(self.box, score, score < cfg.lost_threshold)
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """Current estimate ``(x, y, w, h)``, 0-based pixels."""
+        x, y = self.center - self.target_sz / 2
+        return float(x), float(y), float(self.target_sz[0]), float(self.target_sz[1])
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _move(self, scale_id: int, row: float, col: float) -> None:
+        cfg = self.config
+        disp = np.array([col, row]) - (self.upscale_sz - 1) / 2  # in upsampled response px
+        disp = disp * TOTAL_STRIDE / cfg.response_up  # in search-crop px
+        disp = disp * self.x_sz * self.scale_factors[scale_id] / cfg.instance_sz  # in image px
+        w_img, h_img = self._frame_size
+        self.center = np.clip(self.center + disp, [0, 0], [w_img, h_img])
+        scale = (1 - cfg.scale_lr) + cfg.scale_lr * self.scale_factors[scale_id]
+        # Keep the box between min_scale and max_scale of its initial size, and at least 2 px.
+        lo = max(cfg.min_scale, 2.0 / min(self.init_sz))
+        rel = np.clip(self.target_sz[0] * scale / self.init_sz[0], lo, cfg.max_scale)
+        self.target_sz = self.init_sz * rel
+        self.x_sz = self.init_x_sz * rel
+
+    def _to_tensor(self, crops: np.ndarray) -> torch.Tensor:
+        # (N, H, W, 3) uint8 -> (N, 3, H, W) float in channels_last layout without a copy of the NHWC data.
+        return torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).to(self.dtype)
+
+    def _to_device(self, frame: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(frame).to(self.device, non_blocking=True).permute(2, 0, 1).float()
+
+    def _peak_torch(self, resp: torch.Tensor) -> tuple[int, float, float, float]:
+        u = self.upscale_sz
+        up = F.interpolate(resp, size=(u, u), mode="bicubic", align_corners=False)[:, 0]
+        raw_max = up.flatten(1).amax(1)
+        scale_id = torch.argmax(raw_max * self._pen_t.view(-1))
+        r = up[scale_id]
+        r = r - r.min()
+        r = r / (r.sum() + 1e-16)
+        r = (1 - self.config.window_influence) * r + self.config.window_influence * self._hann_t
+        loc = torch.argmax(r)
+        out = torch.stack([scale_id.float(), (loc // u).float(), (loc % u).float(), raw_max[scale_id]]).cpu().numpy()
+        return int(out[0]), float(out[1]), float(out[2]), float(out[3])

@@ -1,0 +1,56 @@
+"""Synthetic tracking sequences: a textured target moving and changing scale over a
+textured background. Used by the tests and to make the demo clip that ships with the
+package (``tracker/data/demo.mp4``), so nothing here depends on third-party data.
+"""
+from __future__ import annotations
+
+import numpy as np
+import cv2
+
+__all__ = ["texture", "make_sequence"]
+
+
+def texture(h: int, w: int, rng: np.random.Generator, blobs: int = 60) -> np.ndarray:
+    """A BGR ``uint8`` image of random coloured ellipses over smooth noise."""
+    base = cv2.resize(rng.integers(0, 256, (max(h // 16, 2), max(w // 16, 2), 3), dtype=np.uint8), (w, h),
+                      interpolation=cv2.INTER_CUBIC)
+    img = base.copy()
+    for _ in range(blobs):
+        c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        axes = (int(rng.integers(2, max(3, w // 8))), int(rng.integers(2, max(3, h // 8))))
+        color = tuple(int(v) for v in rng.integers(0, 256, 3))
+        cv2.ellipse(img, c, axes, float(rng.uniform(0, 180)), 0, 360, color, -1)
+    return img
+
+
+def make_sequence(n_frames: int = 60, size: tuple[int, int] = (320, 240), target: tuple[int, int] = (48, 36),
+                  scale_range: tuple[float, float] = (0.8, 1.3), seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Frames (BGR ``uint8``, ``size=(W, H)``) and ground-truth boxes ``(N, 4)`` ``(x, y, w, h)`` 0-based.
+
+    The target follows a smooth Lissajous path and its size varies between
+    ``scale_range`` times ``target=(w, h)``.
+    """
+    rng = np.random.default_rng(seed)
+    W, H = size
+    bg = texture(H, W, rng, blobs=80)
+    tw, th = target
+    obj = texture(th * 2, tw * 2, rng, blobs=12)
+    cv2.rectangle(obj, (0, 0), (tw * 2 - 1, th * 2 - 1), (255, 255, 255), 3)
+    frames, boxes = [], []
+    t = np.linspace(0, 2 * np.pi, n_frames)
+    lo, hi = scale_range
+    for k in range(n_frames):
+        s = lo + (hi - lo) * 0.5 * (1 - np.cos(t[k]))
+        w, h = tw * s, th * s
+        cx = W / 2 + (W / 2 - w) * 0.7 * np.sin(t[k])
+        cy = H / 2 + (H / 2 - h) * 0.6 * np.sin(2 * t[k])
+        x, y = cx - w / 2, cy - h / 2
+        frame = bg.copy()
+        # Warp the object into place with sub-pixel accuracy.
+        m = np.array([[w / obj.shape[1], 0, x], [0, h / obj.shape[0], y]], dtype=np.float64)
+        mask = cv2.warpAffine(np.full(obj.shape[:2], 255, np.uint8), m, (W, H))
+        warped = cv2.warpAffine(obj, m, (W, H))
+        frame[mask > 127] = warped[mask > 127]
+        frames.append(frame)
+        boxes.append((x, y, w, h))
+    return frames, np.array(boxes)

@@ -1,0 +1,145 @@
+"""Finding, checking and loading weight files.
+
+A weights file ``<name>.pt`` is a plain ``state_dict`` (tensors only, loaded with
+``torch.load(weights_only=True)``). Beside it, ``<name>.json`` records its ``sha256``,
+its ``arch`` and any tracking hyper-parameters chosen for it (``config``).
+
+A name resolves in this order: an explicit path; ``$SIAMTRACK_WEIGHTS`` (a directory);
+the repository's ``weights/``; the package data installed with ``tracker``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .models import ARCHITECTURES, SiamNet, build_model
+
+__all__ = ["WeightsError", "WeightsInfo", "resolve", "load_model", "save_weights", "sha256_of", "search_dirs", "available"]
+
+ENV_VAR = "SIAMTRACK_WEIGHTS"
+DEFAULT_CPU = "siamfc-lite"
+DEFAULT_GPU = "siamfc-alexnet"
+
+
+class WeightsError(ValueError):
+    """A weights file is missing, corrupt, altered or for another architecture."""
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    path: Path
+    arch: str | None = None
+    sha256: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def search_dirs() -> list[Path]:
+    """Directories searched for a weights name, in order."""
+    dirs = []
+    if os.environ.get(ENV_VAR):
+        dirs.append(Path(os.environ[ENV_VAR]))
+    dirs.append(Path(__file__).resolve().parent.parent / "weights")  # repository checkout
+    dirs.append(Path(__file__).resolve().parent / "_weights")  # installed package data
+    return dirs
+
+
+def available() -> list[str]:
+    """Names of the weights found in :func:`search_dirs`."""
+    names = set()
+    for d in search_dirs():
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.pt"))
+    return sorted(names)
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_meta(pt: Path) -> WeightsInfo:
+    meta = pt.with_suffix(".json")
+    if not meta.exists():
+        return WeightsInfo(pt)
+    try:
+        d = json.loads(meta.read_text())
+    except json.JSONDecodeError as e:
+        raise WeightsError(f"{meta}: not valid JSON ({e})") from None
+    return WeightsInfo(pt, d.get("arch"), d.get("sha256"), dict(d.get("config", {})))
+
+
+def resolve(name_or_path: str | os.PathLike) -> WeightsInfo:
+    """Find a weights file by explicit path or by name (see module docstring)."""
+    p = Path(name_or_path)
+    if p.suffix == ".pt" or p.exists() or os.sep in str(name_or_path):
+        if not p.is_file():
+            raise WeightsError(f"{p}: weights file not found")
+        return _read_meta(p)
+    tried = []
+    for d in search_dirs():
+        cand = d / f"{name_or_path}.pt"
+        tried.append(str(cand))
+        if cand.is_file():
+            return _read_meta(cand)
+    raise WeightsError(f"weights {str(name_or_path)!r} not found; looked in: {', '.join(tried)}")
+
+
+def _infer_arch(state: dict[str, torch.Tensor]) -> str | None:
+    for arch in ARCHITECTURES:
+        ref = build_model(arch).state_dict()
+        if set(ref) == set(state) and all(ref[k].shape == state[k].shape for k in ref):
+            return arch
+    return None
+
+
+def load_model(name_or_path: str | os.PathLike) -> tuple[SiamNet, WeightsInfo]:
+    """Load weights into a :class:`SiamNet`; raise :class:`WeightsError` naming the file on any mismatch."""
+    info = resolve(name_or_path)
+    path = info.path
+    if info.sha256 is not None:
+        actual = sha256_of(path)
+        if actual != info.sha256:
+            raise WeightsError(
+                f"{path}: sha256 {actual} does not match {info.sha256} recorded in {path.with_suffix('.json')} "
+                "(file truncated or altered)"
+            )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt archives
+        raise WeightsError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: expected a state_dict of tensors, got {type(state).__name__}")
+    found = _infer_arch(state)
+    if info.arch is not None and info.arch not in ARCHITECTURES:
+        raise WeightsError(f"{path.with_suffix('.json')}: unknown arch {info.arch!r}")
+    if found is None:
+        want = info.arch or "any of " + ", ".join(ARCHITECTURES)
+        raise WeightsError(f"{path}: its tensors match no known architecture (expected {want})")
+    if info.arch is not None and found != info.arch:
+        raise WeightsError(f"{path}: holds {found!r} weights but {path.with_suffix('.json')} says {info.arch!r}")
+    net = build_model(found)
+    net.load_state_dict(state)
+    return net.eval(), WeightsInfo(path, found, info.sha256, info.config)
+
+
+def save_weights(net: SiamNet, path: str | Path, config: dict[str, Any] | None = None, **extra: Any) -> Path:
+    """Write ``net``'s state_dict to ``path`` and its ``.json`` (sha256, arch, config), both atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({k: v.detach().cpu().clone() for k, v in net.state_dict().items()}, tmp)
+    os.replace(tmp, path)
+    meta = {"arch": net.arch, "sha256": sha256_of(path), "config": config or {}, **extra}
+    mtmp = path.with_suffix(".json.tmp")
+    mtmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(mtmp, path.with_suffix(".json"))
+    return path
