@@ -1,0 +1,71 @@
+"""Network shapes, the batched cross-correlation, and BN folding."""
+import numpy as np
+import pytest
+import torch
+
+from tracker.models import build_model, prepare_for_inference, xcorr
+
+
+def naive_xcorr(z, x):
+    """Sliding-window correlation, one position at a time."""
+    c, h, w = z.shape
+    _, H, W = x.shape
+    out = torch.empty(H - h + 1, W - w + 1, dtype=torch.float64)
+    for i in range(H - h + 1):
+        for j in range(W - w + 1):
+            out[i, j] = (x[:, i:i + h, j:j + w].double() * z.double()).sum()
+    return out
+
+
+@pytest.mark.parametrize("bz,k", [(1, 3), (2, 1), (3, 2)])
+def test_batched_xcorr_equals_naive(bz, k):
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(bz, 4, 3, 3, generator=g)
+    x = torch.randn(bz * k, 4, 9, 8, generator=g)
+    out = xcorr(z, x)
+    assert out.shape == (bz * k, 1, 7, 6)
+    for n in range(bz * k):
+        ref = naive_xcorr(z[n // k], x[n])
+        assert torch.allclose(out[n, 0].double(), ref, atol=1e-4)
+
+
+def test_xcorr_rejects_mismatched_batches():
+    with pytest.raises(ValueError, match="multiple"):
+        xcorr(torch.zeros(2, 4, 3, 3), torch.zeros(3, 4, 9, 9))
+
+
+@pytest.mark.parametrize("arch,channels", [("alexnet", 256), ("lite", 128)])
+def test_embedding_and_response_sizes(arch, channels):
+    net = build_model(arch).eval()
+    with torch.no_grad():
+        zf = net.template(torch.rand(1, 3, 127, 127) * 255)
+        r = net.track(torch.rand(3, 3, 255, 255) * 255)
+        xf = net.embed(torch.rand(1, 3, 255, 255))
+    assert zf.shape == (1, channels, 6, 6)
+    assert xf.shape == (1, channels, 22, 22)
+    assert r.shape == (3, 1, 17, 17)
+
+
+def test_track_before_template_is_an_error():
+    with pytest.raises(RuntimeError, match="template"):
+        build_model("lite").track(torch.zeros(1, 3, 255, 255))
+
+
+@pytest.mark.parametrize("arch", ["alexnet", "lite"])
+def test_bn_folding_keeps_outputs(arch):
+    torch.manual_seed(0)
+    net = build_model(arch)
+    # Non-trivial BN statistics, as after training.
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    net.eval()
+    fused = prepare_for_inference(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    z, x = torch.rand(1, 3, 127, 127) * 255, torch.rand(2, 3, 255, 255) * 255
+    with torch.no_grad():
+        a, b = net(z, x), fused(z, x)
+    assert torch.allclose(a, b, rtol=1e-3, atol=1e-3 * a.abs().max().item())

@@ -1,0 +1,86 @@
+"""The tracking loop with the shipped default weights, on synthetic sequences."""
+import numpy as np
+import pytest
+import torch
+
+from tracker import SiamFCTracker, TrackerConfig, ops
+from tracker.synthetic import make_sequence
+
+
+@pytest.fixture(scope="module")
+def seq():
+    return make_sequence(60, seed=1)
+
+
+@pytest.fixture(scope="module")
+def default_tracker():
+    return SiamFCTracker.from_pretrained(device="cpu")
+
+
+def _run(tracker, frames, box0):
+    tracker.init(frames[0], box0)
+    results = [tracker.update(f) for f in frames[1:]]
+    return np.array([box0] + [r.box for r in results]), np.array([r.score for r in results])
+
+
+def test_follows_moving_scaling_target(default_tracker, seq):
+    frames, gt = seq
+    boxes, scores = _run(default_tracker, frames, gt[0])
+    tracked = ops.iou(boxes, gt).mean()
+    static = ops.iou(np.tile(gt[0], (len(gt), 1)), gt).mean()
+    assert tracked > 0.6, tracked
+    assert tracked > 3 * static, (tracked, static)
+    # The size follows too: the target grows by ~60% between frame 0 and the middle.
+    mid = len(gt) // 2
+    assert boxes[mid, 2] / boxes[0, 2] == pytest.approx(gt[mid, 2] / gt[0, 2], rel=0.25)
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_torch_pipeline_matches_numpy_pipeline(seq):
+    frames, gt = seq
+    a = SiamFCTracker.from_pretrained(device="cpu", pipeline="numpy")
+    b = SiamFCTracker.from_pretrained(device="cpu", pipeline="torch")
+    ba, sa = _run(a, frames[:30], gt[0])
+    bb, sb = _run(b, frames[:30], gt[0])
+    assert np.abs(ba - bb).max() < 2.0
+    assert np.abs(sa - sb).max() < 0.02
+
+
+def test_score_falls_when_target_is_occluded(default_tracker, seq):
+    frames, gt = seq
+    frames = [f.copy() for f in frames]
+    # Cover the target in frames 30..39 with a patch of background from a far corner.
+    for k in range(30, 40):
+        x, y, w, h = (int(round(v)) for v in gt[k])
+        x, y = max(x - 4, 0), max(y - 4, 0)
+        patch = frames[k][0:h + 8, 0:w + 8] if x > w + 8 else frames[k][-(h + 8):, -(w + 8):]
+        frames[k][y:y + patch.shape[0], x:x + patch.shape[1]] = patch[: frames[k].shape[0] - y, : frames[k].shape[1] - x]
+    _, scores = _run(default_tracker, frames, gt[0])
+    visible = scores[19:29].mean()  # frames 20..29
+    hidden = scores[29:39].mean()  # frames 30..39
+    assert hidden < visible - 0.2, (visible, hidden)
+
+
+def test_three_and_five_scale_presets_both_track(seq):
+    frames, gt = seq
+    for preset in ("3scale", "5scale"):
+        t = SiamFCTracker.from_pretrained(device="cpu", config=TrackerConfig.preset(preset))
+        assert t.config.scale_num == int(preset[0])
+        boxes, _ = _run(t, frames, gt[0])
+        assert ops.iou(boxes, gt).mean() > 0.5, preset
+
+
+def test_box_stays_inside_sane_limits(default_tracker):
+    rng = np.random.default_rng(3)
+    noise = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(25)]
+    default_tracker.init(noise[0], (70, 50, 20, 20))
+    for f in noise[1:]:
+        x, y, w, h = default_tracker.update(f).box
+        cx, cy = x + w / 2, y + h / 2
+        assert 0 <= cx <= 160 and 0 <= cy <= 120
+        assert 20 * 0.2 - 1e-6 <= w <= 20 * 5 + 1e-6
+
+
+def test_auto_device_is_cpu_here():
+    t = SiamFCTracker.from_pretrained(device="auto")
+    assert t.device.type == ("cuda" if torch.cuda.is_available() else "cpu")

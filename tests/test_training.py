@@ -1,0 +1,220 @@
+"""Pair sampling, losses, checkpoint/resume and DDP of the training pipeline."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from tracker import SiamFCTracker
+from tracker.models import xcorr
+from tracker.training.losses import balanced_logistic, contrastive, response_labels, triplet
+from tracker.training.pairs import PairConfig, PairSampler, Track
+from tracker.training.trainer import CheckpointError, Trainer, TrainConfig, load_checkpoint
+
+RED = np.array([0, 0, 255], np.uint8)
+
+
+def _red_box_track(n=6, seed=0):
+    """A red target on a gray background, moving a little from frame to frame."""
+    rng = np.random.default_rng(seed)
+    frames, boxes = [], []
+    for _ in range(n):
+        f = np.full((200, 260, 3), 90, np.uint8)
+        x, y, w, h = rng.uniform(60, 120), rng.uniform(50, 90), rng.uniform(30, 50), rng.uniform(25, 45)
+        f[int(round(y)):int(round(y + h)), int(round(x)):int(round(x + w))] = RED
+        frames.append(f)
+        boxes.append((round(x), round(y), round(x + w) - round(x), round(y + h) - round(y)))
+    return Track("red", frames, np.array(boxes, float), image_sizes=np.tile([260, 200], (n, 1)).astype(float))
+
+
+def _red_mask(img):
+    return (img[..., 2] > 200) & (img[..., 0] < 60) & (img[..., 1] < 60)
+
+
+def test_pair_crops_contain_the_target_where_the_label_says():
+    cfg = PairConfig(jitter=0, gray_prob=0, blur_prob=0, shift=4.0)
+    sampler = PairSampler([_red_box_track()], cfg)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        z, x = sampler.sample(rng)
+        assert z.shape == (127, 127, 3) and x.shape == (255, 255, 3) and z.dtype == np.uint8
+        for crop, tol in ((z, 2.0), (x, 4.0 + 2.0)):
+            m = _red_mask(crop)
+            ys, xs = np.nonzero(m)
+            c = (crop.shape[0] - 1) / 2
+            # The target is centred (up to the random shift) ...
+            assert abs(xs.mean() - c) <= tol and abs(ys.mean() - c) <= tol
+            # ... and spans the exemplar's context-rule size: w * 127 / sqrt((w+p)(h+p)).
+        zs = _red_mask(z).sum() ** 0.5
+        xs_ = _red_mask(x).sum() ** 0.5
+        assert xs_ / zs == pytest.approx(1.0, rel=0.15)  # same scale in both crops (stretch 5%)
+
+
+def test_positive_labels_are_the_centre_disc():
+    labels, weights = response_labels(17, r_pos=16, stride=8)
+    assert labels[8, 8] == 1 and labels[8, 10] == 1 and labels[8, 11] == 0 and labels[0, 0] == 0
+    assert weights[labels > 0].sum().item() == pytest.approx(0.5)
+    assert weights[labels == 0].sum().item() == pytest.approx(0.5)
+
+
+def test_sampler_skips_degenerate_boxes():
+    t = _red_box_track()
+    t.boxes[:] = [10, 10, 2, 40]  # too thin everywhere
+    with pytest.raises(ValueError, match="no track has a usable"):
+        PairSampler([Track("thin", t.frames, t.boxes)])
+
+
+def _toy_batch(rng, protos, b=8):
+    """Channel 0 carries a prototype (6x6) that identifies the pair; channels 1-2 carry strong
+    nuisance noise that differs between exemplar and search, so the embedding must learn to
+    ignore it. Searches hold their own prototype in the centre."""
+    ids = rng.choice(len(protos), b, replace=False)
+
+    def patch():
+        p = 3.0 * rng.standard_normal((b, 3, 6, 6))
+        p[:, 0] = protos[ids] + 0.1 * rng.standard_normal((b, 6, 6))
+        return p
+
+    z = patch()
+    x = 3.0 * rng.standard_normal((b, 3, 22, 22))
+    x[:, 0] = rng.standard_normal((b, 22, 22))
+    x[:, :, 8:14, 8:14] = patch()
+    return torch.tensor(z, dtype=torch.float32), torch.tensor(x, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("loss_name", ["logistic", "contrastive", "triplet"])
+def test_each_loss_decreases_and_ranks_positive_above_negative(loss_name):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    protos = rng.standard_normal((16, 6, 6))
+    embed = nn.Conv2d(3, 8, 1)
+    bias = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([*embed.parameters(), bias], lr=0.05, momentum=0.9)
+
+    def loss_of(z, x):
+        ze, xe = embed(z), embed(x)
+        if loss_name == "logistic":
+            return balanced_logistic(xcorr(ze, xe) * 0.1 + bias)
+        return (contrastive if loss_name == "contrastive" else triplet)(ze, xe)
+
+    z, x = _toy_batch(np.random.default_rng(99), protos)
+    first = float(loss_of(z, x).detach())
+    for _ in range(300):
+        zb, xb = _toy_batch(rng, protos)
+        loss = loss_of(zb, xb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    last = float(loss_of(z, x).detach())
+    assert last < 0.5 * first, (first, last)
+    with torch.no_grad():
+        ze, xe = embed(z), embed(x)
+        if loss_name == "logistic":
+            r = xcorr(ze, xe)[:, 0]
+            labels, _ = response_labels(17)
+            pos = r[:, 8, 8]
+            neg = r.masked_fill(labels.bool(), -1e9).flatten(1).amax(1)
+            assert (pos > neg).float().mean() >= 0.9
+        else:
+            a = torch.nn.functional.normalize(ze.flatten(1), dim=1)
+            p = torch.nn.functional.normalize(xe[..., 8:14, 8:14].flatten(1), dim=1)
+            d = torch.cdist(a, p)  # d[i, j]: exemplar i vs search centre j
+            assert (d.diag() < d.masked_fill(torch.eye(len(d), dtype=bool), 1e9).amin(1)).float().mean() >= 0.9
+
+
+def _trainer(out, steps=6, seed=0):
+    cfg = TrainConfig(arch="lite", steps=steps, batch_size=2, seed=seed, log_every=1, checkpoint_every_s=1e9)
+    return Trainer(cfg, PairSampler([_red_box_track(8)]), out, device="cpu")
+
+
+def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
+    torch.set_num_threads(1)  # identical kernel choice in both runs
+    a = _trainer(tmp_path / "a")
+    a.run(progress=False)
+    b = _trainer(tmp_path / "b")
+    b.run(steps=3, progress=False)
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 3
+    c = _trainer(tmp_path / "b")  # a fresh process would do exactly this
+    c.resume()
+    c.run(progress=False)
+    assert c.step == a.step == 6
+    for (k, va), vc in zip(a.net.state_dict().items(), c.net.state_dict().values()):
+        assert torch.allclose(va.float(), vc.float(), atol=1e-6), k
+    # The finished run wrote weights that the tracker loads.
+    t = SiamFCTracker.from_pretrained(str(tmp_path / "b" / "lite.pt"), device="cpu")
+    assert t.net.arch == "lite"
+    assert (tmp_path / "b" / "loss.png").exists() and (tmp_path / "b" / "log.csv").read_text().count("\n") >= 6
+
+
+def test_interrupted_run_keeps_finished_steps(tmp_path):
+    tr = _trainer(tmp_path)
+    real = tr.sampler.sample_batch
+    calls = {"n": 0}
+
+    def flaky(rng, b):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(rng, b)
+
+    tr.sampler.sample_batch = flaky
+    with pytest.raises(KeyboardInterrupt):
+        tr.run(progress=False)
+    assert load_checkpoint(tr.checkpoint_path)["step"] == 3
+
+
+def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
+    tr = _trainer(tmp_path)
+    tr.run(steps=1, progress=False)
+    data = tr.checkpoint_path.read_bytes()
+    tr.checkpoint_path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match=f"{tr.checkpoint_path}: unreadable checkpoint"):
+        _trainer(tmp_path).resume()
+    torch.save({"model": {}}, tr.checkpoint_path)
+    with pytest.raises(CheckpointError, match="not a siamtrack training checkpoint"):
+        _trainer(tmp_path).resume()
+
+
+DDP_SCRIPT = r"""
+import os, sys, numpy as np, torch
+sys.path.insert(0, {repo!r})
+from tests.test_training import _trainer
+torch.set_num_threads(1)
+tr = _trainer({out!r}, steps=3)
+tr.run(progress=False)
+torch.save(tr.net.state_dict(), os.path.join({out!r}, f"rank{{tr.rank}}.pt"))
+"""
+
+
+def test_ddp_two_processes_keep_replicas_equal(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(repo=repo, out=str(tmp_path)))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", str(script)],
+                       capture_output=True, text=True, timeout=300, cwd=repo)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    s1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    fresh = _trainer(tmp_path / "fresh").net
+    changed = False
+    for k, start in fresh.named_parameters():  # BN running statistics are per-rank buffers on CPU
+        assert torch.allclose(s0[k], s1[k], atol=1e-6), k
+        changed |= not torch.allclose(s0[k], start)
+    assert changed  # they trained, and stayed equal
+
+
+def test_train_cli_on_real_data(tmp_path, training_root):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tracker.cli", "train", "--data", f"got10k:{training_root}", "--model", "lite",
+           "--steps", "2", "--batch-size", "2", "--out", str(out), "--threads", "1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "seed 0" in r.stdout and (out / "lite.pt").exists()
+    r2 = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r2.returncode == 2 and "--resume" in r2.stderr
+    bad = subprocess.run([sys.executable, "-m", "tracker.cli", "train", "--data", "imagenet:/x", "--out", str(tmp_path / "z")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "imagenet:/x" in bad.stderr and "Traceback" not in bad.stderr

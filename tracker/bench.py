@@ -1,0 +1,142 @@
+"""``siamtrack bench``: end-to-end speed of each model on real frames, with OpenCV's
+TrackerNano timed in the same run as the reference.
+
+End to end means what :meth:`SiamFCTracker.update` does per frame (validation, crops,
+network, post-processing, box update) on frames already decoded, as a tracker receives
+them from a camera or a decoder; JPEG decoding is excluded for every tracker alike.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+__all__ = ["hardware", "time_tracker", "run_bench", "register"]
+
+
+def hardware() -> str:
+    """One line naming the CPU (and GPU) this process runs on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    s = f"CPU: {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} ({torch.get_num_threads()} threads), OpenCV {cv2.__version__}"
+    if torch.cuda.is_available():
+        s += f"; GPU: {torch.cuda.get_device_name(0)}"
+    return s
+
+
+def load_frames(root: Path, sequences: list[str], max_frames: int) -> list[tuple[list[np.ndarray], tuple]]:
+    """Decoded frames and the 0-based first box of each OTB-layout sequence."""
+    out = []
+    for name in sequences:
+        d = root / name
+        files = sorted((d / "img").glob("*.jpg"))[:max_frames]
+        if not files:
+            raise ValueError(f"{d / 'img'}: no frames")
+        line = (d / "groundtruth_rect.txt").read_text().splitlines()[0]
+        x, y, w, h = (float(v) for v in line.replace("\t", ",").replace(" ", ",").split(",") if v)
+        out.append(([cv2.imread(str(f)) for f in files], (x - 1, y - 1, w, h)))
+    return out
+
+
+def time_tracker(make, clips, warmup: int = 10) -> tuple[float, float]:
+    """Median and mean per-frame update latency in ms over all clips (first ``warmup`` updates of each clip excluded)."""
+    lat = []
+    for frames, box in clips:
+        t = make()
+        t.init(frames[0], box)
+        for k, f in enumerate(frames[1:]):
+            s = time.perf_counter()
+            t.update(f)
+            if k >= warmup:
+                lat.append(time.perf_counter() - s)
+    a = np.array(lat) * 1e3
+    return float(np.median(a)), float(a.mean())
+
+
+def _nano_factory(peers: Path):
+    p = cv2.TrackerNano_Params()
+    p.backbone = str(peers / "nanotrack_v2" / "nanotrack_backbone_sim.onnx")
+    p.neckhead = str(peers / "nanotrack_v2" / "nanotrack_head_sim.onnx")
+    for f in (p.backbone, p.neckhead):
+        if not Path(f).exists():
+            raise ValueError(f"--peers: {f} not found")
+
+    class Nano:  # OpenCV wants an integer box
+        def __init__(self):
+            self.t = cv2.TrackerNano_create(p)
+
+        def init(self, frame, box):
+            self.t.init(frame, tuple(int(round(v)) for v in box))
+
+        def update(self, frame):
+            return self.t.update(frame)
+
+    return Nano
+
+
+def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list[str], max_frames: int, device: str) -> list[dict]:
+    from .models import build_model
+    from .siamfc import SiamFCTracker
+    from .weights import WeightsError
+
+    clips = load_frames(root, sequences, max_frames)
+    n = sum(len(f) - 1 for f, _ in clips)
+    print(hardware())
+    print(f"{len(clips)} sequences from {root}, {n} updates per tracker, frames pre-decoded")
+    rows = []
+
+    def add(name, make):
+        med, mean = time_tracker(make, clips)
+        rows.append({"tracker": name, "median_ms": med, "mean_ms": mean, "fps": 1000.0 / mean})
+
+    if peers is not None:
+        add("cv2.TrackerNano", _nano_factory(peers))
+    for m in models:
+        try:
+            SiamFCTracker.from_pretrained(m, device=device)
+            add(f"{m} ({device})", lambda m=m: SiamFCTracker.from_pretrained(m, device=device))
+        except WeightsError:
+            # Speed does not depend on the weights' values: time the architecture itself.
+            arch = m.replace("siamfc-", "")
+            add(f"{arch} arch, untrained ({device})", lambda a=arch: SiamFCTracker(build_model(a), device=device))
+    ref = rows[0]["mean_ms"] if peers is not None else None
+    print(f"{'tracker':34s} {'median ms':>10s} {'mean ms':>9s} {'fps':>8s} {'vs Nano':>8s}")
+    for r in rows:
+        ratio = f"{ref / r['mean_ms']:.2f}x" if ref else "-"
+        r["vs_nano"] = ref / r["mean_ms"] if ref else None
+        print(f"{r['tracker']:34s} {r['median_ms']:10.2f} {r['mean_ms']:9.2f} {r['fps']:8.1f} {ratio:>8s}")
+    return rows
+
+
+def _main(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    if not root.is_dir():
+        print(f"siamtrack bench: --root {root}: not a directory of OTB-layout sequences")
+        return 2
+    peers = None if args.no_peer else Path(args.peers)
+    run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="time each model end to end on real frames, with TrackerNano as reference")
+    p.add_argument("--root", default=os.environ.get("SIAMTRACK_DEV", "../shared/data/dev"), help="OTB-layout sequences (default: ../shared/data/dev)")
+    p.add_argument("--peers", default=os.environ.get("SIAMTRACK_PEERS", "../shared/peers"), help="folder with nanotrack_v2/ ONNX models")
+    p.add_argument("--no-peer", action="store_true", help="skip the TrackerNano reference")
+    p.add_argument("--models", nargs="+", default=["siamfc-lite", "siamfc-alexnet"])
+    p.add_argument("--sequences", nargs="+", default=["Car4", "David", "Woman"])
+    p.add_argument("--max-frames", type=int, default=200)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_main)

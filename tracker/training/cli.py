@@ -1,0 +1,84 @@
+"""``siamtrack train``: train a backbone on Siamese pairs.
+
+Single process: ``siamtrack train --data got10k:PATH --model lite --out runs/lite``.
+Several GPUs or nodes: ``torchrun --nproc_per_node=N -m tracker.training.cli --data ... --out ...``
+(each rank samples its own pairs; gradients are averaged by DistributedDataParallel).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["register", "add_arguments", "main"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .losses import LOSSES
+
+    p.add_argument("--data", action="append", required=True, metavar="KIND:PATH",
+                   help="training data, repeatable: got10k:PATH, otb:PATH, voc:PATH, video:PATH")
+    p.add_argument("--model", default="lite", choices=["alexnet", "lite"], help="backbone (default lite)")
+    p.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.csv, loss.png, <model>.pt")
+    p.add_argument("--loss", default="logistic", choices=LOSSES)
+    p.add_argument("--steps", type=int, default=24000, help="optimizer steps in the whole run (sets the LR schedule)")
+    p.add_argument("--batch-size", type=int, default=8, help="pairs per step per process")
+    p.add_argument("--lr", type=float, nargs=2, default=(1e-2, 1e-5), metavar=("START", "END"))
+    p.add_argument("--margin", type=float, default=None, help="contrastive/triplet margin")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds between checkpoints")
+    p.add_argument("--snapshot-every", type=int, default=0, help="also save weights every N steps (for checkpoint selection)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in this call (resume later)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from .pairs import PairSampler
+    from .sources import load_tracks
+    from .trainer import CheckpointError, Trainer, TrainConfig
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    try:
+        cfg = TrainConfig(arch=args.model, loss=args.loss, steps=args.steps, batch_size=args.batch_size,
+                          lr_start=args.lr[0], lr_end=args.lr[1], margin=args.margin, seed=args.seed,
+                          checkpoint_every_s=args.checkpoint_every)
+        tracks = load_tracks(args.data)
+        trainer = Trainer(cfg, PairSampler(tracks), out, device=args.device, snapshot_every=args.snapshot_every)
+        if args.resume and trainer.checkpoint_path.exists():
+            trainer.resume()
+            print(f"resumed from {trainer.checkpoint_path} at step {trainer.step}")
+        elif not args.resume and trainer.checkpoint_path.exists():
+            print(f"siamtrack train: {trainer.checkpoint_path} exists; pass --resume to continue it or choose another --out",
+                  file=sys.stderr)
+            return 2
+        trainer.run(steps=args.max_steps)
+    except (ValueError, CheckpointError) as e:
+        print(f"siamtrack train: {e}", file=sys.stderr)
+        return 2
+    if trainer.step >= cfg.steps:
+        print(f"done: weights in {out / (cfg.arch + '.pt')}, log in {out / 'log.csv'}, curve in {out / 'loss.png'}")
+    else:
+        print(f"stopped at step {trainer.step}/{cfg.steps}; continue with --resume")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a backbone on Siamese pairs (GOT-10k, OTB, VOC, videos)")
+    add_arguments(p)
+    p.set_defaults(func=_run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tracker.training.cli")
+    add_arguments(p)
+    return _run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The training loop: SGD on Siamese pairs, checkpoints that resume exactly, DDP via torchrun.
+
+Pairs for step ``k`` on rank ``r`` are drawn from ``np.random.default_rng([seed, r, k])``,
+so a resumed run sees exactly the pairs an uninterrupted one would have.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from ..models import SiamNet, build_model
+from ..weights import save_weights
+from .losses import LOSSES, balanced_logistic, contrastive, triplet
+from .pairs import PairSampler
+
+__all__ = ["TrainConfig", "Trainer", "CheckpointError", "load_checkpoint"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is unreadable, truncated or from an incompatible run."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; the defaults follow SiamFC (SGD, momentum 0.9, weight decay 5e-4,
+    learning rate decaying exponentially from 1e-2 to 1e-5 over the run)."""
+
+    arch: str = "lite"
+    loss: str = "logistic"
+    steps: int = 10000
+    batch_size: int = 8
+    lr_start: float = 1e-2
+    lr_end: float = 1e-5
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    margin: float | None = None  # contrastive / triplet margin (defaults per loss)
+    seed: int = 0
+    checkpoint_every_s: float = 300.0
+    log_every: int = 20
+    amp: bool = True  # mixed precision, used on CUDA only
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"TrainConfig: loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"TrainConfig: steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
+        if self.loss != "logistic" and self.batch_size < 2:
+            raise ValueError(f"TrainConfig: loss {self.loss!r} needs batch_size >= 2 (in-batch negatives)")
+        if not 0 < self.lr_end <= self.lr_start:
+            raise ValueError(f"TrainConfig: need 0 < lr_end <= lr_start, got {self.lr_end}, {self.lr_start}")
+
+
+class _LossModel(nn.Module):
+    """Net + loss in one module so DistributedDataParallel sees a single forward."""
+
+    def __init__(self, net: SiamNet, loss: str, margin: float | None) -> None:
+        super().__init__()
+        self.net, self.loss, self.margin = net, loss, margin
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.loss == "logistic":
+            return balanced_logistic(self.net(z, x))
+        ze, xe = self.net.embed(z), self.net.embed(x)
+        fn = contrastive if self.loss == "contrastive" else triplet
+        return fn(ze, xe) if self.margin is None else fn(ze, xe, margin=self.margin)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a training checkpoint, raising :class:`CheckpointError` that names the file."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from None
+    need = {"model", "optimizer", "scheduler", "step", "config"}
+    if not isinstance(ckpt, dict) or not need <= set(ckpt):
+        raise CheckpointError(f"{path}: not a siamtrack training checkpoint (missing {sorted(need - set(ckpt or {}))})")
+    return ckpt
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Trains a :class:`SiamNet` on pairs from a :class:`PairSampler`, writing into ``out_dir``:
+    ``checkpoint.pt`` (latest, atomic), ``log.csv``, ``loss.png``, ``config.json`` and, at the
+    end, ``<arch>.pt`` (+ ``.json`` with its sha256) loadable by ``SiamFCTracker.from_pretrained``."""
+
+    def __init__(self, cfg: TrainConfig, sampler: PairSampler, out_dir: str | Path, device: str = "auto",
+                 snapshot_every: int = 0) -> None:
+        self.cfg, self.sampler, self.out = cfg, sampler, Path(out_dir)
+        self.snapshot_every = snapshot_every
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        if device == "auto":
+            if torch.cuda.is_available():
+                device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+            else:
+                device = "cpu"
+        self.device = torch.device(device)
+        torch.manual_seed(cfg.seed)
+        self.net = build_model(cfg.arch).to(self.device)
+        if self.distributed and self.device.type == "cuda":
+            self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.net)  # same statistics on every GPU
+        self.model: nn.Module = _LossModel(self.net, cfg.loss, cfg.margin)
+        if self.distributed:
+            self.model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr_start, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        gamma = (cfg.lr_end / cfg.lr_start) ** (1.0 / max(cfg.steps - 1, 1))
+        self.sched = torch.optim.lr_scheduler.ExponentialLR(self.opt, gamma)
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.step = 0
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.net.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "config": dataclasses.asdict(self.cfg),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def save_checkpoint(self) -> None:
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            _atomic_save(self.state(), self.checkpoint_path)
+
+    def resume(self, path: str | Path | None = None) -> None:
+        path = Path(path) if path else self.checkpoint_path
+        ckpt = load_checkpoint(path)
+        if ckpt["config"].get("arch") != self.cfg.arch or ckpt["config"].get("loss") != self.cfg.loss:
+            raise CheckpointError(f"{path}: checkpoint is for arch={ckpt['config'].get('arch')!r} loss={ckpt['config'].get('loss')!r}, "
+                                  f"this run is arch={self.cfg.arch!r} loss={self.cfg.loss!r}")
+        try:
+            self.net.load_state_dict(ckpt["model"])
+            self.opt.load_state_dict(ckpt["optimizer"])
+            self.sched.load_state_dict(ckpt["scheduler"])
+            if ckpt.get("scaler"):
+                self.scaler.load_state_dict(ckpt["scaler"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{path}: does not match this model/optimiser ({e})") from None
+        if "torch_rng" in ckpt:
+            torch.set_rng_state(ckpt["torch_rng"])
+        self.step = int(ckpt["step"])
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.cfg.seed, self.rank, step])
+        z, x = self.sampler.sample_batch(rng, self.cfg.batch_size)
+        to = lambda a: torch.from_numpy(a).to(self.device).permute(0, 3, 1, 2).float()  # noqa: E731
+        return to(z), to(x)
+
+    def train_step(self) -> float:
+        self.model.train()
+        z, x = self._batch(self.step)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            loss = self.model(z, x)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def run(self, steps: int | None = None, progress: bool = True) -> list[float]:
+        """Train until ``cfg.steps`` (or ``steps`` more); returns the losses of this call."""
+        end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(self.cfg), indent=2) + "\n")
+            print(f"training {self.cfg.arch} ({self.cfg.loss} loss) on {self.device}, world size {self.world}, "
+                  f"seed {self.cfg.seed}, steps {self.step}->{end}, batch {self.cfg.batch_size}/rank, "
+                  f"{len(self.sampler)} tracks", flush=True)
+        losses: list[float] = []
+        t_ckpt = t_start = time.monotonic()
+        start_step = self.step
+        log = open(self.out / "log.csv", "a", newline="") if self.rank == 0 else None
+        writer = csv.writer(log) if log else None
+        if log and log.tell() == 0:
+            writer.writerow(["step", "loss", "lr", "pairs_per_s", "elapsed_s"])
+        try:
+            while self.step < end:
+                lr = self.opt.param_groups[0]["lr"]
+                losses.append(self.train_step())
+                now = time.monotonic()
+                if self.rank == 0 and (self.step % self.cfg.log_every == 0 or self.step == end):
+                    done = self.step - start_step
+                    rate = done * self.cfg.batch_size * self.world / max(now - t_start, 1e-9)
+                    window = losses[-self.cfg.log_every:]
+                    writer.writerow([self.step, f"{np.mean(window):.5f}", f"{lr:.3e}", f"{rate:.1f}", f"{now - t_start:.1f}"])
+                    log.flush()
+                    if progress:
+                        eta = (end - self.step) * (now - t_start) / max(done, 1)
+                        print(f"step {self.step}/{end}  loss {np.mean(window):.4f}  lr {lr:.2e}  "
+                              f"{rate:.1f} pairs/s  ETA {eta / 60:.1f} min", flush=True)
+                if self.snapshot_every and self.step % self.snapshot_every == 0 and self.rank == 0:
+                    save_weights(self.net, self.out / "snapshots" / f"{self.cfg.arch}_{self.step:07d}.pt", step=self.step)
+                if now - t_ckpt >= self.cfg.checkpoint_every_s:
+                    self.save_checkpoint()
+                    t_ckpt = now
+        finally:
+            # Ctrl-C or a crash: keep everything up to the last finished step.
+            self.save_checkpoint()
+            if log:
+                log.close()
+        if self.rank == 0 and self.step >= self.cfg.steps:
+            save_weights(self.net, self.out / f"{self.cfg.arch}.pt", step=self.step, train_config=dataclasses.asdict(self.cfg))
+            self.plot_losses()
+        return losses
+
+    def plot_losses(self) -> Path | None:
+        """Write ``loss.png`` from ``log.csv``."""
+        path = self.out / "log.csv"
+        if not path.exists():
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        rows = list(csv.DictReader(open(path)))
+        if not rows:
+            return None
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows])
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"{self.cfg.loss} loss")
+        ax.set_title(f"siamtrack {self.cfg.arch}")
+        ax.grid(alpha=0.3)
+        out = self.out / "loss.png"
+        fig.savefig(out.with_name("loss.png.tmp.png"), dpi=100)
+        plt.close(fig)
+        os.replace(out.with_name("loss.png.tmp.png"), out)
+        return out
