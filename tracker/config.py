@@ -13,7 +13,7 @@ class TrackerConfig:
     """SiamFC tracking parameters; the defaults are the paper's 3-scale preset.
 
     Sizes are in pixels. ``scale_lr`` and ``window_influence`` are blend factors in [0, 1].
-    ``lost_threshold`` applies to :attr:`TrackResult.score` (a probability in [0, 1]).
+    ``lost_threshold`` applies to :attr:`TrackResult.score` (relative peak in [0, 1]).
     """
 
     exemplar_sz: int = 127
@@ -27,7 +27,7 @@ class TrackerConfig:
     response_up: int = 16
     min_scale: float = 0.2  # box size never shrinks below this times the initial size
     max_scale: float = 5.0  # nor grows beyond this
-    lost_threshold: float = 0.25
+    lost_threshold: float = 0.5
     half: bool = field(default=False)  # fp16 network on CUDA
 
     def __post_init__(self) -> None:

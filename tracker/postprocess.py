@@ -11,15 +11,16 @@ import numpy as np
 __all__ = ["find_peak", "find_peak_numpy"]
 
 
-def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, window_influence: float) -> tuple[int, float, float, float]:
-    """``up``: upsampled responses (S, U, U). Returns (scale index, row, col, raw peak of that scale)."""
+def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, window_influence: float) -> tuple[int, float, float]:
+    """``up``: upsampled responses (S, U, U); ``penalties`` (S,) scale-change penalties; ``hann``
+    (U, U) window summing to 1. Returns (scale index, row, col) of the peak in ``up``."""
     raw_max = up.reshape(len(up), -1).max(axis=1)
     scale_id = int(np.argmax(raw_max * penalties))
     r = up[scale_id] - up[scale_id].min()
     r /= r.sum() + 1e-16
     r = (1 - window_influence) * r + window_influence * hann
     row, col = np.unravel_index(int(np.argmax(r)), r.shape)
-    return scale_id, float(row), float(col), float(raw_max[scale_id])
+    return scale_id, float(row), float(col)
 
 
 find_peak = find_peak_numpy

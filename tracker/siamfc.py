@@ -33,11 +33,12 @@ TOTAL_STRIDE = 8
 class TrackResult:
     """One frame's output.
 
-    ``box`` is ``(x, y, w, h)`` in 0-based pixels. ``score`` is the network's confidence
-    that the peak is the target: the sigmoid of the raw response peak, in [0, 1]. With the
-    shipped weights it is typically above 0.5 on a clearly visible target and falls
-    towards 0 when the target is occluded, out of view or lost. ``lost`` is
-    ``score < config.lost_threshold``; the box is then the last estimate, not a detection.
+    ``box`` is ``(x, y, w, h)`` in 0-based pixels. ``score`` in [0, 1] is the response
+    peak relative to the first frame's: the best match's similarity to the exemplar divided
+    by the exemplar's similarity to itself in the frame it was taken from, clipped. Near 1
+    the target looks as it did at ``init``; it falls towards 0 as the target is occluded,
+    leaves the view or is lost. ``lost`` is ``score < config.lost_threshold`` (chosen per
+    weights file on the development set); the box is then the last estimate, not a detection.
     """
 
     box: tuple[float, float, float, float]
@@ -125,6 +126,13 @@ class SiamFCTracker:
             else:
                 z = self._to_tensor(ops.crop(frame, self.center, self.z_sz, cfg.exemplar_sz, self.avg_color)[None])
             self.net.template(z.to(self.dtype).contiguous(memory_format=torch.channels_last))
+            # Reference peak for the score: the exemplar against its own frame.
+            if self.pipeline == "torch":
+                x = ops.crop_torch(img, self.center, [self.x_sz], cfg.instance_sz, self._avg_t)
+            else:
+                x = self._to_tensor(ops.crop(frame, self.center, self.x_sz, cfg.instance_sz, self.avg_color)[None])
+            ref = float(self.net.track(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).max())
+        self.ref_peak = max(ref, 1e-6)
 
     def update(self, frame: np.ndarray) -> TrackResult:
         """Locate the target in the next frame; returns its box and a confidence score."""
@@ -141,14 +149,15 @@ class SiamFCTracker:
             if self.pipeline == "torch":
                 x = ops.crop_torch(self._to_device(frame), self.center, sizes, cfg.instance_sz, self._avg_t)
                 resp = self.net.track(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
-                scale_id, row, col, peak = self._peak_torch(resp)
+                scale_id, row, col, peak = self._peak_torch(resp[:, 0])
             else:
                 x = self._to_tensor(ops.crop_multi(frame, self.center, sizes, cfg.instance_sz, self.avg_color))
                 resp = self.net.track(x)[:, 0].float().numpy()
                 up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC) for r in resp])
-                scale_id, row, col, peak = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
+                scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
+                peak = float(resp[scale_id].max())
         self._move(scale_id, row, col)
-        score = float(1.0 / (1.0 + np.exp(-peak)))
+        score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
         return TrackResult(self.box, score, score < cfg.lost_threshold)
 
     @property
@@ -181,8 +190,9 @@ class SiamFCTracker:
         return torch.from_numpy(frame).to(self.device, non_blocking=True).permute(2, 0, 1).float()
 
     def _peak_torch(self, resp: torch.Tensor) -> tuple[int, float, float, float]:
+        """Device-side find_peak on raw (S, 17, 17) responses, plus the chosen scale's raw peak."""
         u = self.upscale_sz
-        up = F.interpolate(resp, size=(u, u), mode="bicubic", align_corners=False)[:, 0]
+        up = F.interpolate(resp[:, None], size=(u, u), mode="bicubic", align_corners=False)[:, 0]
         raw_max = up.flatten(1).amax(1)
         scale_id = torch.argmax(raw_max * self._pen_t.view(-1))
         r = up[scale_id]
@@ -190,5 +200,5 @@ class SiamFCTracker:
         r = r / (r.sum() + 1e-16)
         r = (1 - self.config.window_influence) * r + self.config.window_influence * self._hann_t
         loc = torch.argmax(r)
-        out = torch.stack([scale_id.float(), (loc // u).float(), (loc % u).float(), raw_max[scale_id]]).cpu().numpy()
+        out = torch.stack([scale_id.float(), (loc // u).float(), (loc % u).float(), resp[scale_id].max()]).cpu().numpy()
         return int(out[0]), float(out[1]), float(out[2]), float(out[3])

@@ -1,0 +1,124 @@
+"""Choose the checkpoint and the tracking hyper-parameters on a validation benchmark.
+
+``python -m tracker.training.select --candidates runs/lite/snapshots/*.pt runs/lite/lite.pt
+--root ../shared/data/dev --out weights/siamfc-lite.pt``
+
+1. Scores every candidate weights file with the paper's 3-scale defaults (OTB success AUC).
+2. Tunes window influence, scale penalty, scale step and scale learning rate on the best one
+   by coordinate search (a few values each, two rounds).
+3. Calibrates ``lost_threshold``: the score that best separates frames where the box has
+   lost the target (IoU = 0) from frames where it holds it (IoU > 0.5), balanced accuracy.
+4. Writes the chosen weights with those settings (``.pt`` + ``.json`` with the sha256), and
+   every score it measured to ``<out>.selection.json``.
+
+Frames are decoded once and kept in memory; only the tracker's public API is used.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import TrackerConfig
+from ..eval import datasets, metrics
+from ..siamfc import SiamFCTracker
+from ..weights import load_model, save_weights
+
+__all__ = ["evaluate", "main"]
+
+GRID = {
+    "window_influence": [0.12, 0.176, 0.25, 0.33, 0.42],
+    "scale_penalty": [0.94, 0.9745, 0.99],
+    "scale_step": [1.025, 1.0375, 1.06],
+    "scale_lr": [0.35, 0.59, 0.8],
+}
+
+
+def _decode(seqs) -> list[list[np.ndarray]]:
+    return [[cv2.imread(str(f), cv2.IMREAD_COLOR) for f in s.img_files] for s in seqs]
+
+
+def evaluate(net, cfg: TrackerConfig, seqs, frames) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
+    """Success AUC over ``seqs`` and, per sequence, the IoU and score of every frame after the first."""
+    tracker = SiamFCTracker(net, cfg, device="cpu")
+    per_seq, ious, scores = [], [], []
+    for s, fr in zip(seqs, frames):
+        tracker.init(fr[0], s.init_box)
+        res = [tracker.update(f) for f in fr[1:]]
+        boxes = np.array([s.init_box] + [r.box for r in res])
+        per_seq.append(metrics.otb_sequence(boxes, s.gt))
+        ious.append(metrics.overlaps(boxes[1:], s.gt[1:]))
+        scores.append(np.array([r.score for r in res]))
+    return metrics.otb_overall(per_seq).success, ious, scores
+
+
+def calibrate_lost_threshold(ious: list[np.ndarray], scores: list[np.ndarray]) -> tuple[float, float]:
+    """Threshold on the score with the best balanced accuracy for "lost" (IoU = 0) vs "held" (IoU > 0.5)."""
+    iou, sc = np.concatenate(ious), np.concatenate(scores)
+    lost, held = sc[iou == 0], sc[iou > 0.5]
+    if len(lost) == 0 or len(held) == 0:
+        return TrackerConfig().lost_threshold, float("nan")
+    best = (0.0, TrackerConfig().lost_threshold)
+    for t in np.linspace(0.02, 0.98, 49):
+        acc = 0.5 * ((lost < t).mean() + (held >= t).mean())
+        best = max(best, (float(acc), float(t)))
+    return best[1], best[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tracker.training.select", description=__doc__.split("\n\n")[0])
+    p.add_argument("--candidates", nargs="+", required=True, help="weights files to choose from")
+    p.add_argument("--root", required=True, help="OTB-layout validation sequences (e.g. ../shared/data/dev)")
+    p.add_argument("--out", required=True, help="where to write the chosen weights (.pt)")
+    p.add_argument("--rounds", type=int, default=2)
+    args = p.parse_args(argv)
+
+    seqs = datasets.load_otb(args.root)
+    frames = _decode(seqs)
+    log: dict = {"root": str(args.root), "sequences": [s.name for s in seqs], "candidates": {}, "search": []}
+    t0 = time.time()
+    base = TrackerConfig()
+    best_auc, best_path, best_net = -1.0, None, None
+    for c in args.candidates:
+        net, _ = load_model(c)
+        auc, _, _ = evaluate(net, base, seqs, frames)
+        log["candidates"][c] = auc
+        print(f"{c}: AUC {auc:.4f}  ({time.time() - t0:.0f}s)", flush=True)
+        if auc > best_auc:
+            best_auc, best_path, best_net = auc, c, net
+    params = {k: getattr(base, k) for k in GRID}
+    for rnd in range(args.rounds):
+        changed = False
+        for key, values in GRID.items():
+            for v in values:
+                if v == params[key]:
+                    continue
+                trial = {**params, key: v}
+                auc, _, _ = evaluate(best_net, base.replace(**trial), seqs, frames)
+                log["search"].append({**trial, "auc": auc})
+                print(f"round {rnd + 1} {key}={v}: AUC {auc:.4f}", flush=True)
+                if auc > best_auc + 1e-4:
+                    best_auc, params, changed = auc, trial, True
+        if not changed:
+            break
+    auc, ious, scores = evaluate(best_net, base.replace(**params), seqs, frames)
+    threshold, bal_acc = calibrate_lost_threshold(ious, scores)
+    chosen = {**params, "lost_threshold": round(threshold, 3)}
+    log.update(chosen_candidate=best_path, chosen_config=chosen, auc=auc, lost_balanced_accuracy=bal_acc)
+    out = save_weights(best_net, args.out, config=chosen, selected_from=str(best_path), selected_on=str(args.root),
+                       dev_success_auc=round(auc, 4))
+    tmp = out.with_suffix(".selection.json.tmp")
+    tmp.write_text(json.dumps(log, indent=2) + "\n")
+    os.replace(tmp, out.with_suffix(".selection.json"))
+    print(f"chose {best_path} with {chosen}: AUC {auc:.4f}, lost-vs-held balanced accuracy {bal_acc:.3f}; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
