@@ -1,0 +1,266 @@
+"""One-pass benchmark runs that write the official result layouts and resume after interruption.
+
+Each (tracker, sequence) is a job: the tracker is initialised on frame 1 with the ground
+truth and updated on every later frame, never re-initialised. Only ``init``/``update`` is
+timed (image decoding excluded). As soon as a sequence is done its files are written
+atomically (temporary file, then ``os.replace``): first the times, then the boxes, so a box
+file that exists is a finished run. A re-run skips finished runs; a run killed at any point
+loses only the sequence in progress.
+
+Layouts (boxes 1-based ``x,y,w,h`` with 3 decimals, times in seconds per frame):
+
+* OTB: ``<results>/<tracker>/<seq>.txt`` and ``<results>/<tracker>/times/<seq>_time.txt``.
+* GOT-10k: ``<results>/<tracker>/<seq>/<seq>_001.txt`` (``_002``, ``_003`` for trackers that
+  are not deterministic) and ``<seq>_time.txt`` with one column per repetition.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, TextIO
+
+import cv2
+import numpy as np
+
+from .. import ops
+from .datasets import Sequence
+from .trackers import is_deterministic, label_of, make_tracker
+
+__all__ = ["Layout", "RunSummary", "Progress", "parse_shard", "shard", "run_benchmark", "write_atomic",
+           "GOT10K_REPETITIONS"]
+
+GOT10K_REPETITIONS = 3
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where results live: ``kind`` is ``"otb"`` or ``"got10k"``, ``root`` the results folder."""
+
+    kind: str
+    root: Path
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("otb", "got10k"):
+            raise ValueError(f"layout kind must be 'otb' or 'got10k', got {self.kind!r}")
+
+    def record_file(self, tracker: str, seq: str, rep: int = 1) -> Path:
+        if self.kind == "otb":
+            return self.root / tracker / f"{seq}.txt"
+        return self.root / tracker / seq / f"{seq}_{rep:03d}.txt"
+
+    def time_file(self, tracker: str, seq: str) -> Path:
+        if self.kind == "otb":
+            return self.root / tracker / "times" / f"{seq}_time.txt"
+        return self.root / tracker / seq / f"{seq}_time.txt"
+
+    def repetitions(self, spec: str) -> int:
+        """How many runs a tracker gets per sequence: GOT-10k runs non-deterministic ones 3 times."""
+        return GOT10K_REPETITIONS if (self.kind == "got10k" and not is_deterministic(spec)) else 1
+
+    def finished(self, tracker: str, seq: Sequence, rep: int = 1) -> bool:
+        """A result file exists with one line per frame (a truncated smoke-test run does not count)."""
+        f = self.record_file(tracker, seq.name, rep)
+        if not f.is_file():
+            return False
+        with open(f) as fh:
+            return sum(1 for line in fh if line.strip()) == len(seq)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never a partial file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _format_boxes(boxes: np.ndarray) -> str:
+    one_based = ops.zero_based_to_one_based(boxes)
+    return "".join(",".join(f"{v:.3f}" for v in row) + "\n" for row in one_based)
+
+
+def _write_times(path: Path, rep: int, times: np.ndarray) -> None:
+    # One column per repetition; columns not run yet are NaN (the toolkit drops NaN times).
+    n = len(times)
+    old = np.empty((n, 0))
+    if rep > 1 and path.is_file():
+        try:
+            loaded = np.loadtxt(path, delimiter=",", ndmin=2)
+            old = loaded if loaded.shape[0] == n else old
+        except ValueError:
+            pass
+    cols = np.full((n, max(rep, old.shape[1])), np.nan)
+    cols[:, : old.shape[1]] = old
+    cols[:, rep - 1] = times
+    write_atomic(path, "".join(",".join(f"{v:.8f}" for v in row) + "\n" for row in cols))
+
+
+def _read_frame(path: Path) -> np.ndarray:
+    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if frame is None:
+        raise ValueError(f"{path}: cannot read image")
+    return frame
+
+
+def track_sequence(tracker, seq: Sequence, on_frame: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over ``seq``: returns 0-based boxes ``(N, 4)`` and per-frame seconds ``(N,)``.
+
+    Frame 1's box is the ground truth; its time is that of ``init``.
+    """
+    n = len(seq)
+    boxes = np.zeros((n, 4))
+    times = np.zeros(n)
+    boxes[0] = seq.init_box
+    for f, path in enumerate(seq.img_files):
+        frame = _read_frame(path)
+        start = time.perf_counter()
+        if f == 0:
+            tracker.init(frame, seq.init_box)
+        else:
+            boxes[f] = tracker.update(frame)
+        times[f] = time.perf_counter() - start
+        if on_frame is not None:
+            on_frame(1)
+    return boxes, times
+
+
+def _run_job(spec: str, seq: Sequence, layout: Layout, reps: list[int], peers: str | None, device: str,
+             threads: int | None, on_frame: Callable[[int], None] | None = None) -> tuple[str, str, int, float]:
+    """Run the missing repetitions of one (tracker, sequence); returns (label, seq, frames, seconds)."""
+    if threads:
+        cv2.setNumThreads(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+    tracker = make_tracker(spec, peers, device)
+    name = label_of(spec)
+    spent = 0.0
+    for rep in reps:
+        cv2.setRNGSeed(rep)
+        np.random.seed(rep)
+        boxes, times = track_sequence(tracker, seq, on_frame)
+        spent += float(times.sum())
+        _write_times(layout.time_file(name, seq.name), rep, times)
+        write_atomic(layout.record_file(name, seq.name, rep), _format_boxes(boxes))
+    return name, seq.name, len(seq) * len(reps), spent
+
+
+class Progress:
+    """A one-line progress bar on a terminal (frames, fps, ETA); one line per sequence otherwise."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True) -> None:
+        self.total, self.done, self.stream, self.enabled = total, 0, stream or sys.stderr, enabled
+        self.start = time.monotonic()
+        self._last_draw = 0.0
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def line(self, note: str = "") -> str:
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        fps = self.done / elapsed
+        eta = (self.total - self.done) / fps if fps > 0 else float("nan")
+        eta_s = f"{int(eta // 60)}:{int(eta % 60):02d}" if np.isfinite(eta) else "?"
+        frac = self.done / self.total if self.total else 1.0
+        bar = "#" * int(frac * 24) + "." * (24 - int(frac * 24))
+        return f"[{bar}] {self.done}/{self.total} frames {fps:6.1f} fps ETA {eta_s} {note}"
+
+    def advance(self, frames: int, note: str = "", finished_item: bool = False) -> None:
+        self.done += frames
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.tty and (finished_item or now - self._last_draw > 0.2):
+            self.stream.write("\r" + self.line(note)[:150].ljust(150))
+            self.stream.flush()
+            self._last_draw = now
+        elif not self.tty and finished_item:
+            self.stream.write(self.line(note) + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard: expected i/n such as 0/4, got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {text}: need n >= 1 and 0 <= i < n")
+    return i, n
+
+
+def shard(sequences: list[Sequence], index: int, count: int) -> list[Sequence]:
+    """Every ``count``-th sequence starting at ``index`` (0-based)."""
+    return sequences[index::count]
+
+
+@dataclass
+class RunSummary:
+    ran: list[tuple[str, str]]  # (tracker, sequence) run now
+    skipped: list[tuple[str, str]]  # already finished before this run
+
+
+def run_benchmark(sequences: list[Sequence], specs: Iterable[str], layout: Layout, *, workers: int = 1,
+                  peers: str | Path | None = None, device: str = "auto", progress: bool = True,
+                  stream: TextIO | None = None) -> RunSummary:
+    """Run every tracker spec over ``sequences`` (missing results only) into ``layout``.
+
+    ``workers > 1`` runs sequences in that many processes. Trackers are built first once,
+    so a bad spec or missing model fails before any work starts.
+    """
+    specs = list(specs)
+    for spec in specs:
+        make_tracker(spec, peers, device)  # validate early, with a clear message
+    labels = [label_of(s) for s in specs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"--trackers: two trackers share a results name ({', '.join(labels)}); use LABEL=SPEC")
+    jobs, summary = [], RunSummary([], [])
+    for spec in specs:
+        name = label_of(spec)
+        for seq in sequences:
+            reps = [r for r in range(1, layout.repetitions(spec) + 1) if not layout.finished(name, seq, r)]
+            (summary.ran if reps else summary.skipped).append((name, seq.name))
+            if reps:
+                jobs.append((spec, seq, reps))
+    bar = Progress(sum(len(seq) * len(reps) for _, seq, reps in jobs), stream, progress)
+    peers_s = str(peers) if peers is not None else None
+    try:
+        if workers <= 1:
+            for spec, seq, reps in jobs:
+                note = f"{label_of(spec)}/{seq.name}"
+                _, _, frames, spent = _run_job(spec, seq, layout, reps, peers_s, device, None,
+                                               lambda k, note=note: bar.advance(k, note))
+                bar.advance(0, f"{note} done ({frames / max(spent, 1e-9):.0f} fps tracking)", finished_item=True)
+        else:
+            import multiprocessing as mp
+
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_run_job, spec, seq, layout, reps, peers_s, device, threads)
+                           for spec, seq, reps in jobs]
+                try:
+                    for fut in as_completed(futures):
+                        name, seq_name, frames, spent = fut.result()
+                        bar.advance(frames, f"{name}/{seq_name} done ({frames / max(spent, 1e-9):.0f} fps tracking)",
+                                    finished_item=True)
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    finally:
+        bar.close()
+    return summary

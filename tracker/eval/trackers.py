@@ -1,0 +1,151 @@
+"""One interface for every tracker the harness runs: ours and OpenCV's.
+
+A tracker spec is a short name: ``csrt``, ``kcf``, ``mil``, ``nano``, ``vit`` (OpenCV's;
+``nano``/``vit`` load their ONNX models from the peers folder), or anything else, which is
+our SiamFC loaded by weights name or path (:meth:`SiamFCTracker.from_pretrained`). A spec
+may carry a label, ``LABEL=SPEC``, to name its results folder (default: the short name, or
+the weights file's stem).
+
+Every tracker answers ``init(frame, box)`` and ``update(frame) -> (x, y, w, h)`` on BGR
+``uint8`` frames with 0-based pixel boxes.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["EvalTracker", "OPENCV_TRACKERS", "PEERS_ENV", "default_peers_dir", "label_of", "make_tracker",
+           "TrackerSpecError", "is_deterministic"]
+
+PEERS_ENV = "SIAMTRACK_PEERS"
+OPENCV_TRACKERS = ("csrt", "kcf", "mil", "nano", "vit")
+_PEER_FILES = {
+    "nano": {"backbone": "nanotrack_v2/nanotrack_backbone_sim.onnx", "neckhead": "nanotrack_v2/nanotrack_head_sim.onnx"},
+    "vit": {"net": "vittrack/object_tracking_vittrack_2023sep.onnx"},
+}
+# OpenCV's MIL draws random samples; the others give the same output on every run.
+_NON_DETERMINISTIC = {"mil"}
+
+
+class TrackerSpecError(ValueError):
+    """A tracker spec names nothing we can build (the message says why)."""
+
+
+class EvalTracker(Protocol):
+    name: str
+    is_deterministic: bool
+
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None: ...
+
+    def update(self, frame: np.ndarray) -> tuple[float, float, float, float]: ...
+
+
+def default_peers_dir() -> Path:
+    """``$SIAMTRACK_PEERS``, else ``../shared/peers`` relative to the current directory."""
+    return Path(os.environ.get(PEERS_ENV) or Path("..") / "shared" / "peers")
+
+
+def _split(spec: str) -> tuple[str | None, str]:
+    label, sep, rest = spec.partition("=")
+    return (label.strip(), rest.strip()) if sep else (None, spec.strip())
+
+
+def label_of(spec: str) -> str:
+    """The results-folder name of a spec: its label, its OpenCV short name, or the weights stem."""
+    label, target = _split(spec)
+    if label:
+        return label
+    if target.lower() in OPENCV_TRACKERS:
+        return target.lower()
+    return Path(target).stem if target.endswith(".pt") else Path(target).name
+
+
+def is_deterministic(spec: str) -> bool:
+    """Whether a spec's tracker gives the same boxes on every run (decides GOT-10k repetitions)."""
+    return _split(spec)[1].lower() not in _NON_DETERMINISTIC
+
+
+class OpenCVTracker:
+    """An OpenCV ``cv2.Tracker*``; when OpenCV reports a failure, the last box is kept."""
+
+    def __init__(self, kind: str, peers_dir: str | Path | None = None, name: str | None = None) -> None:
+        kind = kind.lower()
+        if kind not in OPENCV_TRACKERS:
+            raise TrackerSpecError(f"unknown OpenCV tracker {kind!r}; choose from {', '.join(OPENCV_TRACKERS)}")
+        self.kind = kind
+        self.name = name or kind
+        self.is_deterministic = kind not in _NON_DETERMINISTIC
+        if kind in _PEER_FILES:
+            peers = Path(peers_dir) if peers_dir is not None else default_peers_dir()
+            files = {k: peers / v for k, v in _PEER_FILES[kind].items()}
+            missing = [str(f) for f in files.values() if not f.is_file()]
+            if missing:
+                raise TrackerSpecError(f"tracker {kind!r}: model file(s) not found: {', '.join(missing)} "
+                                       f"(set --peers or ${PEERS_ENV})")
+            self._files = files
+        self._make()  # fail now, not in the first sequence, if this OpenCV build lacks it
+        self._last = (0.0, 0.0, 0.0, 0.0)
+
+    def _make(self):
+        if self.kind == "nano":
+            p = cv2.TrackerNano_Params()
+            p.backbone, p.neckhead = str(self._files["backbone"]), str(self._files["neckhead"])
+            return cv2.TrackerNano_create(p)
+        if self.kind == "vit":
+            p = cv2.TrackerVit_Params()
+            p.net = str(self._files["net"])
+            return cv2.TrackerVit_create(p)
+        factory = getattr(cv2, f"Tracker{self.kind.upper()}_create", None)
+        if factory is None:
+            raise TrackerSpecError(f"tracker {self.kind!r}: this OpenCV build has no cv2.Tracker{self.kind.upper()}_create "
+                                   "(install opencv-contrib-python)")
+        return factory()
+
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        # A fresh OpenCV tracker per sequence; OpenCV wants integer pixel boxes.
+        self._tracker = self._make()
+        x, y, w, h = (float(v) for v in box)
+        self._tracker.init(frame, (int(round(x)), int(round(y)), max(1, int(round(w))), max(1, int(round(h)))))
+        self._last = (x, y, w, h)
+
+    def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
+        ok, box = self._tracker.update(frame)
+        if ok and box[2] > 0 and box[3] > 0:
+            self._last = tuple(float(v) for v in box)  # type: ignore[assignment]
+        return self._last
+
+
+class SiamFCEvalTracker:
+    """Our :class:`~tracker.siamfc.SiamFCTracker` behind the harness interface."""
+
+    def __init__(self, name_or_path: str, device: str = "auto", name: str | None = None) -> None:
+        from ..siamfc import SiamFCTracker
+        from ..weights import WeightsError
+
+        try:
+            self.tracker = SiamFCTracker.from_pretrained(name_or_path, device=device)
+        except WeightsError as e:
+            raise TrackerSpecError(f"tracker {name_or_path!r}: {e}") from None
+        self.name = name or label_of(name_or_path)
+        self.is_deterministic = True
+
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        self.tracker.init(frame, box)
+
+    def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
+        return self.tracker.update(frame).box
+
+
+def make_tracker(spec: str, peers_dir: str | Path | None = None, device: str = "auto") -> EvalTracker:
+    """Build the tracker a spec names (see the module docstring)."""
+    label, target = _split(spec)
+    if not target:
+        raise TrackerSpecError(f"tracker spec {spec!r}: empty")
+    name = label or label_of(target)
+    if target.lower() in OPENCV_TRACKERS:
+        return OpenCVTracker(target, peers_dir, name)
+    return SiamFCEvalTracker(target, device, name)
