@@ -36,18 +36,15 @@ def hardware() -> str:
     return s
 
 
-def load_frames(root: Path, sequences: list[str], max_frames: int) -> list[tuple[list[np.ndarray], tuple]]:
-    """Decoded frames and the 0-based first box of each OTB-layout sequence."""
-    out = []
-    for name in sequences:
-        d = root / name
-        files = sorted((d / "img").glob("*.jpg"))[:max_frames]
-        if not files:
-            raise ValueError(f"{d / 'img'}: no frames")
-        line = (d / "groundtruth_rect.txt").read_text().splitlines()[0]
-        x, y, w, h = (float(v) for v in line.replace("\t", ",").replace(" ", ",").split(",") if v)
-        out.append(([cv2.imread(str(f)) for f in files], (x - 1, y - 1, w, h)))
-    return out
+def load_clips(root: Path, sequences: list[str], max_frames: int) -> list[tuple[list[np.ndarray], tuple]]:
+    """Decoded frames and the 0-based first box of each named OTB-layout sequence."""
+    from .eval.datasets import load_otb
+
+    clips = []
+    for seq in load_otb(root, sequences, max_frames=max_frames):
+        frames = [cv2.imread(str(f), cv2.IMREAD_COLOR) for f in seq.img_files]
+        clips.append((frames, seq.init_box))
+    return clips
 
 
 def time_tracker(make, clips, warmup: int = 10) -> tuple[float, float]:
@@ -65,33 +62,13 @@ def time_tracker(make, clips, warmup: int = 10) -> tuple[float, float]:
     return float(np.median(a)), float(a.mean())
 
 
-def _nano_factory(peers: Path):
-    p = cv2.TrackerNano_Params()
-    p.backbone = str(peers / "nanotrack_v2" / "nanotrack_backbone_sim.onnx")
-    p.neckhead = str(peers / "nanotrack_v2" / "nanotrack_head_sim.onnx")
-    for f in (p.backbone, p.neckhead):
-        if not Path(f).exists():
-            raise ValueError(f"--peers: {f} not found")
-
-    class Nano:  # OpenCV wants an integer box
-        def __init__(self):
-            self.t = cv2.TrackerNano_create(p)
-
-        def init(self, frame, box):
-            self.t.init(frame, tuple(int(round(v)) for v in box))
-
-        def update(self, frame):
-            return self.t.update(frame)
-
-    return Nano
-
-
 def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list[str], max_frames: int, device: str) -> list[dict]:
+    from .eval.trackers import OpenCVTracker
     from .models import build_model
     from .siamfc import SiamFCTracker
     from .weights import WeightsError
 
-    clips = load_frames(root, sequences, max_frames)
+    clips = load_clips(root, sequences, max_frames)
     n = sum(len(f) - 1 for f, _ in clips)
     print(hardware())
     print(f"{len(clips)} sequences from {root}, {n} updates per tracker, frames pre-decoded")
@@ -102,7 +79,8 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
         rows.append({"tracker": name, "median_ms": med, "mean_ms": mean, "fps": 1000.0 / mean})
 
     if peers is not None:
-        add("cv2.TrackerNano", _nano_factory(peers))
+        OpenCVTracker("nano", peers)  # fails here, with the missing file named, if the models are absent
+        add("cv2.TrackerNano", lambda: OpenCVTracker("nano", peers))
     for m in models:
         try:
             SiamFCTracker.from_pretrained(m, device=device)
@@ -125,6 +103,9 @@ def _main(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"siamtrack bench: --root {root}: not a directory of OTB-layout sequences")
         return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     peers = None if args.no_peer else Path(args.peers)
     run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device)
     return 0
@@ -139,4 +120,5 @@ def register(sub) -> None:
     p.add_argument("--sequences", nargs="+", default=["Car4", "David", "Woman"])
     p.add_argument("--max-frames", type=int, default=200)
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="torch/OpenCV CPU threads (default: theirs)")
     p.set_defaults(func=_main)
