@@ -22,7 +22,7 @@ from . import ops, postprocess
 from .config import TrackerConfig
 from .inputs import as_bgr_frame, as_box
 from .models import SiamNet, prepare_for_inference
-from .weights import DEFAULT_CPU, DEFAULT_GPU, load_model
+from .weights import DEFAULT_CPU, DEFAULT_GPU, available, load_model
 
 __all__ = ["SiamFCTracker", "TrackResult", "resolve_device"]
 
@@ -88,12 +88,13 @@ class SiamFCTracker:
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device = "auto",
                         config: TrackerConfig | dict | None = None, **kwargs) -> "SiamFCTracker":
-        """Load shipped or user weights by name or path (default: the CPU-fast model on a
-        CPU, AlexNet on a GPU). Tracking parameters: the paper's defaults, then those stored
+        """Load shipped or user weights by name or path (default: ``siamfc-lite`` on a CPU,
+        ``siamfc-alexnet`` on a GPU when its weights are installed). Tracking parameters: the paper's defaults, then those stored
         with the weights, then ``config`` (a :class:`TrackerConfig` replaces, a dict overrides)."""
         dev = resolve_device(device)
         if name_or_path is None:
-            name_or_path = DEFAULT_GPU if dev.type == "cuda" else DEFAULT_CPU
+            # AlexNet on a GPU when its weights are installed, else the CPU model everywhere.
+            name_or_path = DEFAULT_GPU if dev.type == "cuda" and DEFAULT_GPU in available() else DEFAULT_CPU
         net, info = load_model(name_or_path)
         if isinstance(config, TrackerConfig):
             cfg = config

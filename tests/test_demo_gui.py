@@ -1,0 +1,219 @@
+"""``siamtrack track`` with a window, driven like a user under a virtual X display:
+SPACE pauses, ``r`` plus a mouse drag re-selects the target, ``q`` quits.
+
+Needs ``Xvfb`` and ``xdotool`` (Debian: ``apt-get install -y xvfb xdotool``); the screenshot
+uses Pillow's X11 grabber. Without them the test is skipped, unless
+``SIAMTRACK_REQUIRE_GUI=1`` (set in CI) makes that a failure.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tracker.demo import BANNER_COLOR, TRACKED_COLOR, WINDOW
+from tracker.synthetic import make_sequence
+
+W, H = 320, 240
+
+
+def siamtrack_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "siamtrack"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "tracker.cli"]
+
+
+def encode(frames: list[np.ndarray], path: Path, fps: float = 25.0) -> Path:
+    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (frames[0].shape[1], frames[0].shape[0]))
+    for f in frames:
+        wr.write(f)
+    wr.release()
+    return path
+
+
+def read_video(path: Path) -> tuple[int, tuple[int, int]]:
+    cap = cv2.VideoCapture(str(path))
+    n, size = 0, None
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            return n, size
+        n, size = n + 1, (f.shape[1], f.shape[0])
+
+
+def _need_gui() -> None:
+    missing = [t for t in ("Xvfb", "xdotool") if shutil.which(t) is None]
+    try:
+        from PIL import ImageGrab, features  # noqa: F401
+        if not features.check("xcb"):
+            missing.append("Pillow with XCB support")
+    except ImportError:
+        missing.append("Pillow")
+    if missing:
+        msg = f"GUI test needs {', '.join(missing)} (Debian: apt-get install -y xvfb xdotool)"
+        if os.environ.get("SIAMTRACK_REQUIRE_GUI") == "1":
+            pytest.fail(msg + " (SIAMTRACK_REQUIRE_GUI=1)")
+        pytest.skip(msg)
+
+
+@pytest.fixture
+def xdisplay():
+    """A fresh Xvfb server; yields its display name, e.g. ``":5"``."""
+    _need_gui()
+    r, w = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(w)
+    try:
+        ready, _, _ = select.select([r], [], [], 20)
+        assert ready, "Xvfb did not start within 20 s"
+        num = os.read(r, 64).decode().strip()
+        assert num.isdigit(), f"Xvfb reported display {num!r}"
+        yield f":{num}"
+    finally:
+        os.close(r)
+        proc.terminate()
+        proc.wait(10)
+
+
+class Lines:
+    """Collects a pipe's lines in a thread so the test can wait for one."""
+
+    def __init__(self, pipe, other: "Lines | None" = None) -> None:
+        self.other = other  # the process's other stream, shown when a wait fails
+        self.q: queue.Queue[str | None] = queue.Queue()
+        self.all: list[str] = []
+        threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
+
+    def _pump(self, pipe) -> None:
+        for line in pipe:
+            self.q.put(line)
+        self.q.put(None)  # end of output: the process has exited
+
+    def text(self) -> str:
+        """Everything read so far."""
+        while not self.q.empty():
+            line = self.q.get_nowait()
+            if line is not None:
+                self.all.append(line)
+        return "".join(self.all)
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                line = self.q.get(timeout=max(0.01, end - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                self.q.put(None)
+                break
+            self.all.append(line)
+            m = re.search(pattern, line)
+            if m:
+                return m
+        raise AssertionError(f"no line matching {pattern!r} within {timeout} s; got: {''.join(self.all)}"
+                             + (f"\nstderr: {self.other.text()}" if self.other else ""))
+
+
+def screenshot(display: str) -> np.ndarray:
+    from PIL import ImageGrab
+    return np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))[:, :, ::-1].copy()  # BGR
+
+
+def find_image_origin(shot: np.ndarray) -> tuple[int, int]:
+    """Top-left of the displayed frame: where the full-width top banner starts."""
+    banner = np.all(shot == BANNER_COLOR, axis=2)
+    rows = np.where(banner.sum(axis=1) >= W // 2)[0]
+    assert rows.size, "the overlay banner is not on screen"
+    y0 = int(rows[0])
+    x0 = int(np.where(banner[y0])[0][0])
+    return x0, y0
+
+
+def test_window_keys_and_reselect(xdisplay, tmp_path):
+    frames, gt = make_sequence(60, (W, H), target=(48, 36), seed=11)
+    clip = encode(frames * 5, tmp_path / "clip.mp4")  # 300 frames: long enough to still be running
+    out, boxes = tmp_path / "out.mp4", tmp_path / "b.txt"
+    env = dict(os.environ, DISPLAY=xdisplay)
+    env.pop("WAYLAND_DISPLAY", None)
+
+    def xdo(*args: str) -> str:
+        return subprocess.run(["xdotool", *args], env=env, check=True, capture_output=True, text=True,
+                              timeout=20).stdout
+
+    box = ",".join(f"{v:.2f}" for v in gt[0])
+    proc = subprocess.Popen(siamtrack_cmd() + ["track", str(clip), "--box", box, "--output", str(out),
+                                               "--boxes", str(boxes)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stderr_lines = Lines(proc.stderr)
+    try:
+        lines = Lines(proc.stdout, other=stderr_lines)
+        lines.wait_for(r"^tracking ", timeout=60)
+        wid = xdo("search", "--sync", "--onlyvisible", "--name", f"^{WINDOW}$").split()[0]
+        xdo("windowfocus", wid)
+        xdo("key", "space")
+        lines.wait_for(r"^paused at frame \d+", timeout=20)
+        time.sleep(0.5)  # let the paused frame be drawn
+
+        shot = screenshot(xdisplay)
+        x0, y0 = find_image_origin(shot)
+        img = shot[y0:y0 + H, x0:x0 + W]
+        assert img.shape[:2] == (H, W)
+        # The box: solid TRACKED_COLOR pixels forming a rectangle's outline inside the frame.
+        ys, xs = np.where(np.all(img == TRACKED_COLOR, axis=2))
+        assert xs.size >= 100, "no tracked box drawn"
+        bw, bh = xs.max() - xs.min(), ys.max() - ys.min()
+        assert 15 <= bw <= W and 10 <= bh <= H, (bw, bh)
+        # The overlay text: light glyph pixels on the dark banners, top (fps, conf) and bottom (keys).
+        cv2.imwrite(str(tmp_path / "screenshot.png"), shot)  # kept for a look when this fails
+        margin = np.all(img[:, :4] == BANNER_COLOR, axis=(1, 2))  # text starts at x = 6
+        line_h = int(np.argmin(margin))  # rows of the top banner
+        assert 10 <= line_h <= 40, line_h
+        top, bottom = img[:line_h], img[H - line_h:]
+        for name, band in (("top", top), ("bottom", bottom)):
+            assert np.all(band == BANNER_COLOR, axis=2).mean() > 0.5, f"{name} banner missing"
+            assert (band.min(axis=2) > 150).sum() > 60, f"no overlay text in the {name} banner"
+
+        # 'r', then drag a new box on the frame and confirm with ENTER.
+        xdo("key", "r")
+        lines.wait_for(r"^re-select at frame", timeout=20)
+        time.sleep(0.5)
+        sel = (40, 60, 60, 50)
+        xdo("mousemove", str(x0 + sel[0]), str(y0 + sel[1]), "mousedown", "1")
+        for f in (0.3, 0.6, 1.0):
+            xdo("mousemove", str(int(x0 + sel[0] + f * sel[2])), str(int(y0 + sel[1] + f * sel[3])))
+            time.sleep(0.1)
+        xdo("mouseup", "1")
+        time.sleep(0.2)
+        xdo("key", "Return")
+        m = lines.wait_for(r"^reselected target at frame \d+: (\d+),(\d+),(\d+),(\d+)", timeout=20)
+        got = np.array([int(v) for v in m.groups()])
+        assert np.all(np.abs(got - np.array(sel)) <= 3), (got, sel)
+
+        xdo("key", "space")
+        lines.wait_for(r"^resumed at frame", timeout=20)
+        time.sleep(0.5)
+        xdo("key", "q")
+        proc.wait(timeout=60)
+        m = lines.wait_for(r"^tracked (\d+) frames", timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    err = stderr_lines.text()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    n = int(m.group(1))
+    assert 0 < n < 300, "q did not end the run early"
+    assert len(boxes.read_text().splitlines()) == n
+    assert read_video(out) == (n, (W, H))

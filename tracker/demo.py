@@ -1,0 +1,449 @@
+"""The ``siamtrack track`` and ``siamtrack webcam`` demos: track one object in a video,
+image folder, stream or camera, show it in a window and/or write the results.
+
+Outputs: ``--output`` an annotated video (box, confidence, fps, model and device);
+``--boxes`` a text file with one ``x,y,w,h,score`` line per frame (0-based pixels; the
+first frame's line is the initial box with score 1). Both are finalised on a normal end,
+``q``/Esc, a closed window, Ctrl-C or SIGTERM, and hold every frame done.
+
+Keys in the window: SPACE pause/resume, ``r`` re-select the target on the current frame
+(drag a box, then ENTER or SPACE; ``c`` cancels), ``q`` or Esc quit.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence, TextIO
+
+import cv2
+import numpy as np
+
+from .inputs import as_box
+from .siamfc import SiamFCTracker, TrackResult, resolve_device
+from .video import FPSMeter, ProgressBar, SinkError, SourceError, VideoSink, check_writable, open_source
+from .weights import WeightsError
+
+__all__ = ["DEMO_CLIP", "DEMO_OUTPUT", "DemoOptions", "DemoError", "run", "register", "parse_box",
+           "draw_overlay", "has_display", "demo_clip"]
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DEMO_CLIP = DATA_DIR / "demo.mp4"
+DEMO_OUTPUT = "siamtrack_demo.mp4"
+WINDOW = "siamtrack"
+TRACKED_COLOR = (0, 255, 0)  # BGR: solid box while the target is held
+LOST_COLOR = (0, 0, 255)  # BGR: dashed box when the score says the target is lost
+BANNER_COLOR = (40, 40, 40)
+KEY_QUIT = {ord("q"), ord("Q"), 27}
+KEY_PAUSE = {ord(" ")}
+KEY_RESELECT = {ord("r"), ord("R")}
+
+
+class DemoError(Exception):
+    """A user-facing problem (bad argument, unreadable source, unwritable output)."""
+
+
+@dataclass
+class DemoOptions:
+    """What to track and where results go. ``source=None`` means the bundled demo clip."""
+
+    source: str | None = None
+    box: tuple[float, float, float, float] | None = None
+    output: str | None = None
+    boxes: str | None = None
+    display: bool = True
+    model: str | None = None
+    device: str = "auto"
+    max_frames: int | None = None
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """``"x,y,w,h"`` (0-based pixels, commas or spaces) -> floats; raises DemoError naming ``--box``."""
+    parts = [p for p in text.replace(",", " ").split()]
+    try:
+        vals = tuple(float(p) for p in parts)
+    except ValueError:
+        raise DemoError(f"--box {text!r}: expected four numbers x,y,w,h") from None
+    if len(vals) != 4:
+        raise DemoError(f"--box {text!r}: expected four numbers x,y,w,h, got {len(vals)}")
+    try:
+        return as_box(vals, name=f"--box {text!r}")
+    except ValueError as e:
+        raise DemoError(str(e)) from None
+
+
+def has_display() -> bool:
+    """Whether a window can be opened: on Linux/BSD this needs $DISPLAY or $WAYLAND_DISPLAY."""
+    if sys.platform.startswith(("win", "darwin")):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def demo_clip() -> tuple[Path, tuple[float, float, float, float]]:
+    """The bundled clip and its initial box (from ``tracker/data/demo.json``)."""
+    meta_path = DEMO_CLIP.with_suffix(".json")
+    if not DEMO_CLIP.is_file() or not meta_path.is_file():
+        raise DemoError(f"the bundled demo clip is missing ({DEMO_CLIP}); run demos/make_demo_clip.py")
+    try:
+        box = as_box(json.loads(meta_path.read_text())["init_box"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise DemoError(f"{meta_path}: no valid init_box ({e})") from None
+    return DEMO_CLIP, box
+
+
+# -- drawing -----------------------------------------------------------------------------
+
+def _dashed_rect(img: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], color: tuple, thickness: int,
+                 dash: int = 8) -> None:
+    (x1, y1), (x2, y2) = p1, p2
+    for a, b, fixed, horizontal in ((x1, x2, y1, True), (x1, x2, y2, True), (y1, y2, x1, False), (y1, y2, x2, False)):
+        for s in range(a, b, 2 * dash):
+            e = min(s + dash, b)
+            q1, q2 = ((s, fixed), (e, fixed)) if horizontal else ((fixed, s), (fixed, e))
+            cv2.line(img, q1, q2, color, thickness, cv2.LINE_8)
+
+
+def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, color: tuple = (255, 255, 255)) -> None:
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
+
+
+def draw_overlay(frame: np.ndarray, result: TrackResult, fps: float, model: str, device: str,
+                 keys: str | None = None) -> np.ndarray:
+    """A copy of ``frame`` with the box, a top banner (model, device, fps, confidence, state)
+    and, when ``keys`` is given, a bottom line with the key help.
+
+    A held target gets a solid :data:`TRACKED_COLOR` box; a lost one (``result.lost``) a
+    dashed :data:`LOST_COLOR` box and the word "LOST", never a confident box on nothing.
+    """
+    img = frame.copy()
+    h, w = img.shape[:2]
+    scale = float(np.clip(w / 960.0, 0.45, 1.0))
+    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    line = th + base + 4  # one text line's height in px
+    x, y, bw, bh = result.box
+    p1 = (int(round(x)), int(round(y)))
+    p2 = (int(round(x + bw)) - 1, int(round(y + bh)) - 1)
+    thick = max(2, int(round(2 * scale)))
+    if result.lost:
+        _dashed_rect(img, p1, p2, LOST_COLOR, max(1, thick - 1))
+        tag, color = f"lost {result.score:.2f}", LOST_COLOR
+    else:
+        cv2.rectangle(img, p1, p2, TRACKED_COLOR, thick, cv2.LINE_8)
+        tag, color = f"{result.score:.2f}", TRACKED_COLOR
+    above = p1[1] - base - 3
+    org = (max(p1[0], 2), above if above - th > line else min(p2[1] + th + 6, h - base))
+    tw = cv2.getTextSize(tag, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+    cv2.rectangle(img, (org[0] - 2, org[1] - th - 2), (org[0] + tw + 2, org[1] + base), BANNER_COLOR, -1)
+    _text(img, tag, org, scale, color)
+    # Top banner: model and device, fps, confidence and the state, on one or two lines.
+    info = f"{model} on {device}   {fps:5.1f} fps   conf {result.score:.2f}"
+    state = "LOST" if result.lost else "tracking"
+    one_line = cv2.getTextSize(f"{info}   {state}", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] + 12 <= w
+    cv2.rectangle(img, (0, 0), (w - 1, line * (1 if one_line else 2) - 1), BANNER_COLOR, -1)
+    _text(img, info, (6, line - base - 2), scale)
+    sx = 6 + cv2.getTextSize(info + "   ", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] if one_line else 6
+    _text(img, state, (sx, line * (1 if one_line else 2) - base - 2), scale, color)
+    if keys:
+        cv2.rectangle(img, (0, h - line), (w - 1, h - 1), BANNER_COLOR, -1)
+        _text(img, keys, (6, h - base - 2), scale)
+    return img
+
+
+# -- outputs -----------------------------------------------------------------------------
+
+class BoxLog:
+    """Writes one ``x,y,w,h,score`` line per frame, flushed as it goes, to a temporary
+    file that ``close()`` moves onto ``path`` (atomic, also on an interruption)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = check_writable(path, "box file")
+        self._tmp = self.path.with_name(f".{self.path.name}.part{os.getpid()}")
+        self._f: TextIO | None = open(self._tmp, "w", encoding="ascii")
+        self.lines = 0
+
+    def write(self, result: TrackResult) -> None:
+        x, y, w, h = result.box
+        self._f.write(f"{x:.2f},{y:.2f},{w:.2f},{h:.2f},{result.score:.4f}\n")
+        self._f.flush()
+        self.lines += 1
+
+    def close(self) -> Path:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+            os.replace(self._tmp, self.path)
+        return self.path
+
+    def __enter__(self) -> "BoxLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while the loop runs, so outputs are finalised."""
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+# -- the loop ----------------------------------------------------------------------------
+
+class _Window:
+    """The OpenCV window and its keys."""
+
+    def __init__(self) -> None:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+
+    def show(self, img: np.ndarray, wait_ms: int = 1) -> int:
+        cv2.imshow(WINDOW, img)
+        return cv2.waitKey(wait_ms) & 0xFF
+
+    def closed(self) -> bool:
+        try:
+            return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return True
+
+    def select(self, frame: np.ndarray) -> tuple[float, float, float, float] | None:
+        """Let the user drag a box on ``frame``; ``None`` if cancelled."""
+        x, y, w, h = cv2.selectROI(WINDOW, frame, True, False, False)
+        return (float(x), float(y), float(w), float(h)) if w > 0 and h > 0 else None
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(WINDOW)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
+
+
+def _say(msg: str, progress: ProgressBar | None = None, stream: TextIO | None = None) -> None:
+    if progress is not None:
+        progress.clear()
+    print(msg, file=stream or sys.stdout, flush=True)
+
+
+def _interact(window: _Window, tracker: SiamFCTracker, frame: np.ndarray, result: TrackResult, fps: float,
+              n: int, meter: FPSMeter) -> tuple[TrackResult, bool]:
+    """Show frame ``n`` and handle the keys: SPACE pauses here until pressed again, ``r``
+    re-selects the target on this frame. Returns the (possibly new) result and whether to quit."""
+    name, device = tracker.name, str(tracker.device)
+    key = window.show(draw_overlay(frame, result, fps, name, device, keys="SPACE pause   r reselect   q/Esc quit"))
+    paused = False
+    while True:
+        if key in KEY_QUIT or window.closed():
+            return result, True
+        if key in KEY_PAUSE:
+            paused = not paused
+            print(f"{'paused' if paused else 'resumed'} at frame {n}", flush=True)
+            meter.reset()  # the pause is not tracking time
+        elif key in KEY_RESELECT:
+            print(f"re-select at frame {n}: drag a box around the target, then press ENTER or SPACE (c cancels)",
+                  flush=True)
+            new = window.select(frame)
+            if new is not None:
+                tracker.init(frame, new)
+                result = TrackResult(new, 1.0, False)
+                print("reselected target at frame {}: {:.0f},{:.0f},{:.0f},{:.0f}".format(n, *new), flush=True)
+            else:
+                print(f"reselection cancelled at frame {n}", flush=True)
+        if not paused:
+            return result, False
+        key = window.show(draw_overlay(frame, result, fps, name, device,
+                                       keys="PAUSED: SPACE resume   r reselect   q/Esc quit"), 50)
+
+
+def run(opts: DemoOptions) -> int:
+    """Track as ``opts`` says; returns the exit code (0 done or quit, 130 interrupted).
+
+    Raises :class:`DemoError` for bad input, before anything is tracked.
+    """
+    default_clip = opts.source is None
+    source, box = opts.source, opts.box
+    if default_clip:
+        clip, clip_box = demo_clip()
+        source, box = str(clip), box or clip_box
+    output = opts.output or (DEMO_OUTPUT if default_clip else None)
+    display = opts.display
+    if display and not has_display():
+        if box is None:
+            raise DemoError("no display ($DISPLAY is unset), so the target cannot be drawn: give --box x,y,w,h")
+        print("no display ($DISPLAY is unset): running without a window", file=sys.stderr)
+        display = False
+    if not display and box is None:
+        raise DemoError("--box x,y,w,h is required with --no-display (there is no window to draw it in)")
+    if not display and not output and not opts.boxes:
+        raise DemoError("nothing to show or write: give --output and/or --boxes with --no-display")
+    if opts.max_frames is not None and opts.max_frames < 1:
+        raise DemoError(f"--max-frames must be at least 1, got {opts.max_frames}")
+    progress: ProgressBar | None = None
+
+    def on_skip(msg: str) -> None:
+        _say(f"warning: {msg}", progress, sys.stderr)
+
+    try:
+        for path, what in ((output, "--output"), (opts.boxes, "--boxes")):
+            if path:
+                check_writable(path, what)
+        src = open_source(source, on_skip=on_skip)
+    except (SinkError, SourceError) as e:
+        raise DemoError(str(e)) from None
+    with ExitStack() as stack:
+        stack.enter_context(src)
+        first = src.first_frame
+        if box is not None:
+            try:
+                box = as_box(box, src.size, name="--box" if opts.box else "demo box")
+            except ValueError as e:
+                raise DemoError(f"{e} (first frame of {src.name})") from None
+        try:
+            dev = resolve_device(opts.device)
+        except (ValueError, RuntimeError) as e:
+            raise DemoError(f"--device {opts.device}: {e}") from None
+        try:
+            tracker = SiamFCTracker.from_pretrained(opts.model, device=dev)
+        except (WeightsError, ValueError, RuntimeError) as e:
+            raise DemoError(f"--model {opts.model}: {e}" if opts.model else str(e)) from None
+        device = str(tracker.device)
+        try:
+            sink = stack.enter_context(VideoSink(output, fps=src.fps or 30.0)) if output else None
+            log = stack.enter_context(BoxLog(opts.boxes)) if opts.boxes else None
+        except SinkError as e:
+            raise DemoError(str(e)) from None
+        window = _Window() if display else None
+        if window is not None:
+            stack.callback(window.close)
+        if box is None:  # draw it on the first frame
+            print("drag a box around the target, then press ENTER or SPACE (c cancels)", flush=True)
+            box = window.select(first)
+            if box is None:
+                raise DemoError("no target selected on the first frame; nothing to track")
+        print(f"tracking {src.name} ({src.size[0]}x{src.size[1]}) with {tracker.name} on {device}", flush=True)
+        if src.frame_count and src.kind in ("video", "images"):
+            progress = ProgressBar(src.frame_count if not opts.max_frames else min(src.frame_count, opts.max_frames))
+            stack.callback(progress.close)
+        stack.enter_context(_sigterm_as_interrupt())
+        code, n, t0 = 0, 0, time.perf_counter()
+        meter = FPSMeter()
+        frames = iter(src)
+        try:
+            frame = next(frames)
+            tracker.init(frame, box)
+            result = TrackResult(tuple(float(v) for v in box), 1.0, False)
+            while True:
+                fps = meter.tick()
+                annotated = draw_overlay(frame, result, fps, tracker.name, device)
+                if sink is not None:
+                    sink.write(annotated)
+                if log is not None:
+                    log.write(result)
+                n += 1
+                if progress is not None:
+                    progress.update(n, fps)
+                if window is not None:
+                    result, quit_now = _interact(window, tracker, frame, result, fps, n, meter)
+                    if quit_now:
+                        break
+                if opts.max_frames and n >= opts.max_frames:
+                    break
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                result = tracker.update(frame)
+        except KeyboardInterrupt:
+            code = 130
+            _say(f"interrupted after {n} frames", progress, sys.stderr)
+        elapsed = time.perf_counter() - t0
+        written = sink.close() if sink is not None else None
+        boxes_path = log.close() if log is not None else None
+    if progress is not None:
+        progress.close()
+    print(f"tracked {n} frames in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} fps) with {tracker.name} on {device}")
+    if written is not None:
+        print(f"wrote annotated video: {Path(written).resolve()}")
+    if boxes_path is not None:
+        print(f"wrote boxes (x,y,w,h,score per frame): {Path(boxes_path).resolve()}")
+    return code
+
+
+# -- command line ------------------------------------------------------------------------
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--box", metavar="X,Y,W,H", help="initial box in 0-based pixels; default: drag it on the first frame")
+    p.add_argument("--output", "-o", metavar="VIDEO", help="write the annotated video here (.mp4 or .avi)")
+    p.add_argument("--boxes", metavar="TXT", help="write one x,y,w,h,score line per frame here")
+    p.add_argument("--no-display", action="store_true", help="run without a window (needs --box)")
+    p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: siamfc-lite on CPU, "
+                                                        "siamfc-alexnet on GPU)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+
+
+def _options(args: argparse.Namespace, source: str | None) -> DemoOptions:
+    return DemoOptions(source=source, box=parse_box(args.box) if args.box else None, output=args.output,
+                       boxes=args.boxes, display=not args.no_display, model=args.model, device=args.device,
+                       max_frames=args.max_frames)
+
+
+def _guard(cmd: str, args: argparse.Namespace, source: str | None) -> int:
+    try:
+        return run(_options(args, source))
+    except DemoError as e:
+        print(f"siamtrack {cmd}: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _cmd_track(args: argparse.Namespace) -> int:
+    return _guard("track", args, args.source)
+
+
+def _cmd_webcam(args: argparse.Namespace) -> int:
+    return _guard("webcam", args, str(args.camera))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``track`` and ``webcam`` subcommands."""
+    p = subparsers.add_parser(
+        "track", help="track an object in a video, image folder/glob, stream or camera",
+        description="Track one object. With no SOURCE, runs on the bundled demo clip and writes "
+                    f"./{DEMO_OUTPUT}. Keys: SPACE pause, r re-select, q/Esc quit.")
+    p.add_argument("source", nargs="?", help="video file, image folder or glob, stream URL or camera index "
+                                             "(default: the bundled demo clip)")
+    _common(p)
+    p.set_defaults(func=_cmd_track)
+    w = subparsers.add_parser(
+        "webcam", help="track an object live from a camera",
+        description="Live tracking from a camera: drag a box around the target, then ENTER. "
+                    "Keys: SPACE pause, r re-select, q/Esc quit.")
+    w.add_argument("camera", nargs="?", default="0", help="camera index or stream URL (default: 0)")
+    _common(w)
+    w.set_defaults(func=_cmd_webcam)
+
+
+def main(argv: Sequence[str] | None = None, command: str = "track") -> int:
+    """Entry point for the scripts in ``demos/``: same as ``siamtrack <command> argv...``."""
+    parser = argparse.ArgumentParser(prog="siamtrack", add_help=False)
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args([command, *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
