@@ -1,0 +1,60 @@
+"""The GOT-10k toolkit and OpenCV-style adapters give what the plain tracker gives."""
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from tracker import SiamFCTracker
+from tracker.adapters import GOT10kTracker, OpenCVStyleTracker
+from tracker.synthetic import make_sequence
+
+
+@pytest.fixture(scope="module")
+def seq():
+    return make_sequence(20, seed=2)
+
+
+def _plain(frames, box):
+    t = SiamFCTracker.from_pretrained(device="cpu")
+    t.init(frames[0], box)
+    return np.array([box] + [t.update(f).box for f in frames[1:]])
+
+
+def test_got10k_adapter_takes_rgb_pil_images(seq, tmp_path):
+    frames, gt = seq
+    expected = _plain(frames, gt[0])
+    t = GOT10kTracker(SiamFCTracker.from_pretrained(device="cpu"))
+    assert t.name == "siamfc-lite" and t.is_deterministic
+    t.init(Image.fromarray(cv2.cvtColor(frames[0], cv2.COLOR_BGR2RGB)), gt[0])
+    got = [gt[0]] + [t.update(Image.fromarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))) for f in frames[1:]]
+    assert np.allclose(np.array(got), expected, atol=1e-6)
+
+    files = []
+    for k, f in enumerate(frames):
+        files.append(str(tmp_path / f"{k:04d}.png"))
+        cv2.imwrite(files[-1], f)
+    boxes, times = t.track(files, gt[0])
+    assert boxes.shape == (len(frames), 4) and times.shape == (len(frames),)
+    assert np.allclose(boxes, expected, atol=1e-6)  # PNG is lossless
+    assert np.all(times > 0)
+
+
+def test_got10k_adapter_reports_unreadable_image(seq, tmp_path):
+    frames, gt = seq
+    t = GOT10kTracker(SiamFCTracker.from_pretrained(device="cpu"))
+    with pytest.raises(ValueError, match="missing.png: cannot read image"):
+        t.track([str(tmp_path / "missing.png")], gt[0])
+
+
+def test_opencv_style_adapter(seq):
+    frames, gt = seq
+    expected = _plain(frames, gt[0])
+    t = OpenCVStyleTracker(SiamFCTracker.from_pretrained(device="cpu"))
+    t.init(frames[0], gt[0])
+    for f, e in zip(frames[1:], expected[1:]):
+        ok, box = t.update(f)
+        assert ok is True  # a clearly visible target
+        assert np.allclose(box, e) and 0 < t.getTrackingScore() <= 1
+    # A blank frame: the target is gone, the adapter says so.
+    ok, _ = t.update(np.full_like(frames[0], 128))
+    assert ok is False and t.getTrackingScore() < 0.5
