@@ -13,10 +13,8 @@ import re
 import select
 import shutil
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,30 +23,9 @@ import pytest
 from tracker.demo import BANNER_COLOR, TRACKED_COLOR, WINDOW
 from tracker.synthetic import make_sequence
 
+from .helpers import encode, read_video, siamtrack_cmd
+
 W, H = 320, 240
-
-
-def siamtrack_cmd() -> list[str]:
-    exe = Path(sys.executable).parent / "siamtrack"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "tracker.cli"]
-
-
-def encode(frames: list[np.ndarray], path: Path, fps: float = 25.0) -> Path:
-    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (frames[0].shape[1], frames[0].shape[0]))
-    for f in frames:
-        wr.write(f)
-    wr.release()
-    return path
-
-
-def read_video(path: Path) -> tuple[int, tuple[int, int]]:
-    cap = cv2.VideoCapture(str(path))
-    n, size = 0, None
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            return n, size
-        n, size = n + 1, (f.shape[1], f.shape[0])
 
 
 def _need_gui() -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,16 +17,9 @@ import pytest
 from tracker import ops
 from tracker.synthetic import make_sequence
 
+from .helpers import encode, read_video, siamtrack_cmd
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def siamtrack_cmd() -> list[str]:
-    """The installed console script, or the same entry point through ``-m``."""
-    exe = Path(sys.executable).parent / "siamtrack"
-    if exe.exists():
-        return [str(exe)]
-    found = shutil.which("siamtrack")
-    return [found] if found else [sys.executable, "-m", "tracker.cli"]
 
 
 def siamtrack(*args: str, cwd: Path | None = None, env: dict | None = None,
@@ -38,31 +29,6 @@ def siamtrack(*args: str, cwd: Path | None = None, env: dict | None = None,
     env.pop("WAYLAND_DISPLAY", None)
     return subprocess.run(siamtrack_cmd() + [str(a) for a in args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def encode(frames: list[np.ndarray], path: Path, fps: float = 25.0) -> Path:
-    """Write frames to an mp4 with plain OpenCV (independent of tracker.video)."""
-    h, w = frames[0].shape[:2]
-    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    assert wr.isOpened(), f"cannot encode test video {path}"
-    for f in frames:
-        wr.write(f)
-    wr.release()
-    return path
-
-
-def read_video(path: Path) -> tuple[int, tuple[int, int]]:
-    """Frames actually decodable, and (W, H)."""
-    cap = cv2.VideoCapture(str(path))
-    assert cap.isOpened(), f"{path} is not playable"
-    n, size = 0, None
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        n, size = n + 1, (f.shape[1], f.shape[0])
-    cap.release()
-    return n, size
 
 
 def read_boxes(path: Path) -> np.ndarray:

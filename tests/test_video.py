@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from tracker.progress import ProgressBar
 from tracker.synthetic import make_sequence
-from tracker.video import (FPSMeter, ProgressBar, SinkError, SourceError, VideoSink, check_writable, frames,
+from tracker.video import (FPSMeter, SinkError, SourceError, VideoSink, check_writable, frames,
                            natural_key, open_source)
 
 
@@ -132,8 +133,8 @@ def test_fps_meter():
 def test_progress_bar_on_a_pipe():
     out = io.StringIO()
     bar = ProgressBar(100, stream=out, pipe_interval=0.0)
-    bar.update(25, fps=10.0)
-    bar.update(100, fps=10.0)
+    bar.update(25, rate=10.0)
+    bar.update(100, rate=10.0)
     bar.close()
     lines = out.getvalue().splitlines()
     assert lines[0].startswith(" 25/100 [######------") and "25%" in lines[0] and "ETA 0:07" in lines[0]

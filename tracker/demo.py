@@ -26,8 +26,9 @@ import cv2
 import numpy as np
 
 from .inputs import as_box
+from .progress import ProgressBar
 from .siamfc import SiamFCTracker, TrackResult, resolve_device
-from .video import FPSMeter, ProgressBar, SinkError, SourceError, VideoSink, check_writable, open_source
+from .video import FPSMeter, SinkError, SourceError, VideoSink, check_writable, open_source
 from .weights import WeightsError
 
 __all__ = ["DEMO_CLIP", "DEMO_OUTPUT", "DemoOptions", "DemoError", "run", "register", "parse_box",

@@ -1,5 +1,6 @@
 """Video I/O for the demos: one frame source over cameras, files, image folders and
-streams; an atomically finalised video writer; an FPS meter and a text progress bar.
+streams; an atomically finalised video writer and an FPS meter (the progress bar is
+:class:`tracker.progress.ProgressBar`).
 
 Frames are BGR ``uint8`` ``(H, W, 3)`` arrays, as OpenCV gives them. A *source* is
 
@@ -19,18 +20,17 @@ import glob
 import logging
 import os
 import re
-import sys
 import time
 from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, TextIO
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 
 __all__ = ["SourceError", "SinkError", "FrameSource", "open_source", "frames", "natural_key",
-           "VideoSink", "check_writable", "FPSMeter", "ProgressBar", "IMAGE_EXTENSIONS"]
+           "VideoSink", "check_writable", "FPSMeter", "IMAGE_EXTENSIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -338,47 +338,3 @@ class FPSMeter:
     def reset(self) -> None:
         """Forget past ticks (e.g. after a pause)."""
         self._t.clear()
-
-
-class ProgressBar:
-    """One-line text progress bar: frames done of ``total``, fps and ETA.
-
-    Redraws in place on a terminal (at most ~10 times a second); on a pipe or file it
-    prints a plain line every ``pipe_interval`` seconds so logs stay short.
-    """
-
-    def __init__(self, total: int, stream: TextIO | None = None, width: int = 24, pipe_interval: float = 5.0) -> None:
-        self.total, self.width = max(int(total), 1), width
-        self.stream = stream if stream is not None else sys.stderr
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._interval = 0.1 if self._tty else pipe_interval
-        self._last = -1e9
-        self._drawn = False
-
-    def format(self, done: int, fps: float) -> str:
-        frac = min(done / self.total, 1.0)
-        fill = int(round(frac * self.width))
-        eta = (self.total - done) / fps if fps > 0 else float("nan")
-        eta_s = f"{int(eta) // 60}:{int(eta) % 60:02d}" if np.isfinite(eta) else "?:??"
-        return f"{done:>{len(str(self.total))}}/{self.total} [{'#' * fill}{'-' * (self.width - fill)}] " \
-               f"{frac:4.0%} {fps:5.1f} fps ETA {eta_s}"
-
-    def update(self, done: int, fps: float) -> None:
-        now = time.monotonic()
-        if now - self._last < self._interval and done < self.total:
-            return
-        self._last = now
-        line = self.format(done, fps)
-        self.stream.write(("\r" + line) if self._tty else line + "\n")
-        self.stream.flush()
-        self._drawn = self._tty
-
-    def clear(self) -> None:
-        """End the in-place line so other messages start on a fresh one."""
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
-
-    def close(self) -> None:
-        self.clear()

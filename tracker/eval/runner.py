@@ -16,7 +16,6 @@ Layouts (boxes 1-based ``x,y,w,h`` with 3 decimals, times in seconds per frame):
 from __future__ import annotations
 
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -27,10 +26,11 @@ import cv2
 import numpy as np
 
 from .. import ops
+from ..progress import ProgressBar
 from .datasets import Sequence
 from .trackers import is_deterministic, label_of, make_tracker
 
-__all__ = ["Layout", "RunSummary", "Progress", "parse_shard", "shard", "run_benchmark", "write_atomic",
+__all__ = ["Layout", "RunSummary", "parse_shard", "shard", "run_benchmark", "write_atomic",
            "GOT10K_REPETITIONS"]
 
 GOT10K_REPETITIONS = 3
@@ -156,43 +156,6 @@ def _run_job(spec: str, seq: Sequence, layout: Layout, reps: list[int], peers: s
     return name, seq.name, len(seq) * len(reps), spent
 
 
-class Progress:
-    """A one-line progress bar on a terminal (frames, fps, ETA); one line per sequence otherwise."""
-
-    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True) -> None:
-        self.total, self.done, self.stream, self.enabled = total, 0, stream or sys.stderr, enabled
-        self.start = time.monotonic()
-        self._last_draw = 0.0
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-
-    def line(self, note: str = "") -> str:
-        elapsed = max(time.monotonic() - self.start, 1e-9)
-        fps = self.done / elapsed
-        eta = (self.total - self.done) / fps if fps > 0 else float("nan")
-        eta_s = f"{int(eta // 60)}:{int(eta % 60):02d}" if np.isfinite(eta) else "?"
-        frac = self.done / self.total if self.total else 1.0
-        bar = "#" * int(frac * 24) + "." * (24 - int(frac * 24))
-        return f"[{bar}] {self.done}/{self.total} frames {fps:6.1f} fps ETA {eta_s} {note}"
-
-    def advance(self, frames: int, note: str = "", finished_item: bool = False) -> None:
-        self.done += frames
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if self.tty and (finished_item or now - self._last_draw > 0.2):
-            self.stream.write("\r" + self.line(note)[:150].ljust(150))
-            self.stream.flush()
-            self._last_draw = now
-        elif not self.tty and finished_item:
-            self.stream.write(self.line(note) + "\n")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def parse_shard(text: str) -> tuple[int, int]:
     """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
     try:
@@ -237,7 +200,7 @@ def run_benchmark(sequences: list[Sequence], specs: Iterable[str], layout: Layou
             (summary.ran if reps else summary.skipped).append((name, seq.name))
             if reps:
                 jobs.append((spec, seq, reps))
-    bar = Progress(sum(len(seq) * len(reps) for _, seq, reps in jobs), stream, progress)
+    bar = ProgressBar(sum(len(seq) * len(reps) for _, seq, reps in jobs), stream, enabled=progress)
     peers_s = str(peers) if peers is not None else None
     try:
         if workers <= 1:
@@ -245,7 +208,7 @@ def run_benchmark(sequences: list[Sequence], specs: Iterable[str], layout: Layou
                 note = f"{label_of(spec)}/{seq.name}"
                 _, _, frames, spent = _run_job(spec, seq, layout, reps, peers_s, device, None,
                                                lambda k, note=note: bar.advance(k, note))
-                bar.advance(0, f"{note} done ({frames / max(spent, 1e-9):.0f} fps tracking)", finished_item=True)
+                bar.advance(0, f"{note} done ({frames / max(spent, 1e-9):.0f} fps tracking)", force=True)
         else:
             import multiprocessing as mp
 
@@ -257,7 +220,7 @@ def run_benchmark(sequences: list[Sequence], specs: Iterable[str], layout: Layou
                     for fut in as_completed(futures):
                         name, seq_name, frames, spent = fut.result()
                         bar.advance(frames, f"{name}/{seq_name} done ({frames / max(spent, 1e-9):.0f} fps tracking)",
-                                    finished_item=True)
+                                    force=True)
                 except BaseException:
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise

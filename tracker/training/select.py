@@ -4,8 +4,8 @@
 --root ../shared/data/dev --out weights/siamfc-lite.pt``
 
 1. Scores every candidate weights file with the paper's 3-scale defaults (OTB success AUC).
-2. Tunes window influence, scale penalty, scale step and scale learning rate on the best one
-   by coordinate search (a few values each, two rounds).
+2. On the best one, compares the 3- and 5-scale presets, then tunes window influence, scale
+   penalty, scale step and scale learning rate by coordinate search (a few values each).
 3. Calibrates ``lost_threshold``: the score that best separates frames where the box has
    lost the target (IoU = 0) from frames where it holds it (IoU > 0.5), balanced accuracy.
 4. Writes the chosen weights with those settings (``.pt`` + ``.json`` with the sha256), and
@@ -92,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{c}: AUC {auc:.4f}  ({time.time() - t0:.0f}s)", flush=True)
         if auc > best_auc:
             best_auc, best_path, best_net = auc, c, net
+    five = TrackerConfig.preset("5scale")
+    auc5, _, _ = evaluate(best_net, five, seqs, frames)
+    log["search"].append({"preset": "5scale", "auc": auc5})
+    print(f"5-scale preset: AUC {auc5:.4f}", flush=True)
+    if auc5 > best_auc:
+        base, best_auc = five, auc5
     params = {k: getattr(base, k) for k in GRID}
     for rnd in range(args.rounds):
         changed = False
@@ -109,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             break
     auc, ious, scores = evaluate(best_net, base.replace(**params), seqs, frames)
     threshold, bal_acc = calibrate_lost_threshold(ious, scores)
-    chosen = {**params, "lost_threshold": round(threshold, 3)}
+    chosen = {"scale_num": base.scale_num, **params, "lost_threshold": round(threshold, 3)}
     log.update(chosen_candidate=best_path, chosen_config=chosen, auc=auc, lost_balanced_accuracy=bal_acc)
     out = save_weights(best_net, args.out, config=chosen, selected_from=str(best_path), selected_on=str(args.root),
                        dev_success_auc=round(auc, 4))

@@ -20,6 +20,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from ..models import SiamNet, build_model
+from ..progress import ProgressBar
 from ..weights import save_weights
 from .losses import LOSSES, balanced_logistic, contrastive, triplet
 from .pairs import PairSampler
@@ -207,21 +208,22 @@ class Trainer:
         writer = csv.writer(log) if log else None
         if log and log.tell() == 0:
             writer.writerow(["step", "loss", "lr", "pairs_per_s", "elapsed_s"])
+        pairs_per_step = self.cfg.batch_size * self.world
+        bar = ProgressBar(end * pairs_per_step, rate_unit="pairs/s", initial=start_step * pairs_per_step,
+                          enabled=progress and self.rank == 0)
         try:
             while self.step < end:
                 lr = self.opt.param_groups[0]["lr"]
                 losses.append(self.train_step())
                 now = time.monotonic()
+                window = losses[-self.cfg.log_every:]
                 if self.rank == 0 and (self.step % self.cfg.log_every == 0 or self.step == end):
-                    done = self.step - start_step
-                    rate = done * self.cfg.batch_size * self.world / max(now - t_start, 1e-9)
-                    window = losses[-self.cfg.log_every:]
+                    rate = (self.step - start_step) * pairs_per_step / max(now - t_start, 1e-9)
                     writer.writerow([self.step, f"{np.mean(window):.5f}", f"{lr:.3e}", f"{rate:.1f}", f"{now - t_start:.1f}"])
                     log.flush()
-                    if progress:
-                        eta = (end - self.step) * (now - t_start) / max(done, 1)
-                        print(f"step {self.step}/{end}  loss {np.mean(window):.4f}  lr {lr:.2e}  "
-                              f"{rate:.1f} pairs/s  ETA {eta / 60:.1f} min", flush=True)
+                if bar.enabled:
+                    bar.update(self.step * pairs_per_step,
+                               note=f"step {self.step}/{end}  loss {np.mean(window):.4f}  lr {lr:.2e}")
                 if self.snapshot_every and self.step % self.snapshot_every == 0 and self.rank == 0:
                     save_weights(self.net, self.out / "snapshots" / f"{self.cfg.arch}_{self.step:07d}.pt", step=self.step)
                 if now - t_ckpt >= self.cfg.checkpoint_every_s:
@@ -229,6 +231,7 @@ class Trainer:
                     t_ckpt = now
         finally:
             # Ctrl-C or a crash: keep everything up to the last finished step.
+            bar.close()
             self.save_checkpoint()
             if log:
                 log.close()

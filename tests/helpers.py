@@ -1,0 +1,44 @@
+"""Helpers shared by the demo tests: the ``siamtrack`` command line, and encoding/decoding
+test videos with plain OpenCV (independent of tracker.video)."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def siamtrack_cmd() -> list[str]:
+    """The installed console script, or the same entry point through ``-m``."""
+    exe = Path(sys.executable).parent / "siamtrack"
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("siamtrack")
+    return [found] if found else [sys.executable, "-m", "tracker.cli"]
+
+
+def encode(frames: list[np.ndarray], path: Path, fps: float = 25.0) -> Path:
+    """Write frames to an mp4 with plain OpenCV (independent of tracker.video)."""
+    h, w = frames[0].shape[:2]
+    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert wr.isOpened(), f"cannot encode test video {path}"
+    for f in frames:
+        wr.write(f)
+    wr.release()
+    return path
+
+
+def read_video(path: Path) -> tuple[int, tuple[int, int]]:
+    """Frames actually decodable, and (W, H)."""
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), f"{path} is not playable"
+    n, size = 0, None
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        n, size = n + 1, (f.shape[1], f.shape[0])
+    cap.release()
+    return n, size
