@@ -69,3 +69,15 @@ def test_bn_folding_keeps_outputs(arch):
     with torch.no_grad():
         a, b = net(z, x), fused(z, x)
     assert torch.allclose(a, b, rtol=1e-3, atol=1e-3 * a.abs().max().item())
+
+
+def test_update_template_blends_embeddings():
+    net = build_model("lite").eval()
+    z0, z1 = torch.rand(1, 3, 127, 127) * 255, torch.rand(1, 3, 127, 127) * 255
+    with torch.no_grad():
+        e0, e1 = net.embed(z0), net.embed(z1)
+        net.template(z0)
+        blended = net.update_template(z1, 0.25)
+    assert torch.allclose(blended, 0.75 * e0 + 0.25 * e1, atol=1e-5)
+    with pytest.raises(RuntimeError, match="template"):
+        build_model("lite").update_template(z1, 0.1)

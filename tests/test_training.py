@@ -53,6 +53,20 @@ def test_pair_crops_contain_the_target_where_the_label_says():
         assert xs_ / zs == pytest.approx(1.0, rel=0.15)  # same scale in both crops (stretch 5%)
 
 
+def test_illumination_augmentation_varies_brightness_but_keeps_the_target_centred():
+    plain = PairSampler([_red_box_track()], PairConfig(jitter=0, gray_prob=0, blur_prob=0))
+    lit = PairSampler([_red_box_track()], PairConfig(jitter=0, gray_prob=0, blur_prob=0, gamma=0.7, color_cast=0.2))
+    means_plain, means_lit = [], []
+    for seed in range(12):
+        z0, _ = plain.sample(np.random.default_rng(seed))
+        z1, _ = lit.sample(np.random.default_rng(seed))
+        means_plain.append(z0.mean())
+        means_lit.append(z1.mean())
+        c = z1.astype(int)
+        assert c[63, 63, 2] > c[63, 63, 0] + 40  # the centre is still the (red) target
+    assert np.std(means_lit) > 3 * np.std(means_plain) + 1.0
+
+
 def test_positive_labels_are_the_centre_disc():
     labels, weights = response_labels(17, r_pos=16, stride=8)
     assert labels[8, 8] == 1 and labels[8, 10] == 1 and labels[8, 11] == 0 and labels[0, 0] == 0

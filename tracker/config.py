@@ -28,6 +28,7 @@ class TrackerConfig:
     min_scale: float = 0.2  # box size never shrinks below this times the initial size
     max_scale: float = 5.0  # nor grows beyond this
     lost_threshold: float = 0.5
+    template_lr: float = 0.0  # exemplar update rate on frames not lost; 0 keeps SiamFC's fixed exemplar
     half: bool = field(default=False)  # fp16 network on CUDA
 
     def __post_init__(self) -> None:
@@ -46,6 +47,7 @@ class TrackerConfig:
         need(self.response_up >= 1, f"response_up must be >= 1, got {self.response_up}")
         need(0 < self.min_scale <= 1 <= self.max_scale, f"need 0 < min_scale <= 1 <= max_scale, got {self.min_scale}, {self.max_scale}")
         need(0 <= self.lost_threshold <= 1, f"lost_threshold must be in [0, 1], got {self.lost_threshold}")
+        need(0 <= self.template_lr < 1, f"template_lr must be in [0, 1), got {self.template_lr}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrackerConfig":

@@ -127,6 +127,13 @@ class SiamNet(nn.Module):
         self._zf = self.embed(z)
         return self._zf
 
+    def update_template(self, z: torch.Tensor, rate: float) -> torch.Tensor:
+        """Blend a new exemplar crop into the cached embedding: ``(1 - rate) * old + rate * new``."""
+        if self._zf is None:
+            raise RuntimeError("SiamNet.update_template called before template()")
+        self._zf = torch.lerp(self._zf, self.embed(z), rate)
+        return self._zf
+
     def track(self, x: torch.Tensor) -> torch.Tensor:
         """Response maps (S, 1, 17, 17) of S search crops (S, 3, 255, 255) against the cached exemplar."""
         if self._zf is None:

@@ -148,7 +148,8 @@ class SiamFCTracker:
         sizes = self.x_sz * self.scale_factors
         with torch.inference_mode():
             if self.pipeline == "torch":
-                x = ops.crop_torch(self._to_device(frame), self.center, sizes, cfg.instance_sz, self._avg_t)
+                img = self._to_device(frame)
+                x = ops.crop_torch(img, self.center, sizes, cfg.instance_sz, self._avg_t)
                 resp = self.net.track(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
                 scale_id, row, col, peak = self._peak_torch(resp[:, 0])
             else:
@@ -159,7 +160,16 @@ class SiamFCTracker:
                 peak = float(resp[scale_id].max())
         self._move(scale_id, row, col)
         score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
-        return TrackResult(self.box, score, score < cfg.lost_threshold)
+        lost = score < cfg.lost_threshold
+        if cfg.template_lr > 0 and not lost:
+            z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
+            with torch.inference_mode():
+                if self.pipeline == "torch":
+                    z = ops.crop_torch(img, self.center, [z_sz], cfg.exemplar_sz, self._avg_t)
+                else:
+                    z = self._to_tensor(ops.crop(frame, self.center, z_sz, cfg.exemplar_sz, self.avg_color)[None])
+                self.net.update_template(z.to(self.dtype).contiguous(memory_format=torch.channels_last), cfg.template_lr)
+        return TrackResult(self.box, score, lost)
 
     @property
     def box(self) -> tuple[float, float, float, float]:

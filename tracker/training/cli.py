@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds between checkpoints")
     p.add_argument("--snapshot-every", type=int, default=0, help="also save weights every N steps (for checkpoint selection)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in this call (resume later)")
+    p.add_argument("--jitter", type=float, default=0.25, help="brightness/contrast/saturation jitter strength")
+    p.add_argument("--gamma", type=float, default=0.0, help="illumination: gamma in [exp(-g), exp(g)] (0: off)")
+    p.add_argument("--color-cast", type=float, default=0.0, help="per-channel gain in [1-c, 1+c] (0: off)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -37,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from .pairs import PairSampler
+    from .pairs import PairConfig, PairSampler
     from .sources import load_tracks
     from .trainer import CheckpointError, Trainer, TrainConfig
 
@@ -49,7 +52,8 @@ def _run(args: argparse.Namespace) -> int:
                           lr_start=args.lr[0], lr_end=args.lr[1], margin=args.margin, seed=args.seed,
                           checkpoint_every_s=args.checkpoint_every)
         tracks = load_tracks(args.data)
-        trainer = Trainer(cfg, PairSampler(tracks), out, device=args.device, snapshot_every=args.snapshot_every)
+        pairs = PairConfig(jitter=args.jitter, gamma=args.gamma, color_cast=args.color_cast)
+        trainer = Trainer(cfg, PairSampler(tracks, pairs), out, device=args.device, snapshot_every=args.snapshot_every)
         if args.resume and trainer.checkpoint_path.exists():
             trainer.resume()
             print(f"resumed from {trainer.checkpoint_path} at step {trainer.step}")

@@ -5,7 +5,8 @@ still image, in which case both crops come from that image under different
 augmentation). :class:`PairSampler` draws two frames a bounded gap apart where the
 target is visible and sensibly sized, crops the 127 px exemplar and 255 px search
 region around it with SiamFC's context rule, random stretch and shift, and applies
-colour jitter, grayscale and blur. Crops are BGR ``uint8``; the target is centred in
+colour jitter (optionally gamma and colour casts, for illumination changes), grayscale
+and blur. Crops are BGR ``uint8``; the target is centred in
 both (up to the shift), which is what the response-map labels assume.
 """
 from __future__ import annotations
@@ -57,6 +58,8 @@ class PairConfig:
     gray_prob: float = 0.25
     blur_prob: float = 0.2
     jitter: float = 0.25  # colour jitter strength (brightness, contrast, saturation)
+    gamma: float = 0.0  # illumination: gamma drawn log-uniformly from [exp(-gamma), exp(gamma)]
+    color_cast: float = 0.0  # per-channel gain drawn from [1 - color_cast, 1 + color_cast]
 
 
 def valid_boxes(boxes: np.ndarray, image_sizes: np.ndarray | None, cfg: PairConfig) -> np.ndarray:
@@ -149,6 +152,11 @@ class PairSampler:
             out = (out - mean) * (1 + rng.uniform(-j, j)) + mean  # contrast
             gray = out.mean(axis=2, keepdims=True)
             out = (out - gray) * (1 + rng.uniform(-j, j)) + gray  # saturation
+        if cfg.color_cast:
+            out *= 1 + rng.uniform(-cfg.color_cast, cfg.color_cast, 3).astype(np.float32)
+        if cfg.gamma:
+            g = float(np.exp(rng.uniform(-cfg.gamma, cfg.gamma)))
+            out = 255.0 * (np.clip(out, 0, 255) / 255.0) ** g
         if rng.random() < cfg.gray_prob:
             out[:] = out.mean(axis=2, keepdims=True)
         out = np.clip(out, 0, 255).astype(np.uint8)

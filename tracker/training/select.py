@@ -5,7 +5,8 @@
 
 1. Scores every candidate weights file with the paper's 3-scale defaults (OTB success AUC).
 2. On the best one, compares the 3- and 5-scale presets, then tunes window influence, scale
-   penalty, scale step and scale learning rate by coordinate search (a few values each).
+   penalty, scale step, scale learning rate and the exemplar update rate by coordinate
+   search (a few values each).
 3. Calibrates ``lost_threshold``: the score that best separates frames where the box has
    lost the target (IoU = 0) from frames where it holds it (IoU > 0.5), balanced accuracy.
 4. Writes the chosen weights with those settings (``.pt`` + ``.json`` with the sha256), and
@@ -37,6 +38,7 @@ GRID = {
     "scale_penalty": [0.94, 0.9745, 0.99],
     "scale_step": [1.025, 1.0375, 1.06],
     "scale_lr": [0.35, 0.59, 0.8],
+    "template_lr": [0.0, 0.01, 0.03, 0.08],
 }
 
 
