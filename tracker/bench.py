@@ -36,6 +36,26 @@ def hardware() -> str:
     return s
 
 
+def model_cost(arch: str, scales: int = 3) -> tuple[int, float]:
+    """Parameters and multiply-adds (G) per tracked frame: ``scales`` 255 px search regions."""
+    from .models import build_model
+
+    net = build_model(arch).eval()
+    macs = 0
+
+    def hook(m, inp, out):
+        nonlocal macs
+        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        macs += out.numel() * k
+
+    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        net.embed(torch.zeros(scales, 3, 255, 255))
+    for h in hs:
+        h.remove()
+    return sum(p.numel() for p in net.parameters()), macs / 1e9
+
+
 def load_clips(root: Path, sequences: list[str], max_frames: int) -> list[tuple[list[np.ndarray], tuple]]:
     """Decoded frames and the 0-based first box of each named OTB-layout sequence."""
     from .eval.datasets import load_otb
@@ -71,6 +91,9 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
     clips = load_clips(root, sequences, max_frames)
     n = sum(len(f) - 1 for f, _ in clips)
     print(hardware())
+    for arch in ("lite", "alexnet"):
+        params, gmacs = model_cost(arch)
+        print(f"{arch}: {params:,} parameters, {gmacs:.2f} GMAC per frame (3 scales)")
     print(f"{len(clips)} sequences from {root}, {n} updates per tracker, frames pre-decoded")
     rows = []
 

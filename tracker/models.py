@@ -53,7 +53,7 @@ def _dw_pw(cin: int, cout: int, stride: int = 1, last: bool = False) -> list[nn.
 class LiteNet(nn.Module):
     """The CPU-fast backbone: a dense 3x3 stem, then depthwise/pointwise blocks.
 
-    Unpadded like AlexNet: 127 -> 6 and 255 -> 22, total stride 8, about 1/20 of
+    Unpadded like AlexNet: 127 -> 6 and 255 -> 22, total stride 8, about 1/40 of
     AlexNet's multiply-adds per search region.
     """
 
