@@ -14,10 +14,12 @@ def seq():
     return make_sequence(20, seed=2)
 
 
-def _plain(frames, box):
+def _plain(frames, box, results=False):
     t = SiamFCTracker.from_pretrained(device="cpu")
     t.init(frames[0], box)
-    return np.array([box] + [t.update(f).box for f in frames[1:]])
+    rs = [t.update(f) for f in frames[1:]]
+    boxes = np.array([box] + [r.box for r in rs])
+    return (boxes, rs) if results else boxes
 
 
 def test_got10k_adapter_takes_rgb_pil_images(seq, tmp_path):
@@ -48,13 +50,14 @@ def test_got10k_adapter_reports_unreadable_image(seq, tmp_path):
 
 def test_opencv_style_adapter(seq):
     frames, gt = seq
-    expected = _plain(frames, gt[0])
+    expected, results = _plain(frames, gt[0], results=True)
     t = OpenCVStyleTracker(SiamFCTracker.from_pretrained(device="cpu"))
     t.init(frames[0], gt[0])
-    for f, e in zip(frames[1:], expected[1:]):
+    for f, e, r in zip(frames[1:], expected[1:], results):
         ok, box = t.update(f)
-        assert ok is True  # a clearly visible target
-        assert np.allclose(box, e) and 0 < t.getTrackingScore() <= 1
+        assert ok is (not r.lost)
+        assert np.allclose(box, e) and t.getTrackingScore() == pytest.approx(r.score)
+    assert sum(not r.lost for r in results) >= 15  # a clearly visible target is mostly held
     # A blank frame: the target is gone, the adapter says so.
     ok, _ = t.update(np.full_like(frames[0], 128))
     assert ok is False and t.getTrackingScore() < 0.5
