@@ -1,5 +1,5 @@
 """``siamtrack bench``: end-to-end speed of each model on real frames, with OpenCV's
-TrackerNano timed in the same run as the reference.
+TrackerNano timed in the same run as the reference, and the network's share of it.
 
 End to end means what :meth:`SiamFCTracker.update` does per frame (validation, crops,
 network, post-processing, box update) on frames already decoded, as a tracker receives
@@ -56,6 +56,25 @@ def model_cost(arch: str, scales: int = 3) -> tuple[int, float]:
     return sum(p.numel() for p in net.parameters()), macs / 1e9
 
 
+def network_ms(tracker, repeats: int = 50) -> float:
+    """Mean ms of the network alone on one frame's search crops (the tracker's scales, 255 px)."""
+    cfg = tracker.config
+    x = torch.rand(cfg.scale_num, 3, cfg.instance_sz, cfg.instance_sz, device=tracker.device) * 255
+    x = x.to(tracker.dtype).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        tracker.net.template(x[:1, :, :cfg.exemplar_sz, :cfg.exemplar_sz])
+        for _ in range(5):
+            tracker.net.track(x)
+        if tracker.device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(repeats):
+            tracker.net.track(x)
+        if tracker.device.type == "cuda":
+            torch.cuda.synchronize()
+    return (time.perf_counter() - t) / repeats * 1e3
+
+
 def load_clips(root: Path, sequences: list[str], max_frames: int) -> list[tuple[list[np.ndarray], tuple]]:
     """Decoded frames and the 0-based first box of each named OTB-layout sequence."""
     from .eval.datasets import load_otb
@@ -99,7 +118,9 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
 
     def add(name, make):
         med, mean = time_tracker(make, clips)
-        rows.append({"tracker": name, "median_ms": med, "mean_ms": mean, "fps": 1000.0 / mean})
+        t = make()
+        net = network_ms(t) if isinstance(t, SiamFCTracker) else None
+        rows.append({"tracker": name, "median_ms": med, "mean_ms": mean, "fps": 1000.0 / mean, "network_ms": net})
 
     if peers is not None:
         OpenCVTracker("nano", peers)  # fails here, with the missing file named, if the models are absent
@@ -113,11 +134,12 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
             arch = m.replace("siamfc-", "")
             add(f"{arch} arch, untrained ({device})", lambda a=arch: SiamFCTracker(build_model(a), device=device))
     ref = rows[0]["mean_ms"] if peers is not None else None
-    print(f"{'tracker':34s} {'median ms':>10s} {'mean ms':>9s} {'fps':>8s} {'vs Nano':>8s}")
+    print(f"{'tracker':34s} {'median ms':>10s} {'mean ms':>9s} {'fps':>8s} {'vs Nano':>8s} {'network ms':>11s}")
     for r in rows:
         ratio = f"{ref / r['mean_ms']:.2f}x" if ref else "-"
         r["vs_nano"] = ref / r["mean_ms"] if ref else None
-        print(f"{r['tracker']:34s} {r['median_ms']:10.2f} {r['mean_ms']:9.2f} {r['fps']:8.1f} {ratio:>8s}")
+        net = f"{r['network_ms']:.2f}" if r["network_ms"] is not None else "-"
+        print(f"{r['tracker']:34s} {r['median_ms']:10.2f} {r['mean_ms']:9.2f} {r['fps']:8.1f} {ratio:>8s} {net:>11s}")
     return rows
 
 
