@@ -3,7 +3,8 @@
 ``python -m tracker.training.select --candidates runs/lite/snapshots/*.pt runs/lite/lite.pt
 --root ../shared/data/dev --out weights/siamfc-lite.pt``
 
-1. Scores every candidate weights file with the paper's 3-scale defaults (OTB success AUC).
+1. Scores every candidate weights file with the paper's 3-scale defaults, or ``--start``
+   (OTB success AUC).
 2. On the best one, compares the 3- and 5-scale presets, then tunes window influence, scale
    penalty, scale step, scale learning rate and the exemplar update rate by coordinate
    search (a few values each).
@@ -26,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import TrackerConfig
+from ..config import PRESETS, TrackerConfig
 from ..eval import datasets, metrics
 from ..siamfc import SiamFCTracker
 from ..weights import load_model, save_weights
@@ -79,13 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", required=True, help="OTB-layout validation sequences (e.g. ../shared/data/dev)")
     p.add_argument("--out", required=True, help="where to write the chosen weights (.pt)")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--start", default=None, metavar="JSON",
+                   help="tracking parameters to start from (a JSON object, e.g. an earlier selection's chosen config)")
     args = p.parse_args(argv)
 
     seqs = datasets.load_otb(args.root)
     frames = _decode(seqs)
     log: dict = {"root": str(args.root), "sequences": [s.name for s in seqs], "candidates": {}, "search": []}
     t0 = time.time()
-    base = TrackerConfig()
+    start = json.loads(args.start) if args.start else {}
+    base = TrackerConfig.from_dict({k: v for k, v in start.items() if k != "lost_threshold"})
     best_auc, best_path, best_net = -1.0, None, None
     for c in args.candidates:
         net, _ = load_model(c)
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{c}: AUC {auc:.4f}  ({time.time() - t0:.0f}s)", flush=True)
         if auc > best_auc:
             best_auc, best_path, best_net = auc, c, net
-    five = TrackerConfig.preset("5scale")
+    five = TrackerConfig.preset("5scale", **{k: v for k, v in base.to_dict().items() if k not in PRESETS["5scale"]})
     auc5, _, _ = evaluate(best_net, five, seqs, frames)
     log["search"].append({"preset": "5scale", "auc": auc5})
     print(f"5-scale preset: AUC {auc5:.4f}", flush=True)
