@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from .siamfc import SiamFCTracker
+from .video import read_image
 
 __all__ = ["GOT10kTracker", "OpenCVStyleTracker"]
 
@@ -49,9 +50,7 @@ class GOT10kTracker:
         times = np.zeros(len(img_files))
         boxes[0] = box
         for f, path in enumerate(img_files):
-            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise ValueError(f"{path}: cannot read image")
+            frame = read_image(path)
             start = time.perf_counter()
             if f == 0:
                 self.tracker.init(frame, box)

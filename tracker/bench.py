@@ -78,10 +78,11 @@ def network_ms(tracker, repeats: int = 50) -> float:
 def load_clips(root: Path, sequences: list[str], max_frames: int) -> list[tuple[list[np.ndarray], tuple]]:
     """Decoded frames and the 0-based first box of each named OTB-layout sequence."""
     from .eval.datasets import load_otb
+    from .video import read_image
 
     clips = []
     for seq in load_otb(root, sequences, max_frames=max_frames):
-        frames = [cv2.imread(str(f), cv2.IMREAD_COLOR) for f in seq.img_files]
+        frames = [read_image(f) for f in seq.img_files]
         clips.append((frames, seq.init_box))
     return clips
 

@@ -115,24 +115,18 @@ class SiamFCTracker:
         self.center = np.array([x + w / 2, y + h / 2])
         self.target_sz = np.array([w, h])
         self.init_sz = self.target_sz.copy()
-        self.z_sz = ops.context_size(w, h, cfg.context)
-        self.x_sz = self.z_sz * cfg.instance_sz / cfg.exemplar_sz
+        z_sz = ops.context_size(w, h, cfg.context)
+        self.x_sz = z_sz * cfg.instance_sz / cfg.exemplar_sz
         self.init_x_sz = self.x_sz
         self.avg_color = np.array(cv2.mean(frame)[:3])
         with torch.inference_mode():
+            img = None
             if self.pipeline == "torch":
                 img = self._to_device(frame)
                 self._avg_t = torch.as_tensor(self.avg_color, dtype=torch.float32, device=self.device)
-                z = ops.crop_torch(img, self.center, [self.z_sz], cfg.exemplar_sz, self._avg_t)
-            else:
-                z = self._to_tensor(ops.crop(frame, self.center, self.z_sz, cfg.exemplar_sz, self.avg_color)[None])
-            self.net.template(z.to(self.dtype).contiguous(memory_format=torch.channels_last))
+            self.net.template(self._crops(frame, img, [z_sz], cfg.exemplar_sz))
             # Reference peak for the score: the exemplar against its own frame.
-            if self.pipeline == "torch":
-                x = ops.crop_torch(img, self.center, [self.x_sz], cfg.instance_sz, self._avg_t)
-            else:
-                x = self._to_tensor(ops.crop(frame, self.center, self.x_sz, cfg.instance_sz, self.avg_color)[None])
-            ref = float(self.net.track(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).max())
+            ref = float(self.net.track(self._crops(frame, img, [self.x_sz], cfg.instance_sz)).max())
         self.ref_peak = max(ref, 1e-6)
 
     def update(self, frame: np.ndarray) -> TrackResult:
@@ -147,28 +141,21 @@ class SiamFCTracker:
         cfg = self.config
         sizes = self.x_sz * self.scale_factors
         with torch.inference_mode():
+            img = self._to_device(frame) if self.pipeline == "torch" else None
+            resp = self.net.track(self._crops(frame, img, sizes, cfg.instance_sz))[:, 0].float()
             if self.pipeline == "torch":
-                img = self._to_device(frame)
-                x = ops.crop_torch(img, self.center, sizes, cfg.instance_sz, self._avg_t)
-                resp = self.net.track(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
-                scale_id, row, col, peak = self._peak_torch(resp[:, 0])
+                scale_id, row, col, peak = self._peak_torch(resp)
             else:
-                x = self._to_tensor(ops.crop_multi(frame, self.center, sizes, cfg.instance_sz, self.avg_color))
-                resp = self.net.track(x)[:, 0].float().numpy()
+                resp = resp.numpy()
                 up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC) for r in resp])
                 scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
                 peak = float(resp[scale_id].max())
-        self._move(scale_id, row, col)
-        score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
-        lost = score < cfg.lost_threshold
-        if cfg.template_lr > 0 and not lost:
-            z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
-            with torch.inference_mode():
-                if self.pipeline == "torch":
-                    z = ops.crop_torch(img, self.center, [z_sz], cfg.exemplar_sz, self._avg_t)
-                else:
-                    z = self._to_tensor(ops.crop(frame, self.center, z_sz, cfg.exemplar_sz, self.avg_color)[None])
-                self.net.update_template(z.to(self.dtype).contiguous(memory_format=torch.channels_last), cfg.template_lr)
+            self._move(scale_id, row, col)
+            score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
+            lost = score < cfg.lost_threshold
+            if cfg.template_lr > 0 and not lost:
+                z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
+                self.net.update_template(self._crops(frame, img, [z_sz], cfg.exemplar_sz), cfg.template_lr)
         return TrackResult(self.box, score, lost)
 
     @property
@@ -193,9 +180,15 @@ class SiamFCTracker:
         self.target_sz = self.init_sz * rel
         self.x_sz = self.init_x_sz * rel
 
-    def _to_tensor(self, crops: np.ndarray) -> torch.Tensor:
-        # (N, H, W, 3) uint8 -> (N, 3, H, W) float in channels_last layout without a copy of the NHWC data.
-        return torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).to(self.dtype)
+    def _crops(self, frame: np.ndarray, img: torch.Tensor | None, sizes, out_sz: int) -> torch.Tensor:
+        """Square crops around the current centre, ready for the network: (len(sizes), 3, out_sz, out_sz)
+        channels-last. Cropped on the device from ``img`` (torch pipeline) or by OpenCV from ``frame``."""
+        if self.pipeline == "torch":
+            x = ops.crop_torch(img, self.center, sizes, out_sz, self._avg_t)
+        else:
+            # (N, H, W, 3) uint8 -> (N, 3, H, W): a permuted view, already channels-last in memory.
+            x = torch.from_numpy(ops.crop_multi(frame, self.center, sizes, out_sz, self.avg_color)).permute(0, 3, 1, 2)
+        return x.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
 
     def _to_device(self, frame: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(frame).to(self.device, non_blocking=True).permute(2, 0, 1).float()

@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-__all__ = ["SourceError", "SinkError", "FrameSource", "open_source", "frames", "natural_key",
+__all__ = ["read_image", "SourceError", "SinkError", "FrameSource", "open_source", "frames", "natural_key",
            "VideoSink", "check_writable", "FPSMeter", "IMAGE_EXTENSIONS"]
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,14 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 # Output container -> codec that OpenCV's pip builds can always write.
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 _MAX_BAD_IN_A_ROW = 25  # consecutive undecodable frames before a video is declared finished
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """One image file as a BGR ``uint8`` array; ``ValueError`` naming the file if it cannot be read."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{path}: cannot read image")
+    return img
 
 
 class SourceError(ValueError):

@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import ops
 from ..progress import ProgressBar
+from ..video import read_image
 from .datasets import Sequence
 from .trackers import is_deterministic, label_of, make_tracker
 
@@ -106,13 +107,6 @@ def _write_times(path: Path, rep: int, times: np.ndarray) -> None:
     write_atomic(path, "".join(",".join(f"{v:.8f}" for v in row) + "\n" for row in cols))
 
 
-def _read_frame(path: Path) -> np.ndarray:
-    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if frame is None:
-        raise ValueError(f"{path}: cannot read image")
-    return frame
-
-
 def track_sequence(tracker, seq: Sequence, on_frame: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One pass over ``seq``: returns 0-based boxes ``(N, 4)`` and per-frame seconds ``(N,)``.
 
@@ -123,7 +117,7 @@ def track_sequence(tracker, seq: Sequence, on_frame: Callable[[int], None] | Non
     times = np.zeros(n)
     boxes[0] = seq.init_box
     for f, path in enumerate(seq.img_files):
-        frame = _read_frame(path)
+        frame = read_image(path)
         start = time.perf_counter()
         if f == 0:
             tracker.init(frame, seq.init_box)

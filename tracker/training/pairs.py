@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from .. import ops
+from ..video import read_image
 
 __all__ = ["Track", "PairConfig", "PairSampler", "valid_boxes"]
 
@@ -100,9 +101,7 @@ class PairSampler:
             return frame
         if self._cache is not None and frame in self._cache:
             return self._cache[frame]
-        img = cv2.imread(str(frame), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"{frame}: cannot read image")
+        img = read_image(frame)
         if self._cache is not None:
             self._cache[frame] = img
         return img

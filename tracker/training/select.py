@@ -24,12 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..config import PRESETS, TrackerConfig
 from ..eval import datasets, metrics
 from ..siamfc import SiamFCTracker
+from ..video import read_image
 from ..weights import load_model, save_weights
 
 __all__ = ["evaluate", "main"]
@@ -44,7 +44,7 @@ GRID = {
 
 
 def _decode(seqs) -> list[list[np.ndarray]]:
-    return [[cv2.imread(str(f), cv2.IMREAD_COLOR) for f in s.img_files] for s in seqs]
+    return [[read_image(f) for f in s.img_files] for s in seqs]
 
 
 def evaluate(net, cfg: TrackerConfig, seqs, frames) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
