@@ -168,11 +168,11 @@ def test_interrupted_run_keeps_finished_steps(tmp_path):
     real = tr.sampler.sample_batch
     calls = {"n": 0}
 
-    def flaky(rng, b):
+    def flaky(rng, b, **kw):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        return real(rng, b)
+        return real(rng, b, **kw)
 
     tr.sampler.sample_batch = flaky
     with pytest.raises(KeyboardInterrupt):

@@ -63,13 +63,14 @@ def network_ms(tracker, repeats: int = 50) -> float:
     x = x.to(tracker.dtype).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         tracker.net.template(x[:1, :, :cfg.exemplar_sz, :cfg.exemplar_sz])
+        run = tracker.net.track_boxes if tracker.net.has_box_head else tracker.net.track
         for _ in range(5):
-            tracker.net.track(x)
+            run(x)
         if tracker.device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
         for _ in range(repeats):
-            tracker.net.track(x)
+            run(x)
         if tracker.device.type == "cuda":
             torch.cuda.synchronize()
     return (time.perf_counter() - t) / repeats * 1e3
@@ -102,7 +103,9 @@ def time_tracker(make, clips, warmup: int = 10) -> tuple[float, float]:
     return float(np.median(a)), float(a.mean())
 
 
-def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list[str], max_frames: int, device: str) -> list[dict]:
+def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list[str], max_frames: int, device: str,
+              box_head: bool = True) -> list[dict]:
+    from .config import TrackerConfig
     from .eval.trackers import OpenCVTracker
     from .models import build_model
     from .siamfc import SiamFCTracker
@@ -134,13 +137,18 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
             # Speed does not depend on the weights' values: time the architecture itself.
             arch = m.replace("siamfc-", "")
             add(f"{arch} arch, untrained ({device})", lambda a=arch: SiamFCTracker(build_model(a), device=device))
+    if box_head:
+        # The single-scale box-head variant (no trained weights ship; speed does not depend on them).
+        one = TrackerConfig(scale_num=1)
+        add(f"lite + box head, 1 scale, untrained ({device})",
+            lambda: SiamFCTracker(build_model("lite", box_head=True), one, device=device))
     ref = rows[0]["mean_ms"] if peers is not None else None
-    print(f"{'tracker':34s} {'median ms':>10s} {'mean ms':>9s} {'fps':>8s} {'vs Nano':>8s} {'network ms':>11s}")
+    print(f"{'tracker':44s} {'median ms':>10s} {'mean ms':>9s} {'fps':>8s} {'vs Nano':>8s} {'network ms':>11s}")
     for r in rows:
         ratio = f"{ref / r['mean_ms']:.2f}x" if ref else "-"
         r["vs_nano"] = ref / r["mean_ms"] if ref else None
         net = f"{r['network_ms']:.2f}" if r["network_ms"] is not None else "-"
-        print(f"{r['tracker']:34s} {r['median_ms']:10.2f} {r['mean_ms']:9.2f} {r['fps']:8.1f} {ratio:>8s} {net:>11s}")
+        print(f"{r['tracker']:44s} {r['median_ms']:10.2f} {r['mean_ms']:9.2f} {r['fps']:8.1f} {ratio:>8s} {net:>11s}")
     return rows
 
 
@@ -153,7 +161,7 @@ def _main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     peers = None if args.no_peer else Path(args.peers)
-    run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device)
+    run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device, box_head=not args.no_box_head)
     return 0
 
 
@@ -165,6 +173,7 @@ def register(sub) -> None:
     p.add_argument("--models", nargs="+", default=["siamfc-lite", "siamfc-alexnet"])
     p.add_argument("--sequences", nargs="+", default=["Car4", "David", "Woman"])
     p.add_argument("--max-frames", type=int, default=200)
+    p.add_argument("--no-box-head", action="store_true", help="skip the single-scale box-head variant")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch/OpenCV CPU threads (default: theirs)")
     p.set_defaults(func=_main)

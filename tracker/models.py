@@ -1,8 +1,13 @@
-"""The Siamese network: a shared backbone and a cross-correlation head.
+"""The Siamese network: a shared backbone, a cross-correlation head and an optional box head.
 
 Both backbones have total stride 8 and no padding, so a 127 px exemplar gives a 6x6
 embedding, a 255 px search region a 22x22 one, and their correlation a 17x17 response.
 Inputs are float tensors ``(N, 3, H, W)`` holding BGR pixel values in [0, 255].
+
+The optional :class:`BoxHead` (anchor-free, as in SiamFC++) predicts, at each of the 17x17
+response positions, the distances from that position to the target's left, top, right and
+bottom edges in search-crop pixels, so the tracker reads the box's size and aspect at the
+peak instead of searching over scales.
 """
 from __future__ import annotations
 
@@ -12,7 +17,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["AlexNet", "LiteNet", "SiamNet", "xcorr", "build_model", "ARCHITECTURES", "prepare_for_inference"]
+__all__ = ["AlexNet", "LiteNet", "BoxHead", "SiamNet", "xcorr", "xcorr_depthwise", "build_model", "ARCHITECTURES",
+           "prepare_for_inference", "response_positions", "TOTAL_STRIDE"]
+
+TOTAL_STRIDE = 8  # pixels of search crop per response cell
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
@@ -100,21 +108,78 @@ def xcorr(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return out.transpose(0, 1).reshape(n, 1, out.shape[-2], out.shape[-1])
 
 
-class SiamNet(nn.Module):
-    """Backbone + cross-correlation head; response scaled by 0.001 plus a learnable bias.
+def xcorr_depthwise(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Channel-by-channel correlation of ``z`` (B, C, h, w) with ``x`` (B * k, C, H, W), same
+    pairing as :func:`xcorr`; returns (B * k, C, H - h + 1, W - w + 1)."""
+    b, c, h, w = z.shape
+    n = x.shape[0]
+    if n % b:
+        raise ValueError(f"xcorr_depthwise: search batch {n} is not a multiple of exemplar batch {b}")
+    k = n // b
+    xs = x.reshape(b, k, c, x.shape[-2], x.shape[-1]).transpose(0, 1).reshape(k, b * c, x.shape[-2], x.shape[-1])
+    out = F.conv2d(xs, z.reshape(b * c, 1, h, w), groups=b * c)  # (k, b*c, H', W')
+    return out.reshape(k, b, c, out.shape[-2], out.shape[-1]).transpose(0, 1).reshape(n, c, out.shape[-2], out.shape[-1])
 
-    ``template(z)`` embeds and caches the exemplar once; ``track(x)`` scores search
-    regions (one per scale) against the cached exemplar. ``forward(z, x)`` is the
-    training path for a batch of pairs.
+
+def response_positions(size: int, instance_sz: int = 255, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Search-crop coordinates (px, continuous) of the response cells' centres: (2, size, size) as (x, y).
+
+    The centre cell sits at the crop centre; neighbours are :data:`TOTAL_STRIDE` px apart."""
+    r = (torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2) * TOTAL_STRIDE + instance_sz / 2
+    ys, xs = torch.meshgrid(r, r, indexing="ij")
+    return torch.stack([xs, ys])
+
+
+class BoxHead(nn.Module):
+    """Anchor-free box regression on depthwise-correlated features.
+
+    Output (N, 4, 17, 17): distances (left, top, right, bottom) in search-crop px from each
+    response cell's centre to the target's edges, ``base * exp(.)`` so they stay positive.
     """
 
-    def __init__(self, backbone: nn.Module, arch: str, out_scale: float = 0.001) -> None:
+    def __init__(self, in_channels: int, hidden: int = 64, base: float = 32.0) -> None:
+        super().__init__()
+        self.base = base
+        self.adjust_z = nn.Conv2d(in_channels, hidden, 1)
+        self.adjust_x = nn.Conv2d(in_channels, hidden, 1)
+        self.features = nn.Sequential(
+            nn.Conv2d(hidden, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, 4, 1),
+        )
+
+    def kernel(self, zf: torch.Tensor) -> torch.Tensor:
+        """The exemplar's correlation kernel (cached by :meth:`SiamNet.template`)."""
+        return self.adjust_z(zf)
+
+    def forward(self, zk: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+        out = self.features(xcorr_depthwise(zk, self.adjust_x(xf)))
+        return self.base * torch.exp(out.clamp(max=6.0))
+
+
+class SiamNet(nn.Module):
+    """Backbone + cross-correlation head (response scaled by 0.001 plus a learnable bias),
+    and optionally a :class:`BoxHead`.
+
+    ``template(z)`` embeds and caches the exemplar once; ``track(x)`` scores search
+    regions (one per scale) against the cached exemplar, ``track_boxes(x)`` also returns
+    the box head's edge distances. ``forward(z, x)`` / ``forward_boxes(z, x)`` are the
+    training paths for a batch of pairs.
+    """
+
+    def __init__(self, backbone: nn.Module, arch: str, out_scale: float = 0.001, box_head: BoxHead | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.arch = arch
         self.out_scale = out_scale
         self.bias = nn.Parameter(torch.zeros(1))
+        self.box_head = box_head
         self._zf: torch.Tensor | None = None
+        self._zk: torch.Tensor | None = None
+
+    @property
+    def has_box_head(self) -> bool:
+        return self.box_head is not None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
@@ -122,17 +187,20 @@ class SiamNet(nn.Module):
     def head(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
         return xcorr(zf, xf) * self.out_scale + self.bias
 
+    def _cache(self, zf: torch.Tensor) -> torch.Tensor:
+        self._zf = zf
+        self._zk = self.box_head.kernel(zf) if self.box_head is not None else None
+        return zf
+
     def template(self, z: torch.Tensor) -> torch.Tensor:
         """Embed the exemplar crop (1, 3, 127, 127) and cache it for :meth:`track`."""
-        self._zf = self.embed(z)
-        return self._zf
+        return self._cache(self.embed(z))
 
     def update_template(self, z: torch.Tensor, rate: float) -> torch.Tensor:
         """Blend a new exemplar crop into the cached embedding: ``(1 - rate) * old + rate * new``."""
         if self._zf is None:
             raise RuntimeError("SiamNet.update_template called before template()")
-        self._zf = torch.lerp(self._zf, self.embed(z), rate)
-        return self._zf
+        return self._cache(torch.lerp(self._zf, self.embed(z), rate))
 
     def track(self, x: torch.Tensor) -> torch.Tensor:
         """Response maps (S, 1, 17, 17) of S search crops (S, 3, 255, 255) against the cached exemplar."""
@@ -140,16 +208,34 @@ class SiamNet(nn.Module):
             raise RuntimeError("SiamNet.track called before template()")
         return self.head(self._zf, self.embed(x))
 
+    def track_boxes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Responses (S, 1, 17, 17) and edge distances (S, 4, 17, 17), crop px (needs a box head)."""
+        if self._zf is None:
+            raise RuntimeError("SiamNet.track_boxes called before template()")
+        if self.box_head is None:
+            raise RuntimeError(f"SiamNet.track_boxes: this {self.arch} network has no box head")
+        xf = self.embed(x)
+        return self.head(self._zf, xf), self.box_head(self._zk, xf)
+
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Training path: responses (B, 1, 17, 17) of B exemplar/search pairs."""
         return self.head(self.embed(z), self.embed(x))
 
+    def forward_boxes(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training path with the box head: responses (B, 1, 17, 17) and edge distances (B, 4, 17, 17)."""
+        if self.box_head is None:
+            raise RuntimeError(f"SiamNet.forward_boxes: this {self.arch} network has no box head")
+        zf, xf = self.embed(z), self.embed(x)
+        return self.head(zf, xf), self.box_head(self.box_head.kernel(zf), xf)
 
-def build_model(arch: str) -> SiamNet:
-    """A freshly initialised :class:`SiamNet` with the named backbone (``alexnet`` or ``lite``)."""
+
+def build_model(arch: str, box_head: bool = False) -> SiamNet:
+    """A freshly initialised :class:`SiamNet` with the named backbone (``alexnet`` or ``lite``),
+    with a :class:`BoxHead` when ``box_head``."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
-    net = SiamNet(ARCHITECTURES[arch](), arch)
+    backbone = ARCHITECTURES[arch]()
+    net = SiamNet(backbone, arch, box_head=BoxHead(backbone.out_channels) if box_head else None)
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -158,6 +244,8 @@ def build_model(arch: str) -> SiamNet:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+    if net.box_head is not None:  # start near base-sized boxes around every cell
+        nn.init.normal_(net.box_head.features[-1].weight, std=0.01)
     return net
 
 
@@ -171,10 +259,8 @@ def _fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return fused
 
 
-def prepare_for_inference(net: SiamNet) -> SiamNet:
-    """An eval-mode copy with every BatchNorm folded into the conv before it (same outputs, fewer ops)."""
-    net = copy.deepcopy(net).eval()
-    layers = list(net.backbone.features)
+def _fold(seq: nn.Sequential) -> nn.Sequential:
+    layers = list(seq)
     out: list[nn.Module] = []
     i = 0
     while i < len(layers):
@@ -184,7 +270,15 @@ def prepare_for_inference(net: SiamNet) -> SiamNet:
         else:
             out.append(layers[i])
             i += 1
-    net.backbone.features = nn.Sequential(*out)
+    return nn.Sequential(*out)
+
+
+def prepare_for_inference(net: SiamNet) -> SiamNet:
+    """An eval-mode copy with every BatchNorm folded into the conv before it (same outputs, fewer ops)."""
+    net = copy.deepcopy(net).eval()
+    net.backbone.features = _fold(net.backbone.features)
+    if net.box_head is not None:
+        net.box_head.features = _fold(net.box_head.features)
     for p in net.parameters():
         p.requires_grad_(False)
     return net

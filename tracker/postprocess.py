@@ -1,4 +1,5 @@
-"""Host-side response post-processing: pick the scale, blend the window, find the peak.
+"""Host-side response post-processing: pick the scale, blend the window, find the peak;
+read a box head's edge distances at the peak.
 
 ``benchmarks/postprocess.py`` measures this numpy version against a fused numba kernel
 of the same contract; numpy measured faster on a 3 x 272 x 272 response (numpy's
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["find_peak", "find_peak_numpy"]
+__all__ = ["find_peak", "find_peak_numpy", "sample_bilinear"]
 
 
 def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, window_influence: float) -> tuple[int, float, float]:
@@ -24,3 +25,14 @@ def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, win
 
 
 find_peak = find_peak_numpy
+
+
+def sample_bilinear(maps: np.ndarray, row: float, col: float) -> np.ndarray:
+    """Values of ``maps`` (C, H, W) at the fractional cell ``(row, col)``, bilinear, clamped to the edges: (C,)."""
+    h, w = maps.shape[-2:]
+    row, col = min(max(row, 0.0), h - 1.0), min(max(col, 0.0), w - 1.0)
+    r0, c0 = min(int(row), h - 2), min(int(col), w - 2)
+    fr, fc = row - r0, col - c0
+    top = maps[:, r0, c0] * (1 - fc) + maps[:, r0, c0 + 1] * fc
+    bottom = maps[:, r0 + 1, c0] * (1 - fc) + maps[:, r0 + 1, c0 + 1] * fc
+    return top * (1 - fr) + bottom * fr

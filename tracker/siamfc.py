@@ -4,6 +4,9 @@ A frame's path: :meth:`SiamFCTracker.update` validates it, crops ``scale_num`` s
 regions around the last centre (:mod:`tracker.ops`), scores them against the cached
 exemplar (:meth:`SiamNet.track`), upsamples the responses, penalises scale changes,
 blends in a Hann window, and converts the peak's offset back to image pixels.
+Networks with a box head (:class:`tracker.models.BoxHead`) also read the target's edges
+at the peak: the box's centre, width and height then come from there (its aspect ratio
+can change), and one search scale is enough.
 On CUDA the crop, network and post-processing all run on the device; one small
 transfer per frame brings back the peak.
 """
@@ -21,12 +24,10 @@ import torch.nn.functional as F
 from . import ops, postprocess
 from .config import TrackerConfig
 from .inputs import as_bgr_frame, as_box
-from .models import SiamNet, prepare_for_inference
+from .models import TOTAL_STRIDE, SiamNet, prepare_for_inference
 from .weights import DEFAULT_CPU, DEFAULT_GPU, available, load_model
 
 __all__ = ["SiamFCTracker", "TrackResult", "resolve_device"]
-
-TOTAL_STRIDE = 8
 
 
 @dataclass(frozen=True)
@@ -142,15 +143,24 @@ class SiamFCTracker:
         sizes = self.x_sz * self.scale_factors
         with torch.inference_mode():
             img = self._to_device(frame) if self.pipeline == "torch" else None
-            resp = self.net.track(self._crops(frame, img, sizes, cfg.instance_sz))[:, 0].float()
+            x = self._crops(frame, img, sizes, cfg.instance_sz)
+            resp, edges = self.net.track_boxes(x) if self.net.has_box_head else (self.net.track(x), None)
+            resp = resp[:, 0].float()
             if self.pipeline == "torch":
-                scale_id, row, col, peak = self._peak_torch(resp)
+                scale_id, row, col, peak, ltrb = self._peak_torch(resp, edges)
             else:
                 resp = resp.numpy()
                 up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC) for r in resp])
                 scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
                 peak = float(resp[scale_id].max())
-            self._move(scale_id, row, col)
+                ltrb = None
+                if edges is not None:
+                    cell = self._cell(row), self._cell(col)
+                    ltrb = postprocess.sample_bilinear(edges[scale_id].float().numpy(), *cell)
+            if ltrb is None:
+                self._move(scale_id, row, col)
+            else:
+                self._move_box(scale_id, row, col, ltrb)
             score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
             lost = score < cfg.lost_threshold
             if cfg.template_lr > 0 and not lost:
@@ -180,6 +190,23 @@ class SiamFCTracker:
         self.target_sz = self.init_sz * rel
         self.x_sz = self.init_x_sz * rel
 
+    def _cell(self, u: float) -> float:
+        """Upsampled-response index -> fractional response cell (17x17 grid)."""
+        return (u + 0.5) / self.config.response_up - 0.5
+
+    def _move_box(self, scale_id: int, row: float, col: float, ltrb: np.ndarray) -> None:
+        """Box-head update: centre and size from the edges (l, t, r, b crop px) read at the peak."""
+        cfg = self.config
+        px = self.x_sz * self.scale_factors[scale_id] / cfg.instance_sz  # image px per crop px
+        disp = (np.array([col, row]) - (self.upscale_sz - 1) / 2) * TOTAL_STRIDE / cfg.response_up  # crop px
+        l, t, r, b = (float(v) for v in ltrb)
+        w_img, h_img = self._frame_size
+        self.center = np.clip(self.center + (disp + np.array([r - l, b - t]) / 2) * px, [0, 0], [w_img, h_img])
+        size = (1 - cfg.scale_lr) * self.target_sz + cfg.scale_lr * np.array([l + r, t + b]) * px
+        lo = np.maximum(cfg.min_scale * self.init_sz, 2.0)
+        self.target_sz = np.clip(size, lo, cfg.max_scale * self.init_sz)
+        self.x_sz = ops.context_size(*self.target_sz, cfg.context) * cfg.instance_sz / cfg.exemplar_sz
+
     def _crops(self, frame: np.ndarray, img: torch.Tensor | None, sizes, out_sz: int) -> torch.Tensor:
         """Square crops around the current centre, ready for the network: (len(sizes), 3, out_sz, out_sz)
         channels-last. Cropped on the device from ``img`` (torch pipeline) or by OpenCV from ``frame``."""
@@ -193,8 +220,9 @@ class SiamFCTracker:
     def _to_device(self, frame: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(frame).to(self.device, non_blocking=True).permute(2, 0, 1).float()
 
-    def _peak_torch(self, resp: torch.Tensor) -> tuple[int, float, float, float]:
-        """Device-side find_peak on raw (S, 17, 17) responses, plus the chosen scale's raw peak."""
+    def _peak_torch(self, resp: torch.Tensor, edges: torch.Tensor | None = None) -> tuple[int, float, float, float, np.ndarray | None]:
+        """Device-side find_peak on raw (S, 17, 17) responses, plus the chosen scale's raw peak and,
+        given box-head ``edges`` (S, 4, 17, 17), the edges at the peak (bilinear)."""
         u = self.upscale_sz
         up = F.interpolate(resp[:, None], size=(u, u), mode="bicubic", align_corners=False)[:, 0]
         raw_max = up.flatten(1).amax(1)
@@ -204,5 +232,12 @@ class SiamFCTracker:
         r = r / (r.sum() + 1e-16)
         r = (1 - self.config.window_influence) * r + self.config.window_influence * self._hann_t
         loc = torch.argmax(r)
-        out = torch.stack([scale_id.float(), (loc // u).float(), (loc % u).float(), resp[scale_id].max()]).cpu().numpy()
-        return int(out[0]), float(out[1]), float(out[2]), float(out[3])
+        vals = [scale_id.float(), (loc // u).float(), (loc % u).float(), resp[scale_id].max()]
+        if edges is not None:
+            n = edges.shape[-1]
+            cell = (torch.stack([loc % u, loc // u]).float() + 0.5) / self.config.response_up - 0.5  # (x, y) cells
+            grid = (cell / (n - 1) * 2 - 1).view(1, 1, 1, 2)
+            at = F.grid_sample(edges[scale_id][None].float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
+            vals += list(at.view(4))
+        out = torch.stack(vals).cpu().numpy()
+        return int(out[0]), float(out[1]), float(out[2]), float(out[3]), (out[4:] if edges is not None else None)

@@ -93,11 +93,13 @@ def resolve(name_or_path: str | os.PathLike) -> WeightsInfo:
     raise WeightsError(f"weights {str(name_or_path)!r} not found; looked in: {', '.join(tried)}")
 
 
-def _infer_arch(state: dict[str, torch.Tensor]) -> str | None:
+def _infer_arch(state: dict[str, torch.Tensor]) -> tuple[str, bool] | None:
+    """``(arch, has_box_head)`` whose tensors match ``state`` exactly, or None."""
+    box = any(k.startswith("box_head.") for k in state)
     for arch in ARCHITECTURES:
-        ref = build_model(arch).state_dict()
+        ref = build_model(arch, box_head=box).state_dict()
         if set(ref) == set(state) and all(ref[k].shape == state[k].shape for k in ref):
-            return arch
+            return arch, box
     return None
 
 
@@ -124,11 +126,12 @@ def load_model(name_or_path: str | os.PathLike) -> tuple[SiamNet, WeightsInfo]:
     if found is None:
         want = info.arch or "any of " + ", ".join(ARCHITECTURES)
         raise WeightsError(f"{path}: its tensors match no known architecture (expected {want})")
-    if info.arch is not None and found != info.arch:
-        raise WeightsError(f"{path}: holds {found!r} weights but {path.with_suffix('.json')} says {info.arch!r}")
-    net = build_model(found)
+    arch, box_head = found
+    if info.arch is not None and arch != info.arch:
+        raise WeightsError(f"{path}: holds {arch!r} weights but {path.with_suffix('.json')} says {info.arch!r}")
+    net = build_model(arch, box_head=box_head)
     net.load_state_dict(state)
-    return net.eval(), WeightsInfo(path, found, info.sha256, info.config)
+    return net.eval(), WeightsInfo(path, arch, info.sha256, info.config)
 
 
 def save_weights(net: SiamNet, path: str | Path, config: dict[str, Any] | None = None, **extra: Any) -> Path:
@@ -138,7 +141,7 @@ def save_weights(net: SiamNet, path: str | Path, config: dict[str, Any] | None =
     tmp = path.with_name(path.name + ".tmp")
     torch.save({k: v.detach().cpu().clone() for k, v in net.state_dict().items()}, tmp)
     os.replace(tmp, path)
-    meta = {"arch": net.arch, "sha256": sha256_of(path), "config": config or {}, **extra}
+    meta = {"arch": net.arch, "box_head": net.has_box_head, "sha256": sha256_of(path), "config": config or {}, **extra}
     mtmp = path.with_suffix(".json.tmp")
     mtmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(mtmp, path.with_suffix(".json"))

@@ -33,6 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jitter", type=float, default=0.25, help="brightness/contrast/saturation jitter strength")
     p.add_argument("--gamma", type=float, default=0.0, help="illumination: gamma in [exp(-g), exp(g)] (0: off)")
     p.add_argument("--color-cast", type=float, default=0.0, help="per-channel gain in [1-c, 1+c] (0: off)")
+    p.add_argument("--box-head", action="store_true", help="add a box head (size and aspect at the peak, 1 - GIoU loss)")
+    p.add_argument("--init", default=None, metavar="WEIGHTS", help="start from these weights (name or .pt path)")
+    p.add_argument("--freeze-backbone", action="store_true", help="with --box-head and --init: train only the box head")
+    p.add_argument("--shift", type=float, default=4.0, help="max shift of the target in the search crop, crop px")
+    p.add_argument("--scale-jitter", type=float, default=0.0, help="search crop scale change exp(U(-s, s)) (box head: ~0.3)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -50,9 +55,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         cfg = TrainConfig(arch=args.model, loss=args.loss, steps=args.steps, batch_size=args.batch_size,
                           lr_start=args.lr[0], lr_end=args.lr[1], margin=args.margin, seed=args.seed,
-                          checkpoint_every_s=args.checkpoint_every)
+                          checkpoint_every_s=args.checkpoint_every, box_head=args.box_head, init_weights=args.init,
+                          freeze_backbone=args.freeze_backbone)
         tracks = load_tracks(args.data)
-        pairs = PairConfig(jitter=args.jitter, gamma=args.gamma, color_cast=args.color_cast)
+        pairs = PairConfig(jitter=args.jitter, gamma=args.gamma, color_cast=args.color_cast, shift=args.shift,
+                           scale_jitter=args.scale_jitter)
         trainer = Trainer(cfg, PairSampler(tracks, pairs), out, device=args.device, snapshot_every=args.snapshot_every)
         if args.resume and trainer.checkpoint_path.exists():
             trainer.resume()

@@ -12,7 +12,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["response_labels", "balanced_logistic", "center_window", "contrastive", "triplet", "LOSSES"]
+from ..models import response_positions
+
+__all__ = ["response_labels", "balanced_logistic", "center_window", "contrastive", "triplet", "box_targets", "box_giou",
+           "LOSSES"]
 
 
 def response_labels(size: int, r_pos: float = 16.0, stride: int = 8, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,11 +29,66 @@ def response_labels(size: int, r_pos: float = 16.0, stride: int = 8, device: tor
     return labels, weights
 
 
-def balanced_logistic(responses: torch.Tensor, r_pos: float = 16.0, stride: int = 8) -> torch.Tensor:
-    """Mean over the batch of the weighted logistic loss on (B, 1, S, S) responses whose target is centred."""
-    labels, weights = response_labels(responses.shape[-1], r_pos, stride, responses.device)
-    loss = F.binary_cross_entropy_with_logits(responses.float(), labels.expand_as(responses), weight=weights.expand_as(responses), reduction="sum")
+def balanced_logistic(responses: torch.Tensor, r_pos: float = 16.0, stride: int = 8,
+                      boxes: torch.Tensor | None = None, instance_sz: int = 255) -> torch.Tensor:
+    """Mean over the batch of the weighted logistic loss on (B, 1, S, S) responses.
+
+    The target is centred in the search crop, or, given ``boxes`` (B, 4) ``(x, y, w, h)`` in
+    search-crop px, positives lie within ``r_pos`` px of each box's centre."""
+    if boxes is None:
+        labels, weights = response_labels(responses.shape[-1], r_pos, stride, responses.device)
+        labels, weights = labels.expand_as(responses), weights.expand_as(responses)
+    else:
+        pos = response_positions(responses.shape[-1], instance_sz, responses.device)  # (2, S, S)
+        centre = boxes[:, :2] + boxes[:, 2:] / 2
+        dist = (pos[None] - centre[:, :, None, None].float()).norm(dim=1, keepdim=True)  # (B, 1, S, S)
+        labels = (dist <= r_pos).float()
+        n_pos = labels.sum((2, 3), keepdim=True).clamp(min=1)
+        n_neg = (1 - labels).sum((2, 3), keepdim=True).clamp(min=1)
+        weights = torch.where(labels > 0, 0.5 / n_pos, 0.5 / n_neg)
+    loss = F.binary_cross_entropy_with_logits(responses.float(), labels, weight=weights, reduction="sum")
     return loss / responses.shape[0]
+
+
+def box_targets(boxes: torch.Tensor, size: int, radius: float = 24.0, instance_sz: int = 255) -> tuple[torch.Tensor, torch.Tensor]:
+    """Edge-distance targets (B, 4, S, S) and the mask (B, S, S) of cells that learn them.
+
+    ``boxes`` (B, 4) are ``(x, y, w, h)`` in search-crop px. A cell learns its box when its
+    centre lies inside the box and within ``radius`` px of the box centre (where the
+    response peak falls when tracking); the cell nearest the centre always does."""
+    pos = response_positions(size, instance_sz, boxes.device)  # (2, S, S) x, y
+    b = boxes.float()
+    x1, y1 = b[:, 0, None, None], b[:, 1, None, None]
+    x2, y2 = x1 + b[:, 2, None, None], y1 + b[:, 3, None, None]
+    px, py = pos[0][None], pos[1][None]
+    target = torch.stack([px - x1, py - y1, x2 - px, y2 - py], dim=1)
+    inside = target.min(dim=1).values > 0
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    dist = torch.sqrt((px - cx) ** 2 + (py - cy) ** 2)
+    nearest = dist.flatten(1).argmin(1)
+    mask = inside & (dist <= radius)
+    mask.view(len(b), -1)[torch.arange(len(b), device=b.device), nearest] |= inside.view(len(b), -1)[
+        torch.arange(len(b), device=b.device), nearest]
+    return target, mask
+
+
+def box_giou(pred: torch.Tensor, boxes: torch.Tensor, radius: float = 24.0, instance_sz: int = 255) -> torch.Tensor:
+    """Mean ``1 - GIoU`` between predicted edge distances (B, 4, S, S) and the true box at the
+    cells chosen by :func:`box_targets`; 0 when no cell qualifies (target outside the crop)."""
+    target, mask = box_targets(boxes, pred.shape[-1], radius, instance_sz)
+    p = pred.float().permute(0, 2, 3, 1)[mask]  # (M, 4) l, t, r, b
+    t = target.permute(0, 2, 3, 1)[mask]
+    if len(p) == 0:
+        return pred.sum() * 0.0
+    area_p = (p[:, 0] + p[:, 2]) * (p[:, 1] + p[:, 3])
+    area_t = (t[:, 0] + t[:, 2]) * (t[:, 1] + t[:, 3])
+    inter = (torch.minimum(p[:, 0], t[:, 0]) + torch.minimum(p[:, 2], t[:, 2])) * \
+            (torch.minimum(p[:, 1], t[:, 1]) + torch.minimum(p[:, 3], t[:, 3]))
+    union = area_p + area_t - inter
+    enclose = (torch.maximum(p[:, 0], t[:, 0]) + torch.maximum(p[:, 2], t[:, 2])) * \
+              (torch.maximum(p[:, 1], t[:, 1]) + torch.maximum(p[:, 3], t[:, 3]))
+    giou = inter / union - (enclose - union) / enclose
+    return (1 - giou).mean()
 
 
 def center_window(x_emb: torch.Tensor, size: int) -> torch.Tensor:

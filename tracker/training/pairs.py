@@ -8,6 +8,8 @@ region around it with SiamFC's context rule, random stretch and shift, and appli
 colour jitter (optionally gamma and colour casts, for illumination changes), grayscale
 and blur. Crops are BGR ``uint8``; the target is centred in
 both (up to the shift), which is what the response-map labels assume.
+:meth:`PairSampler.sample_with_box` also returns where the target lies in the search crop,
+for training a box head (usually with a larger ``shift`` and ``scale_jitter``).
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ class PairConfig:
     jitter: float = 0.25  # colour jitter strength (brightness, contrast, saturation)
     gamma: float = 0.0  # illumination: gamma drawn log-uniformly from [exp(-gamma), exp(gamma)]
     color_cast: float = 0.0  # per-channel gain drawn from [1 - color_cast, 1 + color_cast]
+    scale_jitter: float = 0.0  # search crop only: target size times exp(U(-s, s)), for box-head training
 
 
 def valid_boxes(boxes: np.ndarray, image_sizes: np.ndarray | None, cfg: PairConfig) -> np.ndarray:
@@ -117,29 +120,41 @@ class PairSampler:
 
     def sample(self, rng: np.random.Generator, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One pair: exemplar (127, 127, 3) and search (255, 255, 3) BGR uint8 crops."""
+        z, x, _ = self.sample_with_box(rng, k)
+        return z, x
+
+    def sample_with_box(self, rng: np.random.Generator, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One pair and the target's box ``(x, y, w, h)`` in search-crop pixels (float64, 0-based)."""
         cfg = self.cfg
         if k is None:
             k = int(rng.integers(len(self.tracks)))
         t = self.tracks[k]
         a, b = self.pick_frames(rng, k)
-        z = self._crop(rng, self.image(t.frames[a]), t.boxes[a], cfg.exemplar_sz, 1.0, 0.0)
-        x = self._crop(rng, self.image(t.frames[b]), t.boxes[b], cfg.instance_sz, cfg.instance_sz / cfg.exemplar_sz, cfg.shift)
-        return self._augment(rng, z), self._augment(rng, x)
+        z, _ = self._crop(rng, self.image(t.frames[a]), t.boxes[a], cfg.exemplar_sz, 1.0, 0.0, 0.0)
+        x, box = self._crop(rng, self.image(t.frames[b]), t.boxes[b], cfg.instance_sz, cfg.instance_sz / cfg.exemplar_sz,
+                            cfg.shift, cfg.scale_jitter)
+        return self._augment(rng, z), self._augment(rng, x), box
 
-    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``batch_size`` pairs from distinct tracks where possible: (B, 127, 127, 3), (B, 255, 255, 3)."""
+    def sample_batch(self, rng: np.random.Generator, batch_size: int, boxes: bool = False) -> tuple[np.ndarray, ...]:
+        """``batch_size`` pairs from distinct tracks where possible: (B, 127, 127, 3), (B, 255, 255, 3),
+        and with ``boxes`` the (B, 4) target boxes in search-crop pixels."""
         ks = rng.choice(len(self.tracks), size=batch_size, replace=batch_size > len(self.tracks))
-        pairs = [self.sample(rng, int(k)) for k in ks]
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        pairs = [self.sample_with_box(rng, int(k)) for k in ks]
+        out = tuple(np.stack([p[i] for p in pairs]) for i in range(3 if boxes else 2))
+        return out
 
-    def _crop(self, rng, img, box, out_sz, ratio, shift) -> np.ndarray:
+    def _crop(self, rng, img, box, out_sz, ratio, shift, scale_jitter) -> tuple[np.ndarray, np.ndarray]:
         cx, cy, w, h = ops.xywh_to_cxcywh(box)
         size = ops.context_size(w, h, self.cfg.context) * ratio
         size *= 1 + rng.uniform(-self.cfg.stretch, self.cfg.stretch)
+        if scale_jitter:
+            size *= float(np.exp(rng.uniform(-scale_jitter, scale_jitter)))
         if shift:
             d = rng.uniform(-shift, shift, 2) * size / out_sz
             cx, cy = cx + d[0], cy + d[1]
-        return ops.crop(img, (cx, cy), size, out_sz)
+        a = out_sz / size  # crop px per image px
+        in_crop = np.array([(box[0] - (cx - size / 2)) * a, (box[1] - (cy - size / 2)) * a, w * a, h * a])
+        return ops.crop(img, (cx, cy), size, out_sz), in_crop
 
     def _augment(self, rng, img: np.ndarray) -> np.ndarray:
         cfg = self.cfg

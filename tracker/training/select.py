@@ -7,7 +7,8 @@
    (OTB success AUC).
 2. On the best one, compares the 3- and 5-scale presets, then tunes window influence, scale
    penalty, scale step, scale learning rate and the exemplar update rate by coordinate
-   search (a few values each).
+   search (a few values each). Weights with a box head search one scale (the box head
+   sizes the box) and tune window influence, the size learning rate and the exemplar update.
 3. Calibrates ``lost_threshold``: the score that best separates frames where the box has
    lost the target (IoU = 0) from frames where it holds it (IoU > 0.5), balanced accuracy.
 4. Writes the chosen weights with those settings (``.pt`` + ``.json`` with the sha256), and
@@ -39,6 +40,11 @@ GRID = {
     "scale_penalty": [0.94, 0.9745, 0.99],
     "scale_step": [1.025, 1.0375, 1.06],
     "scale_lr": [0.35, 0.59, 0.8],
+    "template_lr": [0.0, 0.01, 0.03, 0.08],
+}
+BOX_GRID = {
+    "window_influence": [0.12, 0.176, 0.25, 0.33, 0.42],
+    "scale_lr": [0.2, 0.35, 0.5, 0.7, 0.9],
     "template_lr": [0.0, 0.01, 0.03, 0.08],
 }
 
@@ -89,25 +95,33 @@ def main(argv: list[str] | None = None) -> int:
     log: dict = {"root": str(args.root), "sequences": [s.name for s in seqs], "candidates": {}, "search": []}
     t0 = time.time()
     start = json.loads(args.start) if args.start else {}
-    base = TrackerConfig.from_dict({k: v for k, v in start.items() if k != "lost_threshold"})
+    nets = {c: load_model(c)[0] for c in args.candidates}
+    box = {n.has_box_head for n in nets.values()}
+    if len(box) > 1:
+        print("select: candidates mix weights with and without a box head; choose among one kind", file=sys.stderr)
+        return 2
+    box = box.pop()
+    base = TrackerConfig.from_dict({**({"scale_num": 1} if box else {}),
+                                    **{k: v for k, v in start.items() if k != "lost_threshold"}})
     best_auc, best_path, best_net = -1.0, None, None
-    for c in args.candidates:
-        net, _ = load_model(c)
+    for c, net in nets.items():
         auc, _, _ = evaluate(net, base, seqs, frames)
         log["candidates"][c] = auc
         print(f"{c}: AUC {auc:.4f}  ({time.time() - t0:.0f}s)", flush=True)
         if auc > best_auc:
             best_auc, best_path, best_net = auc, c, net
-    five = TrackerConfig.preset("5scale", **{k: v for k, v in base.to_dict().items() if k not in PRESETS["5scale"]})
-    auc5, _, _ = evaluate(best_net, five, seqs, frames)
-    log["search"].append({"preset": "5scale", "auc": auc5})
-    print(f"5-scale preset: AUC {auc5:.4f}", flush=True)
-    if auc5 > best_auc:
-        base, best_auc = five, auc5
-    params = {k: getattr(base, k) for k in GRID}
+    if not box:
+        five = TrackerConfig.preset("5scale", **{k: v for k, v in base.to_dict().items() if k not in PRESETS["5scale"]})
+        auc5, _, _ = evaluate(best_net, five, seqs, frames)
+        log["search"].append({"preset": "5scale", "auc": auc5})
+        print(f"5-scale preset: AUC {auc5:.4f}", flush=True)
+        if auc5 > best_auc:
+            base, best_auc = five, auc5
+    grid = BOX_GRID if box else GRID
+    params = {k: getattr(base, k) for k in grid}
     for rnd in range(args.rounds):
         changed = False
-        for key, values in GRID.items():
+        for key, values in grid.items():
             for v in values:
                 if v == params[key]:
                     continue

@@ -21,8 +21,8 @@ import torch.nn as nn
 
 from ..models import SiamNet, build_model
 from ..progress import ProgressBar
-from ..weights import save_weights
-from .losses import LOSSES, balanced_logistic, contrastive, triplet
+from ..weights import load_model, save_weights
+from .losses import LOSSES, balanced_logistic, box_giou, contrastive, triplet
 from .pairs import PairSampler
 
 __all__ = ["TrainConfig", "Trainer", "CheckpointError", "load_checkpoint"]
@@ -50,6 +50,10 @@ class TrainConfig:
     checkpoint_every_s: float = 300.0
     log_every: int = 20
     amp: bool = True  # mixed precision, used on CUDA only
+    box_head: bool = False  # add a box head, trained with 1 - GIoU (plus the logistic loss unless frozen)
+    box_weight: float = 1.0  # weight of the box loss against the logistic loss
+    init_weights: str | None = None  # start from these weights (name or path); a missing box head starts fresh
+    freeze_backbone: bool = False  # train only the box head (backbone, BN statistics and response head fixed)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -60,16 +64,25 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: loss {self.loss!r} needs batch_size >= 2 (in-batch negatives)")
         if not 0 < self.lr_end <= self.lr_start:
             raise ValueError(f"TrainConfig: need 0 < lr_end <= lr_start, got {self.lr_end}, {self.lr_start}")
+        if self.box_head and self.loss != "logistic":
+            raise ValueError(f"TrainConfig: the box head trains with the logistic loss, not {self.loss!r}")
+        if self.freeze_backbone and not (self.box_head and self.init_weights):
+            raise ValueError("TrainConfig: freeze_backbone needs box_head and init_weights (a trained backbone)")
 
 
 class _LossModel(nn.Module):
     """Net + loss in one module so DistributedDataParallel sees a single forward."""
 
-    def __init__(self, net: SiamNet, loss: str, margin: float | None) -> None:
+    def __init__(self, net: SiamNet, cfg: TrainConfig) -> None:
         super().__init__()
-        self.net, self.loss, self.margin = net, loss, margin
+        self.net, self.loss, self.margin = net, cfg.loss, cfg.margin
+        self.box_weight, self.cls = cfg.box_weight, not cfg.freeze_backbone
 
-    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        if boxes is not None:
+            resp, ltrb = self.net.forward_boxes(z, x)
+            loss = self.box_weight * box_giou(ltrb, boxes)
+            return loss + balanced_logistic(resp, boxes=boxes) if self.cls else loss
         if self.loss == "logistic":
             return balanced_logistic(self.net(z, x))
         ze, xe = self.net.embed(z), self.net.embed(x)
@@ -117,19 +130,35 @@ class Trainer:
                 device = "cpu"
         self.device = torch.device(device)
         torch.manual_seed(cfg.seed)
-        self.net = build_model(cfg.arch).to(self.device)
+        self.net = build_model(cfg.arch, box_head=cfg.box_head)
+        if cfg.init_weights:
+            self._load_init(cfg.init_weights)
+        if cfg.freeze_backbone:
+            for name, p in self.net.named_parameters():
+                p.requires_grad_(name.startswith("box_head."))
+        self.net.to(self.device)
         if self.distributed and self.device.type == "cuda":
             self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.net)  # same statistics on every GPU
-        self.model: nn.Module = _LossModel(self.net, cfg.loss, cfg.margin)
+        self.model: nn.Module = _LossModel(self.net, cfg)
         if self.distributed:
             self.model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr_start, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        trainable = [p for p in self.net.parameters() if p.requires_grad]
+        self.opt = torch.optim.SGD(trainable, lr=cfg.lr_start, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         gamma = (cfg.lr_end / cfg.lr_start) ** (1.0 / max(cfg.steps - 1, 1))
         self.sched = torch.optim.lr_scheduler.ExponentialLR(self.opt, gamma)
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.step = 0
+
+    def _load_init(self, name_or_path: str) -> None:
+        """Copy trained weights in; only a box head the file lacks may stay freshly initialised."""
+        src, info = load_model(name_or_path)
+        if src.arch != self.cfg.arch:
+            raise ValueError(f"init_weights {info.path}: holds {src.arch!r} weights, this run trains {self.cfg.arch!r}")
+        missing, unexpected = self.net.load_state_dict(src.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("box_head.") for k in missing):
+            raise ValueError(f"init_weights {info.path}: does not fit this model (missing {missing}, unexpected {unexpected})")
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -156,9 +185,11 @@ class Trainer:
     def resume(self, path: str | Path | None = None) -> None:
         path = Path(path) if path else self.checkpoint_path
         ckpt = load_checkpoint(path)
-        if ckpt["config"].get("arch") != self.cfg.arch or ckpt["config"].get("loss") != self.cfg.loss:
-            raise CheckpointError(f"{path}: checkpoint is for arch={ckpt['config'].get('arch')!r} loss={ckpt['config'].get('loss')!r}, "
-                                  f"this run is arch={self.cfg.arch!r} loss={self.cfg.loss!r}")
+        keys = ("arch", "loss", "box_head", "freeze_backbone")
+        theirs = {k: ckpt["config"].get(k, False) for k in keys}
+        ours = {k: getattr(self.cfg, k) for k in keys}
+        if theirs != ours:
+            raise CheckpointError(f"{path}: checkpoint is for {theirs}, this run is {ours}")
         try:
             self.net.load_state_dict(ckpt["model"])
             self.opt.load_state_dict(ckpt["optimizer"])
@@ -173,17 +204,21 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
 
-    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self, step: int) -> tuple[torch.Tensor, ...]:
+        """Step ``step``'s pairs: exemplars, search crops and, with a box head, the target boxes in the crops."""
         rng = np.random.default_rng([self.cfg.seed, self.rank, step])
-        z, x = self.sampler.sample_batch(rng, self.cfg.batch_size)
+        arrays = self.sampler.sample_batch(rng, self.cfg.batch_size, boxes=self.cfg.box_head)
         to = lambda a: torch.from_numpy(a).to(self.device).permute(0, 3, 1, 2).float()  # noqa: E731
-        return to(z), to(x)
+        batch = (to(arrays[0]), to(arrays[1]))
+        return batch + (torch.from_numpy(arrays[2]).to(self.device),) if self.cfg.box_head else batch
 
     def train_step(self) -> float:
         self.model.train()
-        z, x = self._batch(self.step)
+        if self.cfg.freeze_backbone:
+            self.net.backbone.eval()  # keep the trained BatchNorm statistics
+        batch = self._batch(self.step)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            loss = self.model(z, x)
+            loss = self.model(*batch)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
