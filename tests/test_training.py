@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from tracker import SiamFCTracker
+from tracker import SiamFCTracker, ops
 from tracker.models import xcorr
 from tracker.training.losses import balanced_logistic, contrastive, response_labels, triplet
 from tracker.training.pairs import PairConfig, PairSampler, Track
@@ -232,3 +232,60 @@ def test_train_cli_on_real_data(tmp_path, training_root):
     bad = subprocess.run([sys.executable, "-m", "tracker.cli", "train", "--data", "imagenet:/x", "--out", str(tmp_path / "z")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "imagenet:/x" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _blue_box_track(n=6, seed=7):
+    t = _red_box_track(n, seed)
+    frames = [np.where(_red_mask(f)[..., None], np.array([255, 0, 0], np.uint8), f) for f in t.frames]
+    return Track("blue", frames, t.boxes, image_sizes=t.image_sizes)
+
+
+def _blue_mask(img):
+    return (img[..., 0] > 200) & (img[..., 1] < 60) & (img[..., 2] < 60)
+
+
+def test_negative_pairs_show_another_target_and_carry_no_box():
+    cfg = PairConfig(jitter=0, gray_prob=0, blur_prob=0, negative_prob=1.0)
+    sampler = PairSampler([_red_box_track(), _blue_box_track()], cfg)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        z, x, box = sampler.sample_with_box(rng, k=0)  # exemplar: the red target
+        assert _red_mask(z).sum() > 100 and _red_mask(x).sum() == 0 and _blue_mask(x).sum() > 100
+        assert np.isnan(box).all()
+
+
+def test_distractors_are_pasted_away_from_the_target():
+    cfg = PairConfig(jitter=0, gray_prob=0, blur_prob=0, distractor_prob=1.0)
+    sampler = PairSampler([_red_box_track(), _blue_box_track()], cfg)
+    rng = np.random.default_rng(1)
+    pasted = 0
+    for _ in range(10):
+        _, x, box = sampler.sample_with_box(rng, k=0)
+        ys, xs = np.nonzero(_red_mask(x))
+        seen = np.array([xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()], float)
+        assert ops.iou(seen, box).item() > 0.85  # the target is still whole, where the box says
+        by, bx = np.nonzero(_blue_mask(x))
+        if len(bx):
+            pasted += 1
+            inside = (bx >= box[0]) & (bx < box[0] + box[2]) & (by >= box[1]) & (by < box[1] + box[3])
+            assert not inside.any()
+    assert pasted >= 8
+
+
+def test_logistic_loss_on_negative_pairs_pushes_every_cell_down():
+    r = torch.zeros(2, 1, 17, 17, requires_grad=True)
+    balanced_logistic(r, negatives=torch.tensor([False, True])).backward()
+    g = r.grad
+    assert (g[1] > 0).all()  # gradient descent lowers every cell of the negative pair
+    assert (g[0, 0, 8, 8] < 0) and (g[0, 0, 0, 0] > 0)  # the positive pair keeps its centre positive
+    # The negative pair weighs as much as the negative half of a positive pair.
+    assert g[1].sum().item() == pytest.approx(g[0][g[0] > 0].sum().item(), rel=1e-4)
+
+
+def test_negative_pairs_need_the_logistic_loss(tmp_path):
+    sampler = PairSampler([_red_box_track(), _blue_box_track()], PairConfig(negative_prob=0.3))
+    with pytest.raises(ValueError, match="negative pairs"):
+        Trainer(TrainConfig(loss="triplet", steps=2, batch_size=2), sampler, tmp_path, device="cpu")
+    t = Trainer(TrainConfig(steps=3, batch_size=4, checkpoint_every_s=1e9), sampler, tmp_path / "ok", device="cpu")
+    losses = t.run(progress=False)
+    assert len(losses) == 3 and all(np.isfinite(losses))

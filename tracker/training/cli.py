@@ -33,6 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jitter", type=float, default=0.25, help="brightness/contrast/saturation jitter strength")
     p.add_argument("--gamma", type=float, default=0.0, help="illumination: gamma in [exp(-g), exp(g)] (0: off)")
     p.add_argument("--color-cast", type=float, default=0.0, help="per-channel gain in [1-c, 1+c] (0: off)")
+    p.add_argument("--negatives", type=float, default=0.0, metavar="P",
+                   help="chance of a negative pair (search crop from another track; logistic loss)")
+    p.add_argument("--distractors", type=float, default=0.0, metavar="P",
+                   help="chance of pasting another track's target into the search crop, off-centre")
     p.add_argument("--box-head", action="store_true", help="add a box head (size and aspect at the peak, 1 - GIoU loss)")
     p.add_argument("--init", default=None, metavar="WEIGHTS", help="start from these weights (name or .pt path)")
     p.add_argument("--freeze-backbone", action="store_true", help="with --box-head and --init: train only the box head")
@@ -59,7 +63,8 @@ def _run(args: argparse.Namespace) -> int:
                           freeze_backbone=args.freeze_backbone)
         tracks = load_tracks(args.data)
         pairs = PairConfig(jitter=args.jitter, gamma=args.gamma, color_cast=args.color_cast, shift=args.shift,
-                           scale_jitter=args.scale_jitter)
+                           scale_jitter=args.scale_jitter, negative_prob=args.negatives,
+                           distractor_prob=args.distractors)
         trainer = Trainer(cfg, PairSampler(tracks, pairs), out, device=args.device, snapshot_every=args.snapshot_every)
         if args.resume and trainer.checkpoint_path.exists():
             trainer.resume()

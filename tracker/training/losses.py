@@ -30,14 +30,20 @@ def response_labels(size: int, r_pos: float = 16.0, stride: int = 8, device: tor
 
 
 def balanced_logistic(responses: torch.Tensor, r_pos: float = 16.0, stride: int = 8,
-                      boxes: torch.Tensor | None = None, instance_sz: int = 255) -> torch.Tensor:
+                      boxes: torch.Tensor | None = None, instance_sz: int = 255,
+                      negatives: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over the batch of the weighted logistic loss on (B, 1, S, S) responses.
 
     The target is centred in the search crop, or, given ``boxes`` (B, 4) ``(x, y, w, h)`` in
-    search-crop px, positives lie within ``r_pos`` px of each box's centre."""
+    search-crop px, positives lie within ``r_pos`` px of each box's centre (a NaN box: none).
+    ``negatives`` (B,) bool marks negative pairs (no positives; every cell a negative)."""
     if boxes is None:
         labels, weights = response_labels(responses.shape[-1], r_pos, stride, responses.device)
         labels, weights = labels.expand_as(responses), weights.expand_as(responses)
+        if negatives is not None and bool(negatives.any()):
+            neg = negatives.view(-1, 1, 1, 1).to(responses.device)
+            labels = torch.where(neg, torch.zeros_like(labels), labels)
+            weights = torch.where(neg, torch.full_like(weights, 0.5 / responses[0].numel()), weights)
     else:
         pos = response_positions(responses.shape[-1], instance_sz, responses.device)  # (2, S, S)
         centre = boxes[:, :2] + boxes[:, 2:] / 2

@@ -64,6 +64,8 @@ class PairConfig:
     gamma: float = 0.0  # illumination: gamma drawn log-uniformly from [exp(-gamma), exp(gamma)]
     color_cast: float = 0.0  # per-channel gain drawn from [1 - color_cast, 1 + color_cast]
     scale_jitter: float = 0.0  # search crop only: target size times exp(U(-s, s)), for box-head training
+    negative_prob: float = 0.0  # chance that the search crop shows another track's target (a negative pair)
+    distractor_prob: float = 0.0  # chance of pasting another track's target into the search crop, off-centre
 
 
 def valid_boxes(boxes: np.ndarray, image_sizes: np.ndarray | None, cfg: PairConfig) -> np.ndarray:
@@ -124,16 +126,54 @@ class PairSampler:
         return z, x
 
     def sample_with_box(self, rng: np.random.Generator, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One pair and the target's box ``(x, y, w, h)`` in search-crop pixels (float64, 0-based)."""
+        """One pair and the target's box ``(x, y, w, h)`` in search-crop pixels (float64, 0-based);
+        the box is all NaN for a negative pair (the search crop shows another track's target)."""
         cfg = self.cfg
         if k is None:
             k = int(rng.integers(len(self.tracks)))
         t = self.tracks[k]
         a, b = self.pick_frames(rng, k)
         z, _ = self._crop(rng, self.image(t.frames[a]), t.boxes[a], cfg.exemplar_sz, 1.0, 0.0, 0.0)
-        x, box = self._crop(rng, self.image(t.frames[b]), t.boxes[b], cfg.instance_sz, cfg.instance_sz / cfg.exemplar_sz,
-                            cfg.shift, cfg.scale_jitter)
+        negative = cfg.negative_prob > 0 and len(self.tracks) > 1 and rng.random() < cfg.negative_prob
+        if negative:
+            t, b = self._other(rng, k)
+        x, box = self._search_crop(rng, t, b)
+        if cfg.distractor_prob > 0 and len(self.tracks) > 1 and rng.random() < cfg.distractor_prob:
+            x = self._paste_distractor(rng, x, box, k)
+        if negative:
+            box = np.full(4, np.nan)
         return self._augment(rng, z), self._augment(rng, x), box
+
+    def _search_crop(self, rng, t: Track, b: int) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.cfg
+        return self._crop(rng, self.image(t.frames[b]), t.boxes[b], cfg.instance_sz, cfg.instance_sz / cfg.exemplar_sz,
+                          cfg.shift, cfg.scale_jitter)
+
+    def _other(self, rng, k: int) -> tuple[Track, int]:
+        """A usable frame of a track other than ``k``."""
+        j = int(rng.integers(len(self.tracks) - 1))
+        j += j >= k
+        return self.tracks[j], int(rng.choice(self.usable[j]))
+
+    def _paste_distractor(self, rng, x: np.ndarray, box: np.ndarray, k: int) -> np.ndarray:
+        """Paste another track's target (cut at the same crop scale) at least a target size away from ``box``."""
+        t, b = self._other(rng, k)
+        src, sbox = self._search_crop(rng, t, b)
+        x0, y0 = max(int(round(sbox[0])), 0), max(int(round(sbox[1])), 0)
+        x1, y1 = min(int(round(sbox[0] + sbox[2])), src.shape[1]), min(int(round(sbox[1] + sbox[3])), src.shape[0])
+        patch = src[y0:y1, x0:x1]
+        ph, pw = patch.shape[:2]
+        n = x.shape[0]
+        if ph < 2 or pw < 2 or ph >= n or pw >= n:
+            return x
+        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        for _ in range(10):  # a spot that leaves the target visible
+            px, py = int(rng.integers(0, n - pw + 1)), int(rng.integers(0, n - ph + 1))
+            if abs(px + pw / 2 - cx) > (pw + box[2]) / 2 or abs(py + ph / 2 - cy) > (ph + box[3]) / 2:
+                x = x.copy()
+                x[py:py + ph, px:px + pw] = patch
+                return x
+        return x
 
     def sample_batch(self, rng: np.random.Generator, batch_size: int, boxes: bool = False) -> tuple[np.ndarray, ...]:
         """``batch_size`` pairs from distinct tracks where possible: (B, 127, 127, 3), (B, 255, 255, 3),

@@ -79,12 +79,14 @@ class _LossModel(nn.Module):
         self.box_weight, self.cls = cfg.box_weight, not cfg.freeze_backbone
 
     def forward(self, z: torch.Tensor, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
-        if boxes is not None:
+        """``boxes``: the targets in the search crops (NaN rows: negative pairs), or None."""
+        if self.net.has_box_head:
             resp, ltrb = self.net.forward_boxes(z, x)
             loss = self.box_weight * box_giou(ltrb, boxes)
             return loss + balanced_logistic(resp, boxes=boxes) if self.cls else loss
         if self.loss == "logistic":
-            return balanced_logistic(self.net(z, x))
+            negatives = None if boxes is None else torch.isnan(boxes[:, 0])
+            return balanced_logistic(self.net(z, x), negatives=negatives)
         ze, xe = self.net.embed(z), self.net.embed(x)
         fn = contrastive if self.loss == "contrastive" else triplet
         return fn(ze, xe) if self.margin is None else fn(ze, xe, margin=self.margin)
@@ -129,6 +131,9 @@ class Trainer:
             else:
                 device = "cpu"
         self.device = torch.device(device)
+        self.with_boxes = cfg.box_head or sampler.cfg.negative_prob > 0
+        if sampler.cfg.negative_prob > 0 and cfg.loss != "logistic":
+            raise ValueError(f"negative pairs need the logistic loss; {cfg.loss!r} takes its negatives from the batch")
         torch.manual_seed(cfg.seed)
         self.net = build_model(cfg.arch, box_head=cfg.box_head)
         if cfg.init_weights:
@@ -205,12 +210,13 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------
 
     def _batch(self, step: int) -> tuple[torch.Tensor, ...]:
-        """Step ``step``'s pairs: exemplars, search crops and, with a box head, the target boxes in the crops."""
+        """Step ``step``'s pairs: exemplars, search crops and, with a box head or negative pairs, the
+        target boxes in the crops."""
         rng = np.random.default_rng([self.cfg.seed, self.rank, step])
-        arrays = self.sampler.sample_batch(rng, self.cfg.batch_size, boxes=self.cfg.box_head)
+        arrays = self.sampler.sample_batch(rng, self.cfg.batch_size, boxes=self.with_boxes)
         to = lambda a: torch.from_numpy(a).to(self.device).permute(0, 3, 1, 2).float()  # noqa: E731
         batch = (to(arrays[0]), to(arrays[1]))
-        return batch + (torch.from_numpy(arrays[2]).to(self.device),) if self.cfg.box_head else batch
+        return batch + (torch.from_numpy(arrays[2]).to(self.device),) if self.with_boxes else batch
 
     def train_step(self) -> float:
         self.model.train()
