@@ -12,7 +12,9 @@ __all__ = ["TrackerConfig", "PRESETS"]
 class TrackerConfig:
     """SiamFC tracking parameters; the defaults are the paper's 3-scale preset.
 
-    Sizes are in pixels. ``scale_lr`` and ``window_influence`` are blend factors in [0, 1].
+    Sizes are in pixels. ``scale_lr`` and ``window_influence`` are blend factors in [0, 1]
+    (``scale_lr``: how far the box size moves towards the new estimate each frame, from the
+    scale pyramid or, for weights with a box head, from the edges read at the peak).
     ``lost_threshold`` applies to :attr:`TrackResult.score` (relative peak in [0, 1]).
     """
 
