@@ -285,3 +285,18 @@ def test_overlay_draws_lost_differently():
     assert count(lost, LOST_COLOR, (slice(0, 30), slice(0, 320))) > 0
     with_keys = draw_overlay(frame, TrackResult(box, 0.9, False), 25.0, "siamfc-lite", "cpu", keys="q quit")
     assert not np.array_equal(with_keys[-10:], held[-10:])
+
+
+def test_interrupt_is_held_until_a_frames_outputs_are_written():
+    """Ctrl-C in the middle of writing a frame's outputs takes effect once all of them are written."""
+    from tracker.demo import _interrupts_held
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the signal arrives here ...
+            done.append("video")
+            done.append("boxes")  # ... but the block still finishes
+    assert done == ["video", "boxes"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored

@@ -189,6 +189,27 @@ class BoxLog:
 
 
 @contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM until the block ends, so a frame's outputs are written together
+    (video frame, box line, count) or not at all; a signal that came meanwhile then raises
+    KeyboardInterrupt. Off the main thread (no signal handlers there): no-op."""
+    caught: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    try:
+        old = [signal.signal(s, lambda signum, frame: caught.append(signum)) for s in sigs]
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in zip(sigs, old):
+            signal.signal(s, h)
+    if caught:
+        raise KeyboardInterrupt
+
+
+@contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM like Ctrl-C while the loop runs, so outputs are finalised."""
     def handler(signum, frame):  # noqa: ARG001
@@ -351,11 +372,12 @@ def run(opts: DemoOptions) -> int:
             while True:
                 fps = meter.tick()
                 annotated = draw_overlay(frame, result, fps, tracker.name, device)
-                if sink is not None:
-                    sink.write(annotated)
-                if log is not None:
-                    log.write(result)
-                n += 1
+                with _interrupts_held():
+                    if sink is not None:
+                        sink.write(annotated)
+                    if log is not None:
+                        log.write(result)
+                    n += 1
                 if progress is not None:
                     progress.update(n, fps)
                 if window is not None:
