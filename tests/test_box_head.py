@@ -9,7 +9,7 @@ from tracker import SiamFCTracker, TrackerConfig, ops
 from tracker.models import BoxHead, build_model, prepare_for_inference, response_positions, xcorr_depthwise
 from tracker.postprocess import sample_bilinear
 from tracker.training.losses import balanced_logistic, box_giou, box_targets
-from tracker.training.pairs import PairConfig, PairSampler
+from tracker.training.pairs import PairConfig, PairSampler, Track
 from tracker.training.trainer import CheckpointError, Trainer, TrainConfig
 from tracker.weights import load_model, save_weights
 
@@ -153,12 +153,18 @@ def test_sampler_reports_the_box_it_cropped():
     assert np.std(np.log(sizes)) > 0.1  # scale jitter varies the target's size in the crop
 
 
-def test_sampler_without_jitter_draws_the_same_pairs_as_before():
-    """Adding box output must not change the random stream (resumed runs stay exact)."""
-    a = PairSampler([_red_box_track()])
-    z0, x0 = a.sample(np.random.default_rng(5))
-    z1, x1, _ = a.sample_with_box(np.random.default_rng(5))
-    assert np.array_equal(z0, z1) and np.array_equal(x0, x1)
+def test_sampler_with_new_options_off_draws_the_same_random_numbers_as_before():
+    """With box output, negatives and distractors all off, a batch consumes the random stream
+    exactly as before they existed (values recorded with commit d2f1e19), so runs started
+    then still resume exactly."""
+    t = _red_box_track(8)
+    sampler = PairSampler([t, Track("b", t.frames[::-1], t.boxes[::-1], image_sizes=t.image_sizes)])
+    after = []
+    for seed in range(3):
+        rng = np.random.default_rng([0, 0, seed])
+        sampler.sample_batch(rng, 4, boxes=True)
+        after.append(int(rng.integers(1 << 30)))
+    assert after == [956056251, 842475680, 314473336]
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +210,7 @@ def test_init_weights_must_fit(tmp_path):
     alex = save_weights(build_model("alexnet"), tmp_path / "alex.pt")
     with pytest.raises(ValueError, match="alex.pt"):
         _box_trainer(tmp_path / "run", alex)
-    with pytest.raises(ValueError, match="freeze_backbone needs"):
+    with pytest.raises(ValueError, match="--freeze-backbone. needs"):
         TrainConfig(freeze_backbone=True)
 
 
@@ -246,3 +252,27 @@ def test_box_head_pipelines_agree_and_change_aspect():
     assert np.ptp(aspects) > 0.02
     x, y, w, h = a.box
     assert w >= 0.2 * gt[0, 2] and h >= 0.2 * gt[0, 3]
+
+
+def test_box_head_weights_without_settings_track_one_scale(tmp_path):
+    path = save_weights(build_model("lite", box_head=True), tmp_path / "fresh-box.pt")
+    t = SiamFCTracker.from_pretrained(str(path), device="cpu")
+    assert t.net.has_box_head and t.config.scale_num == 1
+    assert SiamFCTracker.from_pretrained(str(path), device="cpu", config={"scale_num": 3}).config.scale_num == 3
+
+
+@pytest.mark.parametrize("field,value", [("negative_prob", 1.5), ("distractor_prob", -0.1), ("shift", -1.0),
+                                         ("scale_jitter", -0.2)])
+def test_pair_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        PairConfig(**{field: value})
+
+
+def test_large_shift_moves_the_logistic_labels_with_the_target(tmp_path):
+    sampler = PairSampler([_red_box_track(8)], PairConfig(shift=32.0))
+    t = Trainer(TrainConfig(steps=2, batch_size=2, checkpoint_every_s=1e9), sampler, tmp_path, device="cpu")
+    assert t.with_boxes and t.model.box_labels
+    z, x, boxes = t._batch(0)
+    assert boxes.dtype == torch.float32 and boxes.shape == (2, 4)
+    assert not Trainer(TrainConfig(steps=2, batch_size=2), PairSampler([_red_box_track(8)]), tmp_path / "d",
+                       device="cpu").model.box_labels

@@ -100,7 +100,9 @@ class SiamFCTracker:
         if isinstance(config, TrackerConfig):
             cfg = config
         else:
-            cfg = TrackerConfig.from_dict({**info.config, **(config or {})})
+            # A box head sizes the box itself: one search scale unless the weights say otherwise.
+            base = {"scale_num": 1} if net.has_box_head else {}
+            cfg = TrackerConfig.from_dict({**base, **info.config, **(config or {})})
         name = os.path.splitext(os.path.basename(str(name_or_path)))[0]
         return cls(net, cfg, dev, name=name, **kwargs)
 

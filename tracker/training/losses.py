@@ -61,7 +61,8 @@ def box_targets(boxes: torch.Tensor, size: int, radius: float = 24.0, instance_s
 
     ``boxes`` (B, 4) are ``(x, y, w, h)`` in search-crop px. A cell learns its box when its
     centre lies inside the box and within ``radius`` px of the box centre (where the
-    response peak falls when tracking); the cell nearest the centre always does."""
+    response peak falls when tracking); so does the cell nearest the centre whenever that
+    cell lies inside the box."""
     pos = response_positions(size, instance_sz, boxes.device)  # (2, S, S) x, y
     b = boxes.float()
     x1, y1 = b[:, 0, None, None], b[:, 1, None, None]

@@ -67,6 +67,14 @@ class PairConfig:
     negative_prob: float = 0.0  # chance that the search crop shows another track's target (a negative pair)
     distractor_prob: float = 0.0  # chance of pasting another track's target into the search crop, off-centre
 
+    def __post_init__(self) -> None:
+        for name in ("negative_prob", "distractor_prob", "gray_prob", "blur_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"PairConfig: {name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("shift", "scale_jitter", "stretch", "jitter", "gamma", "color_cast", "context"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"PairConfig: {name} must be >= 0, got {getattr(self, name)}")
+
 
 def valid_boxes(boxes: np.ndarray, image_sizes: np.ndarray | None, cfg: PairConfig) -> np.ndarray:
     """Mask of boxes fit for training: visible, not tiny, not too elongated, sensible area."""
@@ -156,7 +164,8 @@ class PairSampler:
         return self.tracks[j], int(rng.choice(self.usable[j]))
 
     def _paste_distractor(self, rng, x: np.ndarray, box: np.ndarray, k: int) -> np.ndarray:
-        """Paste another track's target (cut at the same crop scale) at least a target size away from ``box``."""
+        """Paste another track's target (cut at the same crop scale) where it does not overlap ``box``
+        (needs at least two tracks)."""
         t, b = self._other(rng, k)
         src, sbox = self._search_crop(rng, t, b)
         x0, y0 = max(int(round(sbox[0])), 0), max(int(round(sbox[1])), 0)

@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     nets = {c: load_model(c)[0] for c in args.candidates}
     box = {n.has_box_head for n in nets.values()}
     if len(box) > 1:
-        print("select: candidates mix weights with and without a box head; choose among one kind", file=sys.stderr)
+        with_head = [c for c, n in nets.items() if n.has_box_head]
+        print(f"select: candidates mix weights with a box head ({', '.join(with_head)}) and without; "
+              "choose among one kind", file=sys.stderr)
         return 2
     box = box.pop()
     base = TrackerConfig.from_dict({**({"scale_num": 1} if box else {}),
@@ -135,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             break
     auc, ious, scores = evaluate(best_net, base.replace(**params), seqs, frames)
     threshold, bal_acc = calibrate_lost_threshold(ious, scores)
-    chosen = {"scale_num": base.scale_num, **params, "lost_threshold": round(threshold, 3)}
+    default = TrackerConfig().to_dict()
+    scored = base.replace(**params).to_dict()
+    chosen = {**{k: v for k, v in scored.items() if v != default[k]}, "scale_num": base.scale_num, **params,
+              "lost_threshold": round(threshold, 3)}
     log.update(chosen_candidate=best_path, chosen_config=chosen, auc=auc, lost_balanced_accuracy=bal_acc)
     out = save_weights(best_net, args.out, config=chosen, selected_from=str(best_path), selected_on=str(args.root),
                        dev_success_auc=round(auc, 4))

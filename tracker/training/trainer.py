@@ -23,7 +23,7 @@ from ..models import SiamNet, build_model
 from ..progress import ProgressBar
 from ..weights import load_model, save_weights
 from .losses import LOSSES, balanced_logistic, box_giou, contrastive, triplet
-from .pairs import PairSampler
+from .pairs import PairConfig, PairSampler
 
 __all__ = ["TrainConfig", "Trainer", "CheckpointError", "load_checkpoint"]
 
@@ -67,16 +67,18 @@ class TrainConfig:
         if self.box_head and self.loss != "logistic":
             raise ValueError(f"TrainConfig: the box head trains with the logistic loss, not {self.loss!r}")
         if self.freeze_backbone and not (self.box_head and self.init_weights):
-            raise ValueError("TrainConfig: freeze_backbone needs box_head and init_weights (a trained backbone)")
+            raise ValueError("TrainConfig: freeze_backbone (--freeze-backbone) needs box_head and init_weights "
+                             "(--box-head, --init WEIGHTS: a trained backbone)")
 
 
 class _LossModel(nn.Module):
     """Net + loss in one module so DistributedDataParallel sees a single forward."""
 
-    def __init__(self, net: SiamNet, cfg: TrainConfig) -> None:
+    def __init__(self, net: SiamNet, cfg: TrainConfig, box_labels: bool = False) -> None:
         super().__init__()
         self.net, self.loss, self.margin = net, cfg.loss, cfg.margin
         self.box_weight, self.cls = cfg.box_weight, not cfg.freeze_backbone
+        self.box_labels = box_labels  # response labels at each target's centre, not the crop's
 
     def forward(self, z: torch.Tensor, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
         """``boxes``: the targets in the search crops (NaN rows: negative pairs), or None."""
@@ -85,6 +87,8 @@ class _LossModel(nn.Module):
             loss = self.box_weight * box_giou(ltrb, boxes)
             return loss + balanced_logistic(resp, boxes=boxes) if self.cls else loss
         if self.loss == "logistic":
+            if self.box_labels:
+                return balanced_logistic(self.net(z, x), boxes=boxes)  # NaN boxes: negative pairs
             negatives = None if boxes is None else torch.isnan(boxes[:, 0])
             return balanced_logistic(self.net(z, x), negatives=negatives)
         ze, xe = self.net.embed(z), self.net.embed(x)
@@ -131,7 +135,10 @@ class Trainer:
             else:
                 device = "cpu"
         self.device = torch.device(device)
-        self.with_boxes = cfg.box_head or sampler.cfg.negative_prob > 0
+        # Beyond the default few pixels of shift (or with scale jitter) the target leaves the crop
+        # centre, so the response labels follow its box; the default keeps SiamFC's centred labels.
+        box_labels = sampler.cfg.shift > PairConfig.shift or sampler.cfg.scale_jitter > 0
+        self.with_boxes = cfg.box_head or sampler.cfg.negative_prob > 0 or box_labels
         if sampler.cfg.negative_prob > 0 and cfg.loss != "logistic":
             raise ValueError(f"negative pairs need the logistic loss; {cfg.loss!r} takes its negatives from the batch")
         torch.manual_seed(cfg.seed)
@@ -144,7 +151,7 @@ class Trainer:
         self.net.to(self.device)
         if self.distributed and self.device.type == "cuda":
             self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.net)  # same statistics on every GPU
-        self.model: nn.Module = _LossModel(self.net, cfg)
+        self.model: nn.Module = _LossModel(self.net, cfg, box_labels)
         if self.distributed:
             self.model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -216,7 +223,7 @@ class Trainer:
         arrays = self.sampler.sample_batch(rng, self.cfg.batch_size, boxes=self.with_boxes)
         to = lambda a: torch.from_numpy(a).to(self.device).permute(0, 3, 1, 2).float()  # noqa: E731
         batch = (to(arrays[0]), to(arrays[1]))
-        return batch + (torch.from_numpy(arrays[2]).to(self.device),) if self.with_boxes else batch
+        return batch + (torch.from_numpy(arrays[2]).float().to(self.device),) if self.with_boxes else batch
 
     def train_step(self) -> float:
         self.model.train()
