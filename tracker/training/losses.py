@@ -18,15 +18,23 @@ __all__ = ["response_labels", "balanced_logistic", "center_window", "contrastive
            "LOSSES"]
 
 
+def _disc_labels(offsets: torch.Tensor, size: int, r_pos: float, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels (1 within ``r_pos`` px of each target centre, else 0) and balanced weights, both
+    (B, 1, size, size). ``offsets`` (B, 2): target centres as (x, y) px from the crop centre;
+    a NaN row (negative pair) has no positives. Positives and negatives each weigh 1/2."""
+    cells = (torch.arange(size, device=offsets.device, dtype=torch.float32) - (size - 1) / 2) * stride
+    dx = cells.view(1, 1, size) - offsets[:, 0, None, None].float()
+    dy = cells.view(1, size, 1) - offsets[:, 1, None, None].float()
+    labels = (torch.sqrt(dx ** 2 + dy ** 2) <= r_pos).float()[:, None]  # NaN distance: negative
+    n_pos = labels.sum((2, 3), keepdim=True).clamp(min=1)
+    n_neg = (1 - labels).sum((2, 3), keepdim=True).clamp(min=1)
+    return labels, torch.where(labels > 0, 0.5 / n_pos, 0.5 / n_neg)
+
+
 def response_labels(size: int, r_pos: float = 16.0, stride: int = 8, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Labels (1 inside ``r_pos`` px of the centre, else 0) and balanced weights, both (size, size)."""
-    c = (size - 1) / 2
-    ys, xs = torch.meshgrid(torch.arange(size, device=device), torch.arange(size, device=device), indexing="ij")
-    dist = torch.sqrt((xs - c) ** 2 + (ys - c) ** 2) * stride
-    labels = (dist <= r_pos).float()
-    n_pos, n_neg = labels.sum(), (1 - labels).sum()
-    weights = torch.where(labels > 0, 0.5 / n_pos, 0.5 / n_neg)
-    return labels, weights
+    labels, weights = _disc_labels(torch.zeros(1, 2, device=device), size, r_pos, stride)
+    return labels[0, 0], weights[0, 0]
 
 
 def balanced_logistic(responses: torch.Tensor, r_pos: float = 16.0, stride: int = 8,
@@ -38,20 +46,12 @@ def balanced_logistic(responses: torch.Tensor, r_pos: float = 16.0, stride: int 
     search-crop px, positives lie within ``r_pos`` px of each box's centre (a NaN box: none).
     ``negatives`` (B,) bool marks negative pairs (no positives; every cell a negative)."""
     if boxes is None:
-        labels, weights = response_labels(responses.shape[-1], r_pos, stride, responses.device)
-        labels, weights = labels.expand_as(responses), weights.expand_as(responses)
-        if negatives is not None and bool(negatives.any()):
-            neg = negatives.view(-1, 1, 1, 1).to(responses.device)
-            labels = torch.where(neg, torch.zeros_like(labels), labels)
-            weights = torch.where(neg, torch.full_like(weights, 0.5 / responses[0].numel()), weights)
+        offsets = torch.zeros(responses.shape[0], 2, device=responses.device)
     else:
-        pos = response_positions(responses.shape[-1], instance_sz, responses.device)  # (2, S, S)
-        centre = boxes[:, :2] + boxes[:, 2:] / 2
-        dist = (pos[None] - centre[:, :, None, None].float()).norm(dim=1, keepdim=True)  # (B, 1, S, S)
-        labels = (dist <= r_pos).float()
-        n_pos = labels.sum((2, 3), keepdim=True).clamp(min=1)
-        n_neg = (1 - labels).sum((2, 3), keepdim=True).clamp(min=1)
-        weights = torch.where(labels > 0, 0.5 / n_pos, 0.5 / n_neg)
+        offsets = (boxes[:, :2] + boxes[:, 2:] / 2).float().to(responses.device) - instance_sz / 2
+    if negatives is not None:
+        offsets[negatives.to(responses.device)] = float("nan")
+    labels, weights = _disc_labels(offsets, responses.shape[-1], r_pos, stride)
     loss = F.binary_cross_entropy_with_logits(responses.float(), labels, weight=weights, reduction="sum")
     return loss / responses.shape[0]
 
