@@ -3,13 +3,13 @@
 # our tracker(s) and OpenCV's peers in one run. Results, table and plots go to eval/results/dev/.
 #
 #   eval/run_dev.sh                       # default trackers (below), 1 process
-#   TRACKERS="siamfc-alexnet csrt" eval/run_dev.sh --workers 2 --device cuda
+#   TRACKERS="siamfc-effnet csrt" eval/run_dev.sh --workers 2 --device cuda
 #
 # Extra arguments are passed to `siamtrack eval otb`. A re-run skips finished sequences;
 # delete eval/results/dev/results/<tracker>/ to re-run one tracker (e.g. after new weights).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TRACKERS=${TRACKERS:-"siamfc-lite csrt kcf mil nano vit"}
+TRACKERS=${TRACKERS:-"siamfc-effnet siamfc-lite csrt kcf mil nano vit"}
 SHARED=${SIAMTRACK_SHARED:-../shared}
 exec siamtrack eval otb --root "$SHARED/data/dev" --peers "${SIAMTRACK_PEERS:-$SHARED/peers}" \
     --trackers $TRACKERS --out eval/results/dev "$@"

@@ -7,6 +7,7 @@ from PIL import Image
 from tracker import SiamFCTracker
 from tracker.adapters import GOT10kTracker, OpenCVStyleTracker
 from tracker.synthetic import make_sequence
+from tracker.weights import DEFAULT
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def test_got10k_adapter_takes_rgb_pil_images(seq, tmp_path):
     frames, gt = seq
     expected = _plain(frames, gt[0])
     t = GOT10kTracker(SiamFCTracker.from_pretrained(device="cpu"))
-    assert t.name == "siamfc-lite" and t.is_deterministic
+    assert t.name == DEFAULT and t.is_deterministic
     t.init(Image.fromarray(cv2.cvtColor(frames[0], cv2.COLOR_BGR2RGB)), gt[0])
     got = [gt[0]] + [t.update(Image.fromarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))) for f in frames[1:]]
     assert np.allclose(np.array(got), expected, atol=1e-6)

@@ -51,7 +51,7 @@ def test_track_before_template_is_an_error():
         build_model("lite").track(torch.zeros(1, 3, 255, 255))
 
 
-@pytest.mark.parametrize("arch", ["alexnet", "lite"])
+@pytest.mark.parametrize("arch", ["alexnet", "lite", "effnet-lite0"])
 def test_bn_folding_keeps_outputs(arch):
     torch.manual_seed(0)
     net = build_model(arch)
@@ -65,7 +65,8 @@ def test_bn_folding_keeps_outputs(arch):
     net.eval()
     fused = prepare_for_inference(net)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
-    z, x = torch.rand(1, 3, 127, 127) * 255, torch.rand(2, 3, 255, 255) * 255
+    ez, ex = net.exemplar_sz, net.instance_sz
+    z, x = torch.rand(1, 3, ez, ez) * 255, torch.rand(2, 3, ex, ex) * 255
     with torch.no_grad():
         a, b = net(z, x), fused(z, x)
     assert torch.allclose(a, b, rtol=1e-3, atol=1e-3 * a.abs().max().item())
@@ -81,3 +82,28 @@ def test_update_template_blends_embeddings():
     assert torch.allclose(blended, 0.75 * e0 + 0.25 * e1, atol=1e-5)
     with pytest.raises(RuntimeError, match="template"):
         build_model("lite").update_template(z1, 0.1)
+
+
+def test_effnet_geometry_centres_exemplar_and_search_on_the_same_cell():
+    net = build_model("effnet-lite0").eval()
+    assert (net.exemplar_sz, net.instance_sz) == (129, 257)
+    with torch.no_grad():
+        zf = net.embed_exemplar(torch.rand(1, 3, 129, 129) * 255)
+        xf = net.embed(torch.rand(1, 3, 257, 257) * 255)
+        r = net(torch.rand(1, 3, 129, 129) * 255, torch.rand(2, 3, 257, 257) * 255)
+    assert zf.shape == (1, 64, 7, 7) and xf.shape == (1, 64, 33, 33) and r.shape == (2, 1, 27, 27)
+    assert net.response_size(129, 257) == 27
+    # Unit-length feature vectors at every position (the neck normalises them).
+    assert torch.allclose(xf.norm(dim=1), torch.ones(1, 33, 33), atol=1e-4)
+
+
+def test_effnet_exemplar_peak_is_at_the_response_centre():
+    """The exemplar crop cut out of the search crop's centre matches best at the centre cell
+    (no half-cell offset between the two maps)."""
+    torch.manual_seed(0)
+    net = build_model("effnet-lite0").eval()
+    x = torch.rand(1, 3, 257, 257) * 255
+    z = x[:, :, 64:193, 64:193]  # the central 129 px
+    with torch.no_grad():
+        r = net(z, x)[0, 0]
+    assert divmod(int(r.argmax()), 27) == (13, 13)

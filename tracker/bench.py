@@ -17,11 +17,11 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["hardware", "time_tracker", "run_bench", "register"]
+__all__ = ["hardware", "load_average", "model_cost", "stage_ms", "time_tracker", "run_bench", "register"]
 
 
 def hardware() -> str:
-    """One line naming the CPU (and GPU) this process runs on."""
+    """One line naming the CPU (and GPU) this process runs on, its thread counts and the load average."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in open("/proc/cpuinfo"):
@@ -30,17 +30,27 @@ def hardware() -> str:
                 break
     except OSError:
         pass
-    s = f"CPU: {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} ({torch.get_num_threads()} threads), OpenCV {cv2.__version__}"
+    s = (f"CPU: {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+         f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), {load_average()}")
     if torch.cuda.is_available():
         s += f"; GPU: {torch.cuda.get_device_name(0)}"
     return s
 
 
-def model_cost(arch: str, scales: int = 3) -> tuple[int, float]:
-    """Parameters and multiply-adds (G) per tracked frame: ``scales`` 255 px search regions."""
+def load_average() -> str:
+    """The 1/5/15-minute load average ("n/a" where the OS has none): other work on the machine."""
+    try:
+        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except (AttributeError, OSError):
+        return "load average n/a"
+
+
+def model_cost(arch: str, box_head: bool = False, scales: int = 3) -> tuple[int, float]:
+    """Parameters and multiply-adds (G) per tracked frame: ``scales`` search regions of the
+    architecture's own size, through the backbone and the heads."""
     from .models import build_model
 
-    net = build_model(arch).eval()
+    net = build_model(arch, box_head=box_head).eval()
     macs = 0
 
     def hook(m, inp, out):
@@ -48,32 +58,43 @@ def model_cost(arch: str, scales: int = 3) -> tuple[int, float]:
         k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
         macs += out.numel() * k
 
-    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     with torch.no_grad():
-        net.embed(torch.zeros(scales, 3, 255, 255))
+        net.template(torch.zeros(1, 3, net.exemplar_sz, net.exemplar_sz))
+        hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+        x = torch.zeros(scales, 3, net.instance_sz, net.instance_sz)
+        net.track_boxes(x) if box_head else net.track(x)
     for h in hs:
         h.remove()
     return sum(p.numel() for p in net.parameters()), macs / 1e9
 
 
-def network_ms(tracker, repeats: int = 50) -> float:
-    """Mean ms of the network alone on one frame's search crops (the tracker's scales, 255 px)."""
-    cfg = tracker.config
-    x = torch.rand(cfg.scale_num, 3, cfg.instance_sz, cfg.instance_sz, device=tracker.device) * 255
-    x = x.to(tracker.dtype).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        tracker.net.template(x[:1, :, :cfg.exemplar_sz, :cfg.exemplar_sz])
-        run = tracker.net.track_boxes if tracker.net.has_box_head else tracker.net.track
-        for _ in range(5):
-            run(x)
-        if tracker.device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        for _ in range(repeats):
-            run(x)
-        if tracker.device.type == "cuda":
-            torch.cuda.synchronize()
+def _timed(fn, repeats: int, cuda: bool) -> float:
+    for _ in range(5):
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
     return (time.perf_counter() - t) / repeats * 1e3
+
+
+def stage_ms(tracker, frame: np.ndarray, box, repeats: int = 50) -> tuple[float, float]:
+    """Mean ms of the crops (cut, resize, to tensor) and of the network alone on one frame's
+    search crops (the tracker's scales and search size), after ``init(frame, box)``."""
+    cfg = tracker.config
+    cuda = tracker.device.type == "cuda"
+    tracker.init(frame, box)
+    sizes = tracker.x_sz * tracker.scale_factors
+    with torch.inference_mode():
+        img = tracker._to_device(frame) if tracker.pipeline == "torch" else None
+        crop = _timed(lambda: tracker._crops(frame, img, sizes, cfg.instance_sz), repeats, cuda)
+        x = tracker._crops(frame, img, sizes, cfg.instance_sz)
+        run = tracker.net.track_boxes if tracker.net.has_box_head else tracker.net.track
+        net = _timed(lambda: run(x), repeats, cuda)
+    return crop, net
 
 
 def load_clips(root: Path, sequences: list[str], max_frames: int) -> list[tuple[list[np.ndarray], tuple]]:
@@ -103,9 +124,10 @@ def time_tracker(make, clips, warmup: int = 10) -> tuple[float, float]:
     return float(np.median(a)), float(a.mean())
 
 
-def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list[str], max_frames: int, device: str,
-              box_head: bool = True) -> list[dict]:
-    from .config import TrackerConfig
+def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list[str], max_frames: int,
+              device: str) -> list[dict]:
+    """Time TrackerNano (when ``peers`` is given) and each model in one run; print and return the rows.
+    A model whose weights are not installed is timed with untrained weights of its architecture."""
     from .eval.trackers import OpenCVTracker
     from .models import build_model
     from .siamfc import SiamFCTracker
@@ -114,41 +136,40 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
     clips = load_clips(root, sequences, max_frames)
     n = sum(len(f) - 1 for f, _ in clips)
     print(hardware())
-    for arch in ("lite", "alexnet"):
-        params, gmacs = model_cost(arch)
-        print(f"{arch}: {params:,} parameters, {gmacs:.2f} GMAC per frame (3 scales)")
+    for arch, box in (("effnet-lite0", True), ("lite", False), ("alexnet", False)):
+        scales = 1 if box else 3
+        params, gmacs = model_cost(arch, box, scales)
+        print(f"{arch}{' + box head' if box else ''}: {params:,} parameters, {gmacs:.2f} GMAC per frame ({scales} scale{'s' if scales > 1 else ''})")
     print(f"{len(clips)} sequences from {root}, {n} updates per tracker, frames pre-decoded")
     rows = []
 
     def add(name, make):
         med, mean = time_tracker(make, clips)
         t = make()
-        net = network_ms(t) if isinstance(t, SiamFCTracker) else None
-        rows.append({"tracker": name, "median_ms": med, "mean_ms": mean, "fps": 1000.0 / mean, "network_ms": net})
+        crop, net = stage_ms(t, clips[0][0][0], clips[0][1]) if isinstance(t, SiamFCTracker) else (None, None)
+        rows.append({"tracker": name, "median_ms": med, "mean_ms": mean, "fps": 1000.0 / mean, "crop_ms": crop,
+                     "network_ms": net})
 
     if peers is not None:
         OpenCVTracker("nano", peers)  # fails here, with the missing file named, if the models are absent
         add("cv2.TrackerNano", lambda: OpenCVTracker("nano", peers))
     for m in models:
         try:
-            SiamFCTracker.from_pretrained(m, device=device)
-            add(f"{m} ({device})", lambda m=m: SiamFCTracker.from_pretrained(m, device=device))
+            t = SiamFCTracker.from_pretrained(m, device=device)
+            add(f"{m}, {t.config.scale_num} scale(s) ({device})", lambda m=m: SiamFCTracker.from_pretrained(m, device=device))
         except WeightsError:
             # Speed does not depend on the weights' values: time the architecture itself.
             arch = m.replace("siamfc-", "")
             add(f"{arch} arch, untrained ({device})", lambda a=arch: SiamFCTracker(build_model(a), device=device))
-    if box_head:
-        # The single-scale box-head variant (no trained weights ship; speed does not depend on them).
-        one = TrackerConfig(scale_num=1)
-        add(f"lite + box head, 1 scale, untrained ({device})",
-            lambda: SiamFCTracker(build_model("lite", box_head=True), one, device=device))
     ref = rows[0]["mean_ms"] if peers is not None else None
-    print(f"{'tracker':44s} {'median ms':>10s} {'mean ms':>9s} {'fps':>8s} {'vs Nano':>8s} {'network ms':>11s}")
+    print(f"{'tracker':44s} {'median ms':>10s} {'mean ms':>9s} {'fps':>8s} {'vs Nano':>8s} {'crops ms':>9s} {'network ms':>11s}")
     for r in rows:
         ratio = f"{ref / r['mean_ms']:.2f}x" if ref else "-"
         r["vs_nano"] = ref / r["mean_ms"] if ref else None
+        crop = f"{r['crop_ms']:.2f}" if r["crop_ms"] is not None else "-"
         net = f"{r['network_ms']:.2f}" if r["network_ms"] is not None else "-"
-        print(f"{r['tracker']:44s} {r['median_ms']:10.2f} {r['mean_ms']:9.2f} {r['fps']:8.1f} {ratio:>8s} {net:>11s}")
+        print(f"{r['tracker']:44s} {r['median_ms']:10.2f} {r['mean_ms']:9.2f} {r['fps']:8.1f} {ratio:>8s} {crop:>9s} {net:>11s}")
+    print(f"after the run: {load_average()}")
     return rows
 
 
@@ -161,19 +182,22 @@ def _main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     peers = None if args.no_peer else Path(args.peers)
-    run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device, box_head=not args.no_box_head)
+    run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device)
     return 0
 
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="time each model end to end on real frames, with TrackerNano as reference")
-    p.add_argument("--root", default=os.environ.get("SIAMTRACK_DEV", "../shared/data/dev"), help="OTB-layout sequences (default: ../shared/data/dev)")
-    p.add_argument("--peers", default=os.environ.get("SIAMTRACK_PEERS", "../shared/peers"), help="folder with nanotrack_v2/ ONNX models")
+    p.add_argument("--root", default=os.environ.get("SIAMTRACK_DEV", "../shared/data/dev"),
+                   help="OTB-layout sequences (default: $SIAMTRACK_DEV, else ../shared/data/dev relative to the current folder)")
+    p.add_argument("--peers", default=os.environ.get("SIAMTRACK_PEERS", "../shared/peers"),
+                   help="folder with nanotrack_v2/ ONNX models (default: $SIAMTRACK_PEERS, else ../shared/peers relative "
+                        "to the current folder)")
     p.add_argument("--no-peer", action="store_true", help="skip the TrackerNano reference")
-    p.add_argument("--models", nargs="+", default=["siamfc-lite", "siamfc-alexnet"])
+    p.add_argument("--models", nargs="+", default=["siamfc-effnet", "siamfc-lite", "siamfc-alexnet"],
+                   help="weights names or paths; a name not installed is timed as its untrained architecture")
     p.add_argument("--sequences", nargs="+", default=["Car4", "David", "Woman"])
     p.add_argument("--max-frames", type=int, default=200)
-    p.add_argument("--no-box-head", action="store_true", help="skip the single-scale box-head variant")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch/OpenCV CPU threads (default: theirs)")
     p.set_defaults(func=_main)

@@ -18,8 +18,8 @@ class TrackerConfig:
     ``lost_threshold`` applies to :attr:`TrackResult.score` (relative peak in [0, 1]).
     """
 
-    exemplar_sz: int = 127
-    instance_sz: int = 255
+    exemplar_sz: int | None = None  # crop sizes, px; None: the network's own (127/255 for SiamFC's networks)
+    instance_sz: int | None = None
     context: float = 0.5
     scale_num: int = 3
     scale_step: float = 1.0375
@@ -38,8 +38,11 @@ class TrackerConfig:
             if not cond:
                 raise ValueError(f"TrackerConfig: {msg}")
 
-        need(self.exemplar_sz > 0 and self.instance_sz > self.exemplar_sz,
-             f"instance_sz ({self.instance_sz}) must exceed exemplar_sz ({self.exemplar_sz}) > 0")
+        if self.exemplar_sz is not None or self.instance_sz is not None:
+            need(self.exemplar_sz is not None and self.instance_sz is not None,
+                 f"give both exemplar_sz and instance_sz or neither, got {self.exemplar_sz}, {self.instance_sz}")
+            need(self.exemplar_sz > 0 and self.instance_sz > self.exemplar_sz,
+                 f"instance_sz ({self.instance_sz}) must exceed exemplar_sz ({self.exemplar_sz}) > 0")
         need(self.context >= 0, f"context must be >= 0, got {self.context}")
         need(self.scale_num >= 1 and self.scale_num % 2 == 1, f"scale_num must be odd and >= 1, got {self.scale_num}")
         need(self.scale_step >= 1.0, f"scale_step must be >= 1, got {self.scale_step}")

@@ -413,8 +413,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", metavar="VIDEO", help="write the annotated video here (.mp4 or .avi)")
     p.add_argument("--boxes", metavar="TXT", help="write one x,y,w,h,score line per frame here")
     p.add_argument("--no-display", action="store_true", help="run without a window (needs --box)")
-    p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: siamfc-lite on CPU, "
-                                                        "siamfc-alexnet on GPU)")
+    p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: siamfc-effnet, "
+                                                        "on CPU and GPU)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
 

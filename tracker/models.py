@@ -1,11 +1,18 @@
 """The Siamese network: a shared backbone, a cross-correlation head and an optional box head.
 
-Both backbones have total stride 8 and no padding, so a 127 px exemplar gives a 6x6
-embedding, a 255 px search region a 22x22 one, and their correlation a 17x17 response.
+Backbones are chosen by name from :data:`ARCHITECTURES`. All have total stride 8, and each
+declares the crop sizes its geometry is built for (``exemplar_sz``, ``instance_sz``), the
+scale of its cross-correlation (``out_scale``) and how the exemplar's map becomes the
+correlation kernel (``exemplar``):
+
+* ``alexnet`` and ``lite`` are unpadded: a 127 px exemplar gives a 6x6 embedding, a 255 px
+  search region a 22x22 one, and their correlation a 17x17 response.
+* ``effnet-lite0`` (:mod:`tracker.effnet`) is ImageNet-pretrained and padded: 129 px -> 17x17,
+  cut to its central 7x7; 257 px -> 33x33; a 27x27 response.
+
 Inputs are float tensors ``(N, 3, H, W)`` holding BGR pixel values in [0, 255].
 
-The optional :class:`BoxHead` (anchor-free, as in SiamFC++) predicts, at each of the 17x17
-response positions, the distances from that position to the target's left, top, right and
+The optional :class:`BoxHead` (anchor-free, as in SiamFC++) predicts, at each response position, the distances from that position to the target's left, top, right and
 bottom edges in search-crop pixels, so the tracker reads the box's size and aspect at the
 peak instead of searching over scales.
 """
@@ -17,8 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .effnet import EffNetLite0Backbone
+
 __all__ = ["AlexNet", "LiteNet", "BoxHead", "SiamNet", "xcorr", "xcorr_depthwise", "build_model", "ARCHITECTURES",
-           "prepare_for_inference", "response_positions", "TOTAL_STRIDE"]
+           "prepare_for_inference", "fold_batchnorm", "response_positions", "TOTAL_STRIDE"]
 
 TOTAL_STRIDE = 8  # pixels of search crop per response cell
 
@@ -27,7 +36,19 @@ def _conv_bn_relu(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1)
     return [nn.Conv2d(cin, cout, k, stride, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-class AlexNet(nn.Module):
+class _Unpadded(nn.Module):
+    """SiamFC's geometry: unpadded convolutions, 127/255 px crops, the whole exemplar map as kernel."""
+
+    total_stride = TOTAL_STRIDE
+    exemplar_sz = 127
+    instance_sz = 255
+    out_scale = 0.001
+
+    def exemplar(self, zf: torch.Tensor) -> torch.Tensor:
+        return zf
+
+
+class AlexNet(_Unpadded):
     """SiamFC's AlexNet with BatchNorm (conv 11/5/3/3/3, two channel groups in conv2/4/5)."""
 
     out_channels = 256
@@ -58,7 +79,7 @@ def _dw_pw(cin: int, cout: int, stride: int = 1, last: bool = False) -> list[nn.
     return layers
 
 
-class LiteNet(nn.Module):
+class LiteNet(_Unpadded):
     """The CPU-fast backbone: a dense 3x3 stem, then depthwise/pointwise blocks.
 
     Unpadded like AlexNet: 127 -> 6 and 255 -> 22, total stride 8, about 1/40 of
@@ -85,7 +106,7 @@ class LiteNet(nn.Module):
         return self.features(x)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"alexnet": AlexNet, "lite": LiteNet}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"alexnet": AlexNet, "lite": LiteNet, "effnet-lite0": EffNetLite0Backbone}
 
 
 def xcorr(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -133,7 +154,7 @@ def response_positions(size: int, instance_sz: int = 255, device: torch.device |
 class BoxHead(nn.Module):
     """Anchor-free box regression on depthwise-correlated features.
 
-    Output (N, 4, 17, 17): distances (left, top, right, bottom) in search-crop px from each
+    Output (N, 4, S, S) (S: the response size): distances (left, top, right, bottom) in search-crop px from each
     response cell's centre to the target's edges, ``base * exp(.)`` so they stay positive.
     """
 
@@ -158,8 +179,8 @@ class BoxHead(nn.Module):
 
 
 class SiamNet(nn.Module):
-    """Backbone + cross-correlation head (response scaled by 0.001 plus a learnable bias),
-    and optionally a :class:`BoxHead`.
+    """Backbone + cross-correlation head (response scaled by the backbone's ``out_scale`` plus a
+    learnable bias), and optionally a :class:`BoxHead`.
 
     ``template(z)`` embeds and caches the exemplar once; ``track(x)`` scores search
     regions (one per scale) against the cached exemplar, ``track_boxes(x)`` also returns
@@ -167,11 +188,11 @@ class SiamNet(nn.Module):
     training paths for a batch of pairs.
     """
 
-    def __init__(self, backbone: nn.Module, arch: str, out_scale: float = 0.001, box_head: BoxHead | None = None) -> None:
+    def __init__(self, backbone: nn.Module, arch: str, box_head: BoxHead | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.arch = arch
-        self.out_scale = out_scale
+        self.out_scale = backbone.out_scale
         self.bias = nn.Parameter(torch.zeros(1))
         self.box_head = box_head
         self._zf: torch.Tensor | None = None
@@ -181,8 +202,30 @@ class SiamNet(nn.Module):
     def has_box_head(self) -> bool:
         return self.box_head is not None
 
+    @property
+    def exemplar_sz(self) -> int:
+        """Exemplar crop size (px) the backbone's geometry is built for."""
+        return self.backbone.exemplar_sz
+
+    @property
+    def instance_sz(self) -> int:
+        """Search crop size (px) the backbone's geometry is built for."""
+        return self.backbone.instance_sz
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
+
+    def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
+        """The correlation kernel of exemplar crops: their embedding, cut as the backbone says."""
+        return self.backbone.exemplar(self.backbone(z))
+
+    def response_size(self, exemplar_sz: int, instance_sz: int) -> int:
+        """Side of the response map for square crops of these sizes (px)."""
+        with torch.no_grad():
+            p = next(self.parameters())
+            zf = self.embed_exemplar(torch.zeros(1, 3, exemplar_sz, exemplar_sz, device=p.device, dtype=p.dtype))
+            xf = self.embed(torch.zeros(1, 3, instance_sz, instance_sz, device=p.device, dtype=p.dtype))
+        return xf.shape[-1] - zf.shape[-1] + 1
 
     def head(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
         return xcorr(zf, xf) * self.out_scale + self.bias
@@ -194,22 +237,22 @@ class SiamNet(nn.Module):
 
     def template(self, z: torch.Tensor) -> torch.Tensor:
         """Embed the exemplar crop (1, 3, 127, 127) and cache it for :meth:`track`."""
-        return self._cache(self.embed(z))
+        return self._cache(self.embed_exemplar(z))
 
     def update_template(self, z: torch.Tensor, rate: float) -> torch.Tensor:
         """Blend a new exemplar crop into the cached embedding: ``(1 - rate) * old + rate * new``."""
         if self._zf is None:
             raise RuntimeError("SiamNet.update_template called before template()")
-        return self._cache(torch.lerp(self._zf, self.embed(z), rate))
+        return self._cache(torch.lerp(self._zf, self.embed_exemplar(z), rate))
 
     def track(self, x: torch.Tensor) -> torch.Tensor:
-        """Response maps (S, 1, 17, 17) of S search crops (S, 3, 255, 255) against the cached exemplar."""
+        """Response maps (S, 1, R, R) of S search crops (S, 3, instance_sz, instance_sz) against the cached exemplar."""
         if self._zf is None:
             raise RuntimeError("SiamNet.track called before template()")
         return self.head(self._zf, self.embed(x))
 
     def track_boxes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Responses (S, 1, 17, 17) and edge distances (S, 4, 17, 17), crop px (needs a box head)."""
+        """Responses (S, 1, R, R) and edge distances (S, 4, R, R), crop px (needs a box head)."""
         if self._zf is None:
             raise RuntimeError("SiamNet.track_boxes called before template()")
         if self.box_head is None:
@@ -218,24 +261,27 @@ class SiamNet(nn.Module):
         return self.head(self._zf, xf), self.box_head(self._zk, xf)
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Training path: responses (B, 1, 17, 17) of B exemplar/search pairs."""
-        return self.head(self.embed(z), self.embed(x))
+        """Training path: responses (B, 1, R, R) of B exemplar/search pairs."""
+        return self.head(self.embed_exemplar(z), self.embed(x))
 
     def forward_boxes(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training path with the box head: responses (B, 1, 17, 17) and edge distances (B, 4, 17, 17)."""
+        """Training path with the box head: responses (B, 1, R, R) and edge distances (B, 4, R, R)."""
         if self.box_head is None:
             raise RuntimeError(f"SiamNet.forward_boxes: this {self.arch} network has no box head")
-        zf, xf = self.embed(z), self.embed(x)
+        zf, xf = self.embed_exemplar(z), self.embed(x)
         return self.head(zf, xf), self.box_head(self.box_head.kernel(zf), xf)
 
 
 def build_model(arch: str, box_head: bool = False) -> SiamNet:
-    """A freshly initialised :class:`SiamNet` with the named backbone (``alexnet`` or ``lite``),
-    with a :class:`BoxHead` when ``box_head``."""
+    """A freshly initialised :class:`SiamNet` with the named backbone (a key of :data:`ARCHITECTURES`),
+    with a :class:`BoxHead` when ``box_head``. Pretrained backbones start random here too: training
+    loads their ImageNet weights (:func:`tracker.effnet.load_imagenet`), tracking loads a whole
+    trained network."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
     backbone = ARCHITECTURES[arch]()
-    net = SiamNet(backbone, arch, box_head=BoxHead(backbone.out_channels) if box_head else None)
+    head = BoxHead(backbone.out_channels, hidden=getattr(backbone, "box_hidden", 64)) if box_head else None
+    net = SiamNet(backbone, arch, box_head=head)
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -244,6 +290,8 @@ def build_model(arch: str, box_head: bool = False) -> SiamNet:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+    if hasattr(backbone, "init_neck"):
+        backbone.init_neck()
     if net.box_head is not None:  # start near base-sized boxes around every cell
         nn.init.normal_(net.box_head.features[-1].weight, std=0.01)
     return net
@@ -260,6 +308,7 @@ def _fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 
 
 def _fold(seq: nn.Sequential) -> nn.Sequential:
+    """``seq`` with each Conv2d + BatchNorm2d pair fused, nested Sequentials included."""
     layers = list(seq)
     out: list[nn.Module] = []
     i = 0
@@ -268,17 +317,34 @@ def _fold(seq: nn.Sequential) -> nn.Sequential:
             out.append(_fuse_conv_bn(layers[i], layers[i + 1]))
             i += 2
         else:
+            _fold_children(layers[i])
             out.append(layers[i])
             i += 1
     return nn.Sequential(*out)
 
 
+def _fold_children(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, nn.Sequential):
+            setattr(module, name, _fold(child))
+        else:
+            _fold_children(child)
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """An eval-mode, gradient-free copy of ``module`` with every BatchNorm folded into the conv before it."""
+    module = copy.deepcopy(module).eval()
+    if isinstance(module, nn.Sequential):
+        module = _fold(module)
+    else:
+        _fold_children(module)
+    return module.requires_grad_(False)
+
+
 def prepare_for_inference(net: SiamNet) -> SiamNet:
     """An eval-mode copy with every BatchNorm folded into the conv before it (same outputs, fewer ops)."""
     net = copy.deepcopy(net).eval()
-    net.backbone.features = _fold(net.backbone.features)
-    if net.box_head is not None:
-        net.box_head.features = _fold(net.box_head.features)
+    _fold_children(net)
     for p in net.parameters():
         p.requires_grad_(False)
     return net

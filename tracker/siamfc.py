@@ -25,7 +25,7 @@ from . import ops, postprocess
 from .config import TrackerConfig
 from .inputs import as_bgr_frame, as_box
 from .models import TOTAL_STRIDE, SiamNet, prepare_for_inference
-from .weights import DEFAULT_CPU, DEFAULT_GPU, available, load_model
+from .weights import DEFAULT, load_model
 
 __all__ = ["SiamFCTracker", "TrackResult", "resolve_device"]
 
@@ -67,7 +67,10 @@ class SiamFCTracker:
                  pipeline: str = "auto", name: str | None = None) -> None:
         """``pipeline``: ``"numpy"`` (OpenCV crops, host post-processing), ``"torch"`` (all on
         ``device``) or ``"auto"`` (torch on CUDA, numpy on CPU)."""
-        self.config = config or TrackerConfig()
+        config = config or TrackerConfig()
+        if config.exemplar_sz is None:  # the crop sizes the network is built for
+            config = config.replace(exemplar_sz=net.exemplar_sz, instance_sz=net.instance_sz)
+        self.config = config
         self.device = resolve_device(device)
         if pipeline not in ("auto", "numpy", "torch"):
             raise ValueError(f"pipeline must be 'auto', 'numpy' or 'torch', got {pipeline!r}")
@@ -78,7 +81,7 @@ class SiamFCTracker:
         n = self.config.scale_num
         self.scale_factors = self.config.scale_step ** np.linspace(-(n // 2), n // 2, n)
         self.penalties = np.where(np.arange(n) == n // 2, 1.0, self.config.scale_penalty)
-        self.upscale_sz = self.config.response_up * (self.config.instance_sz // TOTAL_STRIDE - self.config.exemplar_sz // TOTAL_STRIDE + 1)
+        self.upscale_sz = self.config.response_up * self.net.response_size(self.config.exemplar_sz, self.config.instance_sz)
         hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
         self.hann = (hann / hann.sum()).astype(np.float32)
         if self.pipeline == "torch":
@@ -89,13 +92,12 @@ class SiamFCTracker:
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device = "auto",
                         config: TrackerConfig | dict | None = None, **kwargs) -> "SiamFCTracker":
-        """Load shipped or user weights by name or path (default: ``siamfc-lite`` on a CPU,
-        ``siamfc-alexnet`` on a GPU when its weights are installed). Tracking parameters: the paper's defaults, then those stored
-        with the weights, then ``config`` (a :class:`TrackerConfig` replaces, a dict overrides)."""
+        """Load shipped or user weights by name or path (default: :data:`tracker.weights.DEFAULT`).
+        Tracking parameters: the paper's defaults, then those stored with the weights, then ``config``
+        (a :class:`TrackerConfig` replaces, a dict overrides); crop sizes left unset are the network's."""
         dev = resolve_device(device)
         if name_or_path is None:
-            # AlexNet on a GPU when its weights are installed, else the CPU model everywhere.
-            name_or_path = DEFAULT_GPU if dev.type == "cuda" and DEFAULT_GPU in available() else DEFAULT_CPU
+            name_or_path = DEFAULT
         net, info = load_model(name_or_path)
         if isinstance(config, TrackerConfig):
             cfg = config
@@ -193,7 +195,7 @@ class SiamFCTracker:
         self.x_sz = self.init_x_sz * rel
 
     def _cell(self, u: float) -> float:
-        """Upsampled-response index -> fractional response cell (17x17 grid)."""
+        """Upsampled-response index -> fractional response cell."""
         return (u + 0.5) / self.config.response_up - 0.5
 
     def _move_box(self, scale_id: int, row: float, col: float, ltrb: np.ndarray) -> None:

@@ -23,8 +23,7 @@ from .models import ARCHITECTURES, SiamNet, build_model
 __all__ = ["WeightsError", "WeightsInfo", "resolve", "load_model", "save_weights", "sha256_of", "search_dirs", "available"]
 
 ENV_VAR = "SIAMTRACK_WEIGHTS"
-DEFAULT_CPU = "siamfc-lite"
-DEFAULT_GPU = "siamfc-alexnet"
+DEFAULT = "siamfc-effnet"  # the shipped default, on CPU and GPU
 
 
 class WeightsError(ValueError):

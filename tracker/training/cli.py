@@ -14,11 +14,18 @@ __all__ = ["register", "add_arguments", "main"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..models import ARCHITECTURES
     from .losses import LOSSES
 
     p.add_argument("--data", action="append", required=True, metavar="KIND:PATH",
                    help="training data, repeatable: got10k:PATH, otb:PATH, voc:PATH, video:PATH")
-    p.add_argument("--model", default="lite", choices=["alexnet", "lite"], help="backbone (default lite)")
+    p.add_argument("--model", default="lite", choices=sorted(ARCHITECTURES), help="backbone (default lite)")
+    p.add_argument("--pretrained", action="store_true",
+                   help="start the backbone from ImageNet (effnet-lite0; needs the [train] extra) and keep it frozen")
+    p.add_argument("--train-blocks", type=int, default=0, metavar="N",
+                   help="with --pretrained: also train the last N blocks of the trunk, at --trunk-lr-scale x the LR")
+    p.add_argument("--trunk-lr-scale", type=float, default=0.1)
+    p.add_argument("--warmup", type=int, default=0, metavar="STEPS", help="linear learning-rate warm-up steps")
     p.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.csv, loss.png, <model>.pt")
     p.add_argument("--loss", default="logistic", choices=LOSSES)
     p.add_argument("--steps", type=int, default=24000, help="optimizer steps in the whole run (sets the LR schedule)")
@@ -40,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--box-head", action="store_true", help="add a box head (size and aspect at the peak, 1 - GIoU loss)")
     p.add_argument("--init", default=None, metavar="WEIGHTS", help="start from these weights (name or .pt path)")
     p.add_argument("--freeze-backbone", action="store_true", help="with --box-head and --init: train only the box head")
+    p.add_argument("--max-gap", type=int, default=10, help="max frames between exemplar and search (track's own indexing)")
     p.add_argument("--shift", type=float, default=4.0, help="max shift of the target in the search crop, crop px")
     p.add_argument("--scale-jitter", type=float, default=0.0, help="search crop scale change exp(U(-s, s)) (box head: ~0.3)")
     p.add_argument("--device", default="auto")
@@ -49,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..models import ARCHITECTURES
     from .pairs import PairConfig, PairSampler
     from .sources import load_tracks
     from .trainer import CheckpointError, Trainer, TrainConfig
@@ -60,9 +69,12 @@ def _run(args: argparse.Namespace) -> int:
         cfg = TrainConfig(arch=args.model, loss=args.loss, steps=args.steps, batch_size=args.batch_size,
                           lr_start=args.lr[0], lr_end=args.lr[1], margin=args.margin, seed=args.seed,
                           checkpoint_every_s=args.checkpoint_every, box_head=args.box_head, init_weights=args.init,
-                          freeze_backbone=args.freeze_backbone)
+                          freeze_backbone=args.freeze_backbone, pretrained=args.pretrained,
+                          train_blocks=args.train_blocks, trunk_lr_scale=args.trunk_lr_scale, warmup_steps=args.warmup)
         tracks = load_tracks(args.data)
-        pairs = PairConfig(jitter=args.jitter, gamma=args.gamma, color_cast=args.color_cast, shift=args.shift,
+        arch = ARCHITECTURES[args.model]
+        pairs = PairConfig(exemplar_sz=arch.exemplar_sz, instance_sz=arch.instance_sz, max_gap=args.max_gap,
+                           jitter=args.jitter, gamma=args.gamma, color_cast=args.color_cast, shift=args.shift,
                            scale_jitter=args.scale_jitter, negative_prob=args.negatives,
                            distractor_prob=args.distractors)
         trainer = Trainer(cfg, PairSampler(tracks, pairs), out, device=args.device, snapshot_every=args.snapshot_every)
@@ -74,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         trainer.run(steps=args.max_steps)
-    except (ValueError, CheckpointError) as e:
+    except (ValueError, ImportError, CheckpointError) as e:
         print(f"siamtrack train: {e}", file=sys.stderr)
         return 2
     if trainer.step >= cfg.steps:

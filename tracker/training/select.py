@@ -33,7 +33,7 @@ from ..siamfc import SiamFCTracker
 from ..video import read_image
 from ..weights import load_model, save_weights
 
-__all__ = ["evaluate", "main"]
+__all__ = ["evaluate", "evaluate_tracker", "lost_rates", "calibrate_lost_threshold", "main"]
 
 GRID = {
     "window_influence": [0.12, 0.176, 0.25, 0.33, 0.42],
@@ -42,10 +42,10 @@ GRID = {
     "scale_lr": [0.35, 0.59, 0.8],
     "template_lr": [0.0, 0.01, 0.03, 0.08],
 }
-BOX_GRID = {
-    "window_influence": [0.12, 0.176, 0.25, 0.33, 0.42],
-    "scale_lr": [0.2, 0.35, 0.5, 0.7, 0.9],
-    "template_lr": [0.0, 0.01, 0.03, 0.08],
+BOX_GRID = {  # coarse on purpose: few parameters, few values, little room to fit the selection data
+    "window_influence": [0.176, 0.3, 0.42],
+    "scale_lr": [0.3, 0.5, 0.7],
+    "template_lr": [0.0, 0.01],
 }
 
 
@@ -55,7 +55,11 @@ def _decode(seqs) -> list[list[np.ndarray]]:
 
 def evaluate(net, cfg: TrackerConfig, seqs, frames) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
     """Success AUC over ``seqs`` and, per sequence, the IoU and score of every frame after the first."""
-    tracker = SiamFCTracker(net, cfg, device="cpu")
+    return evaluate_tracker(SiamFCTracker(net, cfg, device="cpu"), seqs, frames)
+
+
+def evaluate_tracker(tracker: SiamFCTracker, seqs, frames) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
+    """As :func:`evaluate`, for a tracker already built (e.g. by ``from_pretrained``)."""
     per_seq, ious, scores = [], [], []
     for s, fr in zip(seqs, frames):
         tracker.init(fr[0], s.init_box)
@@ -65,6 +69,17 @@ def evaluate(net, cfg: TrackerConfig, seqs, frames) -> tuple[float, list[np.ndar
         ious.append(metrics.overlaps(boxes[1:], s.gt[1:]))
         scores.append(np.array([r.score for r in res]))
     return metrics.otb_overall(per_seq).success, ious, scores
+
+
+def lost_rates(ious: list[np.ndarray], scores: list[np.ndarray], threshold: float) -> tuple[float, float]:
+    """How the ``lost`` flag (score < ``threshold``) agrees with the truth: the share of frames flagged lost
+    while the box holds the target (IoU > 0.5; lower is better) and the share of frames where the box has lost
+    it (IoU = 0) that are flagged lost (higher is better). NaN where a kind of frame is absent."""
+    iou, sc = np.concatenate(ious), np.concatenate(scores)
+    held, lost = sc[iou > 0.5], sc[iou == 0]
+    false_lost = float((held < threshold).mean()) if len(held) else float("nan")
+    caught = float((lost < threshold).mean()) if len(lost) else float("nan")
+    return false_lost, caught
 
 
 def calibrate_lost_threshold(ious: list[np.ndarray], scores: list[np.ndarray]) -> tuple[float, float]:
@@ -84,13 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tracker.training.select", description=__doc__.split("\n\n")[0])
     p.add_argument("--candidates", nargs="+", required=True, help="weights files to choose from")
     p.add_argument("--root", required=True, help="OTB-layout validation sequences (e.g. ../shared/data/dev)")
+    p.add_argument("--sequences", nargs="+", default=None,
+                   help="choose on these sequences of --root only (e.g. one half of dev; report on the other)")
     p.add_argument("--out", required=True, help="where to write the chosen weights (.pt)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--start", default=None, metavar="JSON",
                    help="tracking parameters to start from (a JSON object, e.g. an earlier selection's chosen config)")
     args = p.parse_args(argv)
 
-    seqs = datasets.load_otb(args.root)
+    seqs = datasets.load_otb(args.root, args.sequences)
     frames = _decode(seqs)
     log: dict = {"root": str(args.root), "sequences": [s.name for s in seqs], "candidates": {}, "search": []}
     t0 = time.time()
@@ -141,13 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     scored = base.replace(**params).to_dict()
     chosen = {**{k: v for k, v in scored.items() if v != default[k]}, "scale_num": base.scale_num, **params,
               "lost_threshold": round(threshold, 3)}
-    log.update(chosen_candidate=best_path, chosen_config=chosen, auc=auc, lost_balanced_accuracy=bal_acc)
+    false_lost, caught = lost_rates(ious, scores, threshold)
+    log.update(chosen_candidate=best_path, chosen_config=chosen, auc=auc, lost_balanced_accuracy=bal_acc,
+               lost_while_held=false_lost, lost_flagged_when_lost=caught)
     out = save_weights(best_net, args.out, config=chosen, selected_from=str(best_path), selected_on=str(args.root),
-                       dev_success_auc=round(auc, 4))
+                       selected_on_sequences=[s.name for s in seqs], selection_success_auc=round(auc, 4))
     tmp = out.with_suffix(".selection.json.tmp")
     tmp.write_text(json.dumps(log, indent=2) + "\n")
     os.replace(tmp, out.with_suffix(".selection.json"))
-    print(f"chose {best_path} with {chosen}: AUC {auc:.4f}, lost-vs-held balanced accuracy {bal_acc:.3f}; wrote {out}")
+    print(f"chose {best_path} with {chosen}: AUC {auc:.4f}, lost-vs-held balanced accuracy {bal_acc:.3f} "
+          f"(flagged lost: {false_lost:.1%} of frames held, {caught:.1%} of frames lost); wrote {out}")
     return 0
 
 

