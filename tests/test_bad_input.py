@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tracker import SiamFCTracker, TrackerConfig, WeightsError
+from tracker.inputs import as_bgr_frame
 from tracker.models import build_model
 from tracker.weights import load_model, save_weights
 
@@ -155,3 +156,32 @@ def test_env_var_directory_is_searched(monkeypatch, tmp_path):
 def test_unknown_config_key_from_pretrained(lite_file):
     with pytest.raises(ValueError, match="unknown key"):
         SiamFCTracker.from_pretrained(str(lite_file), device="cpu", config={"bogus": 1})
+
+
+def test_weights_without_json_warn_which_parameters_are_defaults(lite_file):
+    lite_file.with_suffix(".json").unlink()
+    with pytest.warns(UserWarning, match=r"mine\.json.*defaults TrackerConfig\(.*window_influence=0\.176"):
+        SiamFCTracker.from_pretrained(str(lite_file), device="cpu")
+
+
+def test_weights_env_var_naming_a_file_is_refused(monkeypatch, lite_file):
+    monkeypatch.setenv("SIAMTRACK_WEIGHTS", str(lite_file))
+    with pytest.raises(WeightsError, match="SIAMTRACK_WEIGHTS=.*mine.pt: not a folder.*--model"):
+        load_model("siamfc-lite")
+
+
+def test_pickled_module_gives_one_line_saying_what_is_expected(tmp_path):
+    path = tmp_path / "whole.pt"
+    torch.save(build_model("lite"), path)
+    with pytest.raises(WeightsError) as e:
+        load_model(path)
+    msg = str(e.value)
+    assert "\n" not in msg and "pickled Python objects" in msg and "state_dict" in msg and str(path) in msg
+
+
+@pytest.mark.parametrize("img,hint", [(np.zeros((8, 8, 3), np.float32), r"img \* 255"),
+                                      (np.zeros((8, 8, 3), np.uint16), "257")])
+def test_non_uint8_frames_suggest_a_conversion_that_keeps_the_image(img, hint):
+    with pytest.raises(TypeError, match=hint) as e:
+        as_bgr_frame(img)
+    assert "convertScaleAbs" not in str(e.value)

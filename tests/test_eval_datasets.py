@@ -133,6 +133,18 @@ def test_got10k_full_labels_meta_and_test_split(tmp_path: Path) -> None:
     (tmp_path / "val" / "GOT-10k_X_000001" / "cover.label").write_text("8\n0\n")
     with pytest.raises(AnnotationError, match=r"cover\.label: 2 lines but the sequence has 3 frames"):
         load_got10k(tmp_path, "val")
+    for text, bad in (("8\n9\n5\n", "line 2: expected an integer 0-8, got 9"), ("8\n0\n2.5\n", "line 3:.* got 2.5")):
+        (tmp_path / "val" / "GOT-10k_X_000001" / "cover.label").write_text(text)
+        with pytest.raises(AnnotationError, match=r"cover\.label, " + bad):
+            load_got10k(tmp_path, "val")
+
+
+def test_non_utf8_annotation_names_the_file_and_line(tmp_path: Path) -> None:
+    _images(tmp_path / "S" / "img", 2)
+    anno = tmp_path / "S" / "groundtruth_rect.txt"
+    anno.write_bytes(b"1,2,3,4\n5,6,\xff7,8\n")
+    with pytest.raises(AnnotationError, match=r"groundtruth_rect\.txt, line 2: not a text file in UTF-8.*0xff"):
+        load_otb(tmp_path)
 
 
 def test_read_boxes_accepts_tabs_and_spaces(tmp_path: Path) -> None:

@@ -21,10 +21,14 @@ def as_bgr_frame(frame: object, name: str = "frame") -> np.ndarray:
     if not isinstance(frame, np.ndarray):
         raise TypeError(f"{name}: expected a numpy array (BGR uint8, as cv2.imread gives), got {type(frame).__name__}")
     if frame.dtype != np.uint8:
-        raise TypeError(
-            f"{name}: expected dtype uint8 (BGR, 0-255), got {frame.dtype}; "
-            "convert first, e.g. cv2.convertScaleAbs or (img / 257).astype(np.uint8) for 16-bit"
-        )
+        if np.issubdtype(frame.dtype, np.floating):
+            hint = ("for a float image scale by its range first: np.clip(img * 255, 0, 255).astype(np.uint8) when "
+                    "values are in 0..1, np.clip(img, 0, 255).astype(np.uint8) when they are in 0..255")
+        elif frame.dtype == np.uint16:
+            hint = "for a 16-bit image: (img // 257).astype(np.uint8)"
+        else:
+            hint = "convert it to BGR uint8 (0-255) first"
+        raise TypeError(f"{name}: expected dtype uint8 (BGR, 0-255), got {frame.dtype}; {hint}")
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
     if frame.ndim == 2:

@@ -13,6 +13,7 @@ transfer per frame brings back the peak.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -99,6 +100,12 @@ class SiamFCTracker:
         if name_or_path is None:
             name_or_path = DEFAULT
         net, info = load_model(name_or_path)
+        if not info.has_meta and not isinstance(config, TrackerConfig):
+            warnings.warn(f"{info.path}: no {info.path.with_suffix('.json').name} beside it, so no tracking parameters "
+                          f"were chosen for these weights; tracking with the defaults "
+                          f"{TrackerConfig.from_dict({**({'scale_num': 1} if net.has_box_head else {}), **(config or {})})}"
+                          " (write the .json, as tracker.weights.save_weights does, or pass config= to set them)",
+                          stacklevel=2)
         if isinstance(config, TrackerConfig):
             cfg = config
         else:

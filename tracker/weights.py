@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,13 +37,18 @@ class WeightsInfo:
     arch: str | None = None
     sha256: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    has_meta: bool = True  # False: no <name>.json beside the file (no hash check, no stored tracking parameters)
 
 
 def search_dirs() -> list[Path]:
-    """Directories searched for a weights name, in order."""
+    """Directories searched for a weights name, in order. ``$SIAMTRACK_WEIGHTS`` must name a folder."""
     dirs = []
     if os.environ.get(ENV_VAR):
-        dirs.append(Path(os.environ[ENV_VAR]))
+        env = Path(os.environ[ENV_VAR])
+        if env.exists() and not env.is_dir():
+            raise WeightsError(f"${ENV_VAR}={env}: not a folder; it names a folder of weights (<name>.pt with "
+                               f"<name>.json); to use one file, pass its path (--model {env}, or from_pretrained(path))")
+        dirs.append(env)
     dirs.append(Path(__file__).resolve().parent.parent / "weights")  # repository checkout
     dirs.append(Path(__file__).resolve().parent / "_weights")  # installed package data
     return dirs
@@ -68,7 +74,7 @@ def sha256_of(path: str | Path) -> str:
 def _read_meta(pt: Path) -> WeightsInfo:
     meta = pt.with_suffix(".json")
     if not meta.exists():
-        return WeightsInfo(pt)
+        return WeightsInfo(pt, has_meta=False)
     try:
         d = json.loads(meta.read_text())
     except json.JSONDecodeError as e:
@@ -90,6 +96,10 @@ def resolve(name_or_path: str | os.PathLike) -> WeightsInfo:
         if cand.is_file():
             return _read_meta(cand)
     raise WeightsError(f"weights {str(name_or_path)!r} not found; looked in: {', '.join(tried)}")
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [""])[0]
 
 
 def _infer_arch(state: dict[str, torch.Tensor]) -> tuple[str, bool] | None:
@@ -115,8 +125,13 @@ def load_model(name_or_path: str | os.PathLike) -> tuple[SiamNet, WeightsInfo]:
             )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only" not in str(e).lower():
+            raise WeightsError(f"{path}: not a readable PyTorch weights file ({_first_line(e)})") from None
+        raise WeightsError(f"{path}: holds pickled Python objects (e.g. a whole model saved with torch.save(model)); "
+                           "expected a state_dict of tensors: save model.state_dict() instead") from None
     except Exception as e:  # torch raises many types for corrupt archives
-        raise WeightsError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: {e})") from None
+        raise WeightsError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: {_first_line(e)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: expected a state_dict of tensors, got {type(state).__name__}")
     found = _infer_arch(state)
@@ -130,7 +145,7 @@ def load_model(name_or_path: str | os.PathLike) -> tuple[SiamNet, WeightsInfo]:
         raise WeightsError(f"{path}: holds {arch!r} weights but {path.with_suffix('.json')} says {info.arch!r}")
     net = build_model(arch, box_head=box_head)
     net.load_state_dict(state)
-    return net.eval(), WeightsInfo(path, arch, info.sha256, info.config)
+    return net.eval(), WeightsInfo(path, arch, info.sha256, info.config, info.has_meta)
 
 
 def save_weights(net: SiamNet, path: str | Path, config: dict[str, Any] | None = None, **extra: Any) -> Path:

@@ -99,10 +99,7 @@ class Sequence:
 # -- file readers ----------------------------------------------------------------------------
 
 def _number_rows(path: Path, min_cols: int, max_cols: int) -> list[list[float]]:
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise AnnotationError(f"{path}: cannot read ({e.strerror})") from None
+    text = _read_text(path)
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -121,6 +118,18 @@ def _number_rows(path: Path, min_cols: int, max_cols: int) -> list[list[float]]:
     return rows
 
 
+def _read_text(path: Path) -> str:
+    """A text annotation file's contents; AnnotationError naming the file when unreadable or not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise AnnotationError(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise AnnotationError(f"{path}, line {line}: not a text file in UTF-8/ASCII (byte 0x{e.object[e.start]:02x} "
+                              f"at offset {e.start})") from None
+
+
 def read_boxes(path: str | Path) -> np.ndarray:
     """Read a 1-based ``x,y,w,h`` annotation/result file (comma, tab or space separated).
 
@@ -133,13 +142,20 @@ def read_boxes(path: str | Path) -> np.ndarray:
     return ops.one_based_to_zero_based(boxes)
 
 
-def read_labels(path: str | Path, n: int) -> np.ndarray:
-    """Read a one-number-per-line GOT-10k label file; it must have ``n`` lines."""
+def read_labels(path: str | Path, n: int, valid: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a one-number-per-line GOT-10k label file; it must have ``n`` lines, and with ``valid=(lo, hi)``
+    every value must be an integer in ``lo..hi``."""
     path = Path(path)
     rows = _number_rows(path, 1, 1)
     if len(rows) != n:
         raise AnnotationError(f"{path}: {len(rows)} lines but the sequence has {n} frames")
-    return np.array(rows, dtype=np.float64).reshape(-1)
+    values = np.array(rows, dtype=np.float64).reshape(-1)
+    if valid is not None:
+        lo, hi = valid
+        bad = np.flatnonzero(~((values >= lo) & (values <= hi) & (values == np.round(values))))
+        if len(bad):
+            raise AnnotationError(f"{path}, line {bad[0] + 1}: expected an integer {lo}-{hi}, got {values[bad[0]]:g}")
+    return values
 
 
 def _images(folder: Path) -> list[Path]:
@@ -153,7 +169,7 @@ def _images(folder: Path) -> list[Path]:
 
 def _read_meta(path: Path) -> dict[str, str]:
     meta = {}
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
+    for i, line in enumerate(_read_text(path).splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("["):
             continue
@@ -206,7 +222,7 @@ def load_otb(root: str | Path, names: list[str] | None = None, max_frames: int |
         annos = []
         for f in seq_dir.iterdir():
             m = _OTB_GT.match(f.name)
-            if m and f.is_file() and f.read_text().strip():  # an empty file (Human4's .1) is no target
+            if m and f.is_file() and _read_text(f).strip():  # an empty file (Human4's .1) is no target
                 annos.append((m.group(1), f))
         if not annos:
             continue
@@ -236,9 +252,9 @@ def _got10k_sequence(seq_dir: Path, name: str, split: str) -> Sequence:
         full = False
     _check_count(anno, boxes, images, seq_dir)
     labels = {}
-    for key in ("absence", "cover", "cut_by_image"):
+    for key, valid in (("absence", (0, 1)), ("cover", (0, FULLY_VISIBLE)), ("cut_by_image", (0, 1))):
         f = seq_dir / f"{key}.label"
-        labels[key] = read_labels(f, n) if f.is_file() else None
+        labels[key] = read_labels(f, n, valid) if f.is_file() else None
     absence = labels["absence"] if labels["absence"] is not None else np.zeros(n)
     cover = labels["cover"]
     if cover is None:  # "all visible" unless absence.label says otherwise
@@ -256,7 +272,7 @@ def load_got10k(root: str | Path, split: str = "val", names: list[str] | None = 
     list_file = Path(root) / split / "list.txt"
     if not list_file.is_file():
         raise AnnotationError(f"{list_file}: not found (expected the GOT-10k layout <root>/{split}/list.txt)")
-    seq_names = [s.strip() for s in list_file.read_text().splitlines() if s.strip()]
+    seq_names = [s.strip() for s in _read_text(list_file).splitlines() if s.strip()]
     if not seq_names:
         raise AnnotationError(f"{list_file}: lists no sequences")
     chosen = _select(seq_names, names, list_file)
