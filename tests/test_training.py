@@ -323,3 +323,37 @@ def test_pairs_must_match_the_backbone_geometry(tmp_path):
     cfg = TrainConfig(arch="effnet-lite0", steps=2, batch_size=2)
     with pytest.raises(ValueError, match="129/257"):
         Trainer(cfg, PairSampler([_red_box_track(8)]), tmp_path, device="cpu")
+
+
+def test_resume_after_a_kill_logs_each_step_once(tmp_path):
+    """Killed after step 5 with the last checkpoint at step 3: resuming drops log rows 4-5 and
+    logs them again, so log.csv holds each step once, in order."""
+    import csv
+    import shutil
+
+    tr = _trainer(tmp_path)
+    tr.run(steps=3, progress=False)
+    shutil.copy(tr.checkpoint_path, tmp_path / "at3.pt")
+    tr.run(steps=2, progress=False)  # steps 4-5 logged, then "killed": only the step-3 checkpoint survives
+    shutil.copy(tmp_path / "at3.pt", tr.checkpoint_path)
+    c = _trainer(tmp_path)
+    c.resume()
+    assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "log.csv"))] == [1, 2, 3]
+    c.run(progress=False)
+    assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "log.csv"))] == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_with_changed_settings_names_the_difference(tmp_path):
+    _trainer(tmp_path).run(steps=2, progress=False)
+    other = Trainer(TrainConfig(arch="lite", steps=8, batch_size=2, lr_start=0.02, log_every=1, checkpoint_every_s=1e9),
+                    PairSampler([_red_box_track(8)]), tmp_path, device="cpu")
+    with pytest.raises(CheckpointError, match=r"steps: 6 in the checkpoint, 8 now; lr_start: 0.01 in the checkpoint, 0.02"):
+        other.resume()
+
+
+def test_train_cli_resume_without_a_checkpoint_is_an_error(tmp_path):
+    out = tmp_path / "typo"
+    r = subprocess.run([sys.executable, "-m", "tracker.cli", "train", "--data", f"video:{tmp_path}", "--out", str(out),
+                        "--resume"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and f"no checkpoint at {out / 'checkpoint.pt'}" in r.stderr, r.stderr
+    assert not out.exists()

@@ -65,6 +65,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
+    if args.resume and not (out / "checkpoint.pt").exists():
+        print(f"siamtrack train: --resume: no checkpoint at {out / 'checkpoint.pt'}; check --out, or drop "
+              "--resume to start a new run", file=sys.stderr)
+        return 2
     try:
         cfg = TrainConfig(arch=args.model, loss=args.loss, steps=args.steps, batch_size=args.batch_size,
                           lr_start=args.lr[0], lr_end=args.lr[1], margin=args.margin, seed=args.seed,
@@ -78,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
                            scale_jitter=args.scale_jitter, negative_prob=args.negatives,
                            distractor_prob=args.distractors)
         trainer = Trainer(cfg, PairSampler(tracks, pairs), out, device=args.device, snapshot_every=args.snapshot_every)
-        if args.resume and trainer.checkpoint_path.exists():
+        if args.resume:
             trainer.resume()
             print(f"resumed from {trainer.checkpoint_path} at step {trainer.step}")
         elif not args.resume and trainer.checkpoint_path.exists():

@@ -236,11 +236,17 @@ class Trainer:
     def resume(self, path: str | Path | None = None) -> None:
         path = Path(path) if path else self.checkpoint_path
         ckpt = load_checkpoint(path)
-        keys = ("arch", "loss", "box_head", "freeze_backbone", "pretrained", "train_blocks", "warmup_steps")
-        theirs = {k: ckpt["config"].get(k, False) for k in keys}
+        # Everything that shapes the model, the data stream or the schedule must be as the checkpoint's run had it.
+        keys = ("arch", "loss", "box_head", "freeze_backbone", "pretrained", "train_blocks", "warmup_steps", "steps",
+                "batch_size", "lr_start", "lr_end", "momentum", "weight_decay", "seed", "trunk_lr_scale", "margin",
+                "box_weight", "init_weights")
+        defaults = dataclasses.asdict(TrainConfig())
+        theirs = {k: ckpt["config"].get(k, defaults[k]) for k in keys}
         ours = {k: getattr(self.cfg, k) for k in keys}
-        if theirs != ours:
-            raise CheckpointError(f"{path}: checkpoint is for {theirs}, this run is {ours}")
+        diff = [f"{k}: {theirs[k]!r} in the checkpoint, {ours[k]!r} now" for k in keys if theirs[k] != ours[k]]
+        if diff:
+            raise CheckpointError(f"{path}: this run's settings differ from the checkpoint's ({'; '.join(diff)}); "
+                                  "resume with the original settings, or start a new run in another --out")
         try:
             self.net.load_state_dict(ckpt["model"])
             self.opt.load_state_dict(ckpt["optimizer"])
@@ -252,6 +258,24 @@ class Trainer:
         if "torch_rng" in ckpt:
             torch.set_rng_state(ckpt["torch_rng"])
         self.step = int(ckpt["step"])
+        if self.rank == 0:
+            self._truncate_log(self.step)
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop ``log.csv`` rows past ``step`` (written after the checkpoint, before an interruption): the
+        resumed run logs those steps again."""
+        path = self.out / "log.csv"
+        if not path.exists():
+            return
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        keep = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= step]
+        if len(keep) == len(rows):
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(keep)
+        os.replace(tmp, path)
 
     # -- the loop ------------------------------------------------------------------------
 
