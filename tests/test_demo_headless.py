@@ -130,7 +130,9 @@ def test_image_folder_with_corrupt_image(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
     assert re.search(r"warning: .*img5\.png: not a readable image; skipped", p.stderr), p.stderr
-    assert len(read_boxes(tmp_path / "b.txt")) == 9
+    b = read_boxes(tmp_path / "b.txt")
+    assert len(b) == 10  # one line per source frame: the skipped one says so
+    assert np.isnan(b[4, :4]).all() and b[4, 4] == 0 and np.isfinite(np.delete(b, 4, axis=0)).all()
 
 
 def test_corrupt_frame_mid_video_is_reported_and_skipped(tmp_path):
@@ -147,8 +149,9 @@ def test_corrupt_frame_mid_video_is_reported_and_skipped(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
     assert re.search(r"warning: .*corrupt\.mp4: frame 16 could not be decoded; skipped", p.stderr), p.stderr
-    assert len(read_boxes(tmp_path / "b.txt")) == 29
-    assert read_video(out) == (29, (160, 120))
+    b = read_boxes(tmp_path / "b.txt")
+    assert len(b) == 30 and np.isnan(b[15, :4]).all() and np.isfinite(np.delete(b, 15, axis=0)).all()
+    assert read_video(out) == (30, (160, 120))  # the video agrees: a marked frame in its place
 
 
 def test_ctrl_c_finalises_outputs(tmp_path):
@@ -300,3 +303,56 @@ def test_interrupt_is_held_until_a_frames_outputs_are_written():
             done.append("boxes")  # ... but the block still finishes
     assert done == ["video", "boxes"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_truncated_jpeg_is_reported_and_gets_its_line(tmp_path):
+    """A JPEG cut off partway decodes to a half-grey picture with only a libjpeg warning: it is
+    treated as corrupt (named, skipped, one line saying so), not tracked."""
+    frames, gt = make_sequence(8, (160, 120), target=(32, 24), seed=6)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(frames, 1):
+        cv2.imwrite(str(folder / f"{i:04d}.jpg"), f)
+    data = (folder / "0004.jpg").read_bytes()
+    (folder / "0004.jpg").write_bytes(data[: len(data) // 2])
+    assert cv2.imread(str(folder / "0004.jpg")) is not None  # OpenCV alone would take it
+    p = siamtrack("track", folder, "--no-display", "--model", "siamfc-lite", "--box", box_arg(gt[0]),
+                  "--boxes", tmp_path / "b.txt")
+    assert p.returncode == 0, p.stderr
+    assert re.search(r"warning: .*0004\.jpg: truncated JPEG .*skipped", p.stderr), p.stderr
+    b = read_boxes(tmp_path / "b.txt")
+    assert len(b) == 8 and np.isnan(b[3, :4]).all()
+
+
+@pytest.mark.parametrize("which", ["output", "boxes", "both", "symlink", "dotslash"])
+def test_outputs_never_overwrite_the_source_or_each_other(small_clip, tmp_path, which):
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(small_clip.read_bytes())
+    before = src.read_bytes()
+    link = tmp_path / "link.mp4"
+    link.symlink_to(src)
+    args = {"output": ["--output", src], "boxes": ["--boxes", src], "symlink": ["--output", link],
+            "dotslash": ["--output", "./clip.mp4"],
+            "both": ["--output", tmp_path / "same.mp4", "--boxes", tmp_path / "same.mp4"]}[which]
+    p = siamtrack("track", "clip.mp4" if which == "dotslash" else src, "--no-display", "--model", "siamfc-lite",
+                  "--box", "50,40,30,20", *args, cwd=tmp_path)
+    assert_clean_error(p, "same" if which == "both" else "source")
+    assert src.read_bytes() == before
+    assert not (tmp_path / "same.mp4").exists()
+
+
+def test_stale_part_files_of_killed_runs_are_removed(small_clip, tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a PID that has exited
+    stale = [tmp_path / f".out.part{dead.pid}.mp4", tmp_path / f".b.part{dead.pid}.txt"]
+    for f in stale:
+        f.write_bytes(b"partial")
+    live = tmp_path / f".out.part{os.getpid()}.mp4"  # a run still going: left alone
+    live.write_bytes(b"partial")
+    p = siamtrack("track", small_clip, "--no-display", "--model", "siamfc-lite", "--box", "50,40,30,20",
+                  "--output", tmp_path / "out.mp4", "--boxes", tmp_path / "b.txt")
+    assert p.returncode == 0, p.stderr
+    for f in stale:
+        assert not f.exists() and f"removed {f}" in p.stderr
+    assert live.exists()
+    assert len(read_boxes(tmp_path / "b.txt")) == 12

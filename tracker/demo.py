@@ -28,7 +28,8 @@ import numpy as np
 from .inputs import as_box
 from .progress import ProgressBar
 from .siamfc import SiamFCTracker, TrackResult, resolve_device
-from .video import FPSMeter, SinkError, SourceError, VideoSink, check_writable, open_source
+from .video import (FPSMeter, SinkError, SourceError, VideoSink, check_writable, open_source, part_path,
+                    remove_stale_parts, same_file)
 from .weights import WeightsError
 
 __all__ = ["DEMO_CLIP", "DEMO_OUTPUT", "DemoOptions", "DemoError", "run", "register", "parse_box",
@@ -38,6 +39,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 DEMO_CLIP = DATA_DIR / "demo.mp4"
 DEMO_OUTPUT = "siamtrack_demo.mp4"
 WINDOW = "siamtrack"
+SKIPPED_LINE = "nan,nan,nan,nan,0"  # box-file line of a source frame that could not be decoded (not tracked)
 TRACKED_COLOR = (0, 255, 0)  # BGR: solid box while the target is held
 LOST_COLOR = (0, 0, 255)  # BGR: dashed box when the score says the target is lost
 BANNER_COLOR = (40, 40, 40)
@@ -99,6 +101,15 @@ def demo_clip() -> tuple[Path, tuple[float, float, float, float]]:
 
 
 # -- drawing -----------------------------------------------------------------------------
+
+def skipped_frame(last: np.ndarray, number: int) -> np.ndarray:
+    """The output-video frame for source frame ``number`` (1-based) that could not be decoded: the
+    last frame shown, darkened, saying so (its box-file line is :data:`SKIPPED_LINE`)."""
+    img = (last // 3).astype(np.uint8)
+    _text(img, f"frame {number}: could not be decoded, skipped", (10, max(30, img.shape[0] // 2)),
+          max(0.4, img.shape[1] / 1200), LOST_COLOR)
+    return img
+
 
 def _dashed_rect(img: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], color: tuple, thickness: int,
                  dash: int = 8) -> None:
@@ -164,13 +175,18 @@ class BoxLog:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = check_writable(path, "box file")
-        self._tmp = self.path.with_name(f".{self.path.name}.part{os.getpid()}")
+        self.removed_parts = remove_stale_parts(self.path)  # left by killed runs
+        self._tmp = part_path(self.path)
         self._f: TextIO | None = open(self._tmp, "w", encoding="ascii")
         self.lines = 0
 
-    def write(self, result: TrackResult) -> None:
-        x, y, w, h = result.box
-        self._f.write(f"{x:.2f},{y:.2f},{w:.2f},{h:.2f},{result.score:.4f}\n")
+    def write(self, result: TrackResult | None) -> None:
+        """One frame's line; ``None`` (a frame of the source that could not be decoded): ``SKIPPED_LINE``."""
+        if result is None:
+            self._f.write(SKIPPED_LINE + "\n")
+        else:
+            x, y, w, h = result.box
+            self._f.write(f"{x:.2f},{y:.2f},{w:.2f},{h:.2f},{result.score:.4f}\n")
         self._f.flush()
         self.lines += 1
 
@@ -292,6 +308,21 @@ def _interact(window: _Window, tracker: SiamFCTracker, frame: np.ndarray, result
                                        keys="PAUSED: SPACE resume   r reselect   q/Esc quit"), 50)
 
 
+def _refuse_clobbering(source, outputs: list[tuple[str | None, str]], images: list[str] = ()) -> None:
+    """DemoError when an output is the source file, one of the source images, or the other output."""
+    outs = [(p, what) for p, what in outputs if p]
+    if source is not None and os.path.isfile(str(source)):
+        for p, what in outs:
+            if same_file(p, source):
+                raise DemoError(f"{what} {p} is the source {source} itself; choose another output file")
+    for p, what in outs:
+        for img in images:
+            if same_file(p, img):
+                raise DemoError(f"{what} {p} is one of the source images ({img}); choose another output file")
+    if len(outs) == 2 and same_file(outs[0][0], outs[1][0]):
+        raise DemoError(f"--output {outs[0][0]} and --boxes {outs[1][0]} are the same file; give them different names")
+
+
 def run(opts: DemoOptions) -> int:
     """Track as ``opts`` says; returns the exit code (0 done or quit, 130 interrupted).
 
@@ -320,6 +351,7 @@ def run(opts: DemoOptions) -> int:
     def on_skip(msg: str) -> None:
         _say(f"warning: {msg}", progress, sys.stderr)
 
+    _refuse_clobbering(source, [(output, "--output"), (opts.boxes, "--boxes")])
     try:
         for path, what in ((output, "--output"), (opts.boxes, "--boxes")):
             if path:
@@ -327,6 +359,8 @@ def run(opts: DemoOptions) -> int:
         src = open_source(source, on_skip=on_skip)
     except (SinkError, SourceError) as e:
         raise DemoError(str(e)) from None
+    if src.kind == "images":
+        _refuse_clobbering(None, [(output, "--output"), (opts.boxes, "--boxes")], images=src.image_paths)
     with ExitStack() as stack:
         stack.enter_context(src)
         first = src.first_frame
@@ -349,6 +383,8 @@ def run(opts: DemoOptions) -> int:
             log = stack.enter_context(BoxLog(opts.boxes)) if opts.boxes else None
         except SinkError as e:
             raise DemoError(str(e)) from None
+        for part in (sink.removed_parts if sink is not None else []) + (log.removed_parts if log is not None else []):
+            print(f"removed {part}, a partial output left by an earlier run that was killed", file=sys.stderr)
         window = _Window() if display else None
         if window is not None:
             stack.callback(window.close)
@@ -364,32 +400,45 @@ def run(opts: DemoOptions) -> int:
         stack.enter_context(_sigterm_as_interrupt())
         code, n, t0 = 0, 0, time.perf_counter()
         meter = FPSMeter()
-        frames = iter(src)
+        frames = src.with_gaps()  # None: a frame of the source that was skipped; it still gets its line
+        last_shown = np.zeros((src.size[1], src.size[0], 3), np.uint8)
+
+        def emit(annotated: np.ndarray, result: TrackResult | None) -> None:
+            nonlocal n
+            with _interrupts_held():
+                if sink is not None:
+                    sink.write(annotated)
+                if log is not None:
+                    log.write(result)
+                n += 1
+
         try:
             frame = next(frames)
+            while frame is None:  # unreadable frames before the first readable one
+                emit(skipped_frame(last_shown, n + 1), None)
+                frame = next(frames)
             tracker.init(frame, box)
             result = TrackResult(tuple(float(v) for v in box), 1.0, False)
             while True:
-                fps = meter.tick()
-                annotated = draw_overlay(frame, result, fps, tracker.name, device)
-                with _interrupts_held():
-                    if sink is not None:
-                        sink.write(annotated)
-                    if log is not None:
-                        log.write(result)
-                    n += 1
+                if frame is None:
+                    emit(skipped_frame(last_shown, n + 1), None)
+                else:
+                    fps = meter.tick()
+                    last_shown = draw_overlay(frame, result, fps, tracker.name, device)
+                    emit(last_shown, result)
                 if progress is not None:
-                    progress.update(n, fps)
-                if window is not None:
-                    result, quit_now = _interact(window, tracker, frame, result, fps, n, meter)
+                    progress.update(n, meter.fps)
+                if window is not None and frame is not None:
+                    result, quit_now = _interact(window, tracker, frame, result, meter.fps, n, meter)
                     if quit_now:
                         break
                 if opts.max_frames and n >= opts.max_frames:
                     break
-                frame = next(frames, None)
-                if frame is None:
+                frame = next(frames, False)
+                if frame is False:
                     break
-                result = tracker.update(frame)
+                if frame is not None:
+                    result = tracker.update(frame)
         except KeyboardInterrupt:
             code = 130
             _say(f"interrupted after {n} frames", progress, sys.stderr)

@@ -29,8 +29,8 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-__all__ = ["read_image", "SourceError", "SinkError", "FrameSource", "open_source", "frames", "natural_key",
-           "VideoSink", "check_writable", "FPSMeter", "IMAGE_EXTENSIONS"]
+__all__ = ["read_image", "decode_image", "SourceError", "SinkError", "FrameSource", "open_source", "frames", "natural_key",
+           "VideoSink", "check_writable", "FPSMeter", "IMAGE_EXTENSIONS", "part_path", "remove_stale_parts", "same_file"]
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,29 @@ _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi
 _MAX_BAD_IN_A_ROW = 25  # consecutive undecodable frames before a video is declared finished
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """One image file as a BGR ``uint8`` array; ``ValueError`` naming the file if it cannot be read."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+def decode_image(path: str | os.PathLike) -> tuple[np.ndarray | None, str]:
+    """One image file as a BGR ``uint8`` array, or ``(None, why)`` when it cannot be read or is
+    damaged. A JPEG without its end-of-image marker (cut off partway, which OpenCV would decode
+    into a half-grey picture with only a warning) counts as damaged."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        return None, f"cannot read it ({e.strerror or e})"
+    if data[:2] == b"\xff\xd8" and data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+        return None, "truncated JPEG (no end-of-image marker)"
+    with _quiet_opencv():
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if img is None:
-        raise ValueError(f"{path}: cannot read image")
+        return None, "not a readable image"
+    return img, ""
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """One image file as a BGR ``uint8`` array; ``ValueError`` naming the file if it cannot be read
+    or is damaged (see :func:`decode_image`)."""
+    img, why = decode_image(path)
+    if img is None:
+        raise ValueError(f"{path}: {why}")
     return img
 
 
@@ -81,6 +99,8 @@ class FrameSource:
     ``"stream"``), ``size`` ``(W, H)`` of the first frame, ``fps`` (``None`` when unknown),
     ``frame_count`` (``None`` for cameras and streams), ``skipped`` (messages about frames
     that were reported and skipped). Every frame yielded has the first frame's size.
+    :meth:`with_gaps` also yields ``None`` in place of each skipped frame, so that outputs keep
+    one entry per frame of the source.
     """
 
     def __init__(self, name: str, kind: str, cap: cv2.VideoCapture | None = None, paths: list[str] | None = None,
@@ -90,6 +110,7 @@ class FrameSource:
         self._on_skip = on_skip or log.warning
         self.skipped: list[str] = []
         self._n_skipped = 0
+        self._gaps = 0  # skipped frames not yet reported to with_gaps()
         self.fps: float | None = None
         self.frame_count: int | None = None
         if cap is not None:
@@ -106,6 +127,7 @@ class FrameSource:
     def _skip(self, msg: str, n_frames: int = 1) -> None:
         self.skipped.append(msg)
         self._n_skipped += n_frames
+        self._gaps += n_frames
         self._on_skip(msg)
 
     def _read_first(self) -> np.ndarray:
@@ -124,9 +146,9 @@ class FrameSource:
             while self._index < len(self._paths):
                 p = self._paths[self._index]
                 self._index += 1
-                img = cv2.imread(p, cv2.IMREAD_COLOR)
+                img, why = decode_image(p)
                 if img is None:
-                    self._skip(f"{p}: not a readable image; skipped")
+                    self._skip(f"{p}: {why}; skipped")
                     continue
                 yield img
             return
@@ -167,6 +189,24 @@ class FrameSource:
         if self.kind == "video" and self.frame_count and done + self._n_skipped < self.frame_count:
             self._skip(f"{self.name}: the file lists {self.frame_count} frames but only {done} could be decoded",
                        self.frame_count - done - self._n_skipped)
+
+    @property
+    def image_paths(self) -> list[str]:
+        """The image files of an ``"images"`` source, in order (empty for other kinds)."""
+        return list(self._paths or [])
+
+    def with_gaps(self) -> Iterator[np.ndarray | None]:
+        """Like iterating the source, but with ``None`` in place of every frame that was skipped
+        (undecodable, damaged, wrong size, or listed by the file but missing), in source order; skipped
+        frames before the first readable one come first."""
+        for frame in self:
+            while self._gaps:
+                self._gaps -= 1
+                yield None
+            yield frame
+        while self._gaps:
+            self._gaps -= 1
+            yield None
 
     @property
     def first_frame(self) -> np.ndarray:
@@ -264,6 +304,42 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
     return p
 
 
+def part_path(path: Path) -> Path:
+    """The hidden file an output is written to until it is complete: ``.<stem>.part<PID><suffix>`` beside it."""
+    return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_parts(path: Path) -> list[Path]:
+    """Delete the partial files of ``path`` left by runs that were killed (their PID is gone); returns them."""
+    removed = []
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.part(\d+){re.escape(path.suffix)}")
+    parent = path.parent if str(path.parent) else Path(".")
+    for p in parent.glob(f".{glob.escape(path.stem)}.part*"):
+        m = pattern.fullmatch(p.name)
+        if m and int(m[1]) != os.getpid() and not _alive(int(m[1])):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (same path, ``./x`` vs ``x``, a symlink, a hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 class VideoSink:
     """Context-managed video writer, finalised atomically.
 
@@ -284,7 +360,8 @@ class VideoSink:
             raise SinkError(f"output video {self.path}: fps must be positive, got {fps}")
         self.fps = float(fps)
         self._fourcc = cv2.VideoWriter_fourcc(*_FOURCC[ext])
-        self._tmp = self.path.with_name(f".{self.path.stem}.part{os.getpid()}{ext}")
+        self.removed_parts = remove_stale_parts(self.path)  # left by killed runs
+        self._tmp = part_path(self.path)
         self._writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
         self.frames_written = 0
