@@ -92,7 +92,7 @@ def stage_ms(tracker, frame: np.ndarray, box, repeats: int = 50) -> tuple[float,
         img = tracker._to_device(frame) if tracker.pipeline == "torch" else None
         crop = _timed(lambda: tracker._crops(frame, img, sizes, cfg.instance_sz), repeats, cuda)
         x = tracker._crops(frame, img, sizes, cfg.instance_sz)
-        run = tracker.net.track_boxes if tracker.net.has_box_head else tracker.net.track
+        run = tracker.net.track_boxes if tracker.uses_box_head else tracker.net.track
         net = _timed(lambda: run(x), repeats, cuda)
     return crop, net
 

@@ -14,7 +14,8 @@ class TrackerConfig:
 
     Sizes are in pixels. ``scale_lr`` and ``window_influence`` are blend factors in [0, 1]
     (``scale_lr``: how far the box size moves towards the new estimate each frame, from the
-    scale pyramid or, for weights with a box head, from the edges read at the peak).
+    scale pyramid or, for weights with a box head, towards the chosen proposal, scaled by its
+    penalised score: see :func:`tracker.postprocess.find_box`).
     ``lost_threshold`` applies to :attr:`TrackResult.score` (relative peak in [0, 1]).
     """
 
@@ -31,6 +32,8 @@ class TrackerConfig:
     max_scale: float = 5.0  # nor grows beyond this
     lost_threshold: float = 0.5
     template_lr: float = 0.0  # exemplar update rate on frames not lost; 0 keeps SiamFC's fixed exemplar
+    penalty_k: float = 0.04  # box heads only: penalty on the size/aspect change a proposal implies (SiamFC++'s value)
+    box_head: bool = True  # use the network's box head when it has one (False: the scale pyramid, response only)
     half: bool = field(default=False)  # fp16 network on CUDA
 
     def __post_init__(self) -> None:
@@ -53,6 +56,7 @@ class TrackerConfig:
         need(0 < self.min_scale <= 1 <= self.max_scale, f"need 0 < min_scale <= 1 <= max_scale, got {self.min_scale}, {self.max_scale}")
         need(0 <= self.lost_threshold <= 1, f"lost_threshold must be in [0, 1], got {self.lost_threshold}")
         need(0 <= self.template_lr < 1, f"template_lr must be in [0, 1), got {self.template_lr}")
+        need(self.penalty_k >= 0, f"penalty_k must be >= 0, got {self.penalty_k}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrackerConfig":

@@ -460,7 +460,8 @@ def run(opts: DemoOptions) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--box", metavar="X,Y,W,H", help="initial box in 0-based pixels; default: drag it on the first frame")
     p.add_argument("--output", "-o", metavar="VIDEO", help="write the annotated video here (.mp4 or .avi)")
-    p.add_argument("--boxes", metavar="TXT", help="write one x,y,w,h,score line per frame here")
+    p.add_argument("--boxes", metavar="TXT", help="write one x,y,w,h,score line per frame of the source here "
+                                               "(0-based px; 'nan,nan,nan,nan,0' for a frame that could not be decoded)")
     p.add_argument("--no-display", action="store_true", help="run without a window (needs --box)")
     p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: siamfc-effnet, "
                                                         "on CPU and GPU)")

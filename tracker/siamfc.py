@@ -4,9 +4,10 @@ A frame's path: :meth:`SiamFCTracker.update` validates it, crops ``scale_num`` s
 regions around the last centre (:mod:`tracker.ops`), scores them against the cached
 exemplar (:meth:`SiamNet.track`), upsamples the responses, penalises scale changes,
 blends in a Hann window, and converts the peak's offset back to image pixels.
-Networks with a box head (:class:`tracker.models.BoxHead`) also read the target's edges
-at the peak: the box's centre, width and height then come from there (its aspect ratio
-can change), and one search scale is enough.
+Networks with a box head (:class:`tracker.models.BoxHead`) search one scale: every response
+cell proposes a box from its edge distances, and :func:`tracker.postprocess.find_box` picks
+one by score, size-change penalty and window; the box's centre, width and height follow it
+(its aspect ratio can change).
 On CUDA the crop, network and post-processing all run on the device; one small
 transfer per frame brings back the peak.
 """
@@ -85,10 +86,17 @@ class SiamFCTracker:
         self.upscale_sz = self.config.response_up * self.net.response_size(self.config.exemplar_sz, self.config.instance_sz)
         hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
         self.hann = (hann / hann.sum()).astype(np.float32)
+        r = self.upscale_sz // self.config.response_up
+        self.cell_window = np.outer(np.hanning(r), np.hanning(r))  # box heads: per response cell, peak 1
         if self.pipeline == "torch":
             self._hann_t = torch.from_numpy(self.hann).to(self.device)
             self._pen_t = torch.as_tensor(self.penalties, dtype=torch.float32, device=self.device).view(-1, 1, 1)
         self._frame_size: tuple[int, int] | None = None
+
+    @property
+    def uses_box_head(self) -> bool:
+        """Whether boxes come from the network's box head (else from the scale pyramid)."""
+        return self.net.has_box_head and self.config.box_head
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device = "auto",
@@ -109,9 +117,10 @@ class SiamFCTracker:
         if isinstance(config, TrackerConfig):
             cfg = config
         else:
-            # A box head sizes the box itself: one search scale unless the weights say otherwise.
-            base = {"scale_num": 1} if net.has_box_head else {}
-            cfg = TrackerConfig.from_dict({**base, **info.config, **(config or {})})
+            merged = {**info.config, **(config or {})}
+            if net.has_box_head and merged.get("box_head", True) and "scale_num" not in merged:
+                merged["scale_num"] = 1  # a box head sizes the box itself: one search scale
+            cfg = TrackerConfig.from_dict(merged)
         name = os.path.splitext(os.path.basename(str(name_or_path)))[0]
         return cls(net, cfg, dev, name=name, **kwargs)
 
@@ -155,23 +164,25 @@ class SiamFCTracker:
         with torch.inference_mode():
             img = self._to_device(frame) if self.pipeline == "torch" else None
             x = self._crops(frame, img, sizes, cfg.instance_sz)
-            resp, edges = self.net.track_boxes(x) if self.net.has_box_head else (self.net.track(x), None)
-            resp = resp[:, 0].float()
-            if self.pipeline == "torch":
-                scale_id, row, col, peak, ltrb = self._peak_torch(resp, edges)
+            if self.uses_box_head:
+                resp, edges = self.net.track_boxes(x)
+                # A few KB to the host, on CUDA too: one post-processing for both pipelines.
+                choice = postprocess.find_box(resp[:, 0].float().cpu().numpy(), edges.float().cpu().numpy(),
+                                              sizes / cfg.instance_sz, self.target_sz, self.cell_window,
+                                              cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE)
+                self._move_box(choice)
+                peak = choice.logit
             else:
-                resp = resp.numpy()
-                up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC) for r in resp])
-                scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
-                peak = float(resp[scale_id].max())
-                ltrb = None
-                if edges is not None:
-                    cell = self._cell(row), self._cell(col)
-                    ltrb = postprocess.sample_bilinear(edges[scale_id].float().numpy(), *cell)
-            if ltrb is None:
+                resp = self.net.track(x)[:, 0].float()
+                if self.pipeline == "torch":
+                    scale_id, row, col, peak = self._peak_torch(resp)
+                else:
+                    resp = resp.numpy()
+                    up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
+                                   for r in resp])
+                    scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
+                    peak = float(resp[scale_id].max())
                 self._move(scale_id, row, col)
-            else:
-                self._move_box(scale_id, row, col, ltrb)
             score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
             lost = score < cfg.lost_threshold
             if cfg.template_lr > 0 and not lost:
@@ -201,19 +212,14 @@ class SiamFCTracker:
         self.target_sz = self.init_sz * rel
         self.x_sz = self.init_x_sz * rel
 
-    def _cell(self, u: float) -> float:
-        """Upsampled-response index -> fractional response cell."""
-        return (u + 0.5) / self.config.response_up - 0.5
-
-    def _move_box(self, scale_id: int, row: float, col: float, ltrb: np.ndarray) -> None:
-        """Box-head update: centre and size from the edges (l, t, r, b crop px) read at the peak."""
+    def _move_box(self, c: postprocess.BoxChoice) -> None:
+        """Box-head update: the centre moves to the chosen proposal's, the size towards its size by
+        ``scale_lr`` times its penalised score."""
         cfg = self.config
-        px = self.x_sz * self.scale_factors[scale_id] / cfg.instance_sz  # image px per crop px
-        disp = (np.array([col, row]) - (self.upscale_sz - 1) / 2) * TOTAL_STRIDE / cfg.response_up  # crop px
-        l, t, r, b = (float(v) for v in ltrb)
         w_img, h_img = self._frame_size
-        self.center = np.clip(self.center + (disp + np.array([r - l, b - t]) / 2) * px, [0, 0], [w_img, h_img])
-        size = (1 - cfg.scale_lr) * self.target_sz + cfg.scale_lr * np.array([l + r, t + b]) * px
+        self.center = np.clip(self.center + np.array([c.dx, c.dy]), [0, 0], [w_img, h_img])
+        lr = cfg.scale_lr * c.weight
+        size = (1 - lr) * self.target_sz + lr * np.array([c.w, c.h])
         lo = np.maximum(cfg.min_scale * self.init_sz, 2.0)
         self.target_sz = np.clip(size, lo, cfg.max_scale * self.init_sz)
         self.x_sz = ops.context_size(*self.target_sz, cfg.context) * cfg.instance_sz / cfg.exemplar_sz
@@ -231,9 +237,8 @@ class SiamFCTracker:
     def _to_device(self, frame: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(frame).to(self.device, non_blocking=True).permute(2, 0, 1).float()
 
-    def _peak_torch(self, resp: torch.Tensor, edges: torch.Tensor | None = None) -> tuple[int, float, float, float, np.ndarray | None]:
-        """Device-side find_peak on raw (S, 17, 17) responses, plus the chosen scale's raw peak and,
-        given box-head ``edges`` (S, 4, 17, 17), the edges at the peak (bilinear)."""
+    def _peak_torch(self, resp: torch.Tensor) -> tuple[int, float, float, float]:
+        """Device-side find_peak on raw (S, R, R) responses, plus the chosen scale's raw peak."""
         u = self.upscale_sz
         up = F.interpolate(resp[:, None], size=(u, u), mode="bicubic", align_corners=False)[:, 0]
         raw_max = up.flatten(1).amax(1)
@@ -243,12 +248,5 @@ class SiamFCTracker:
         r = r / (r.sum() + 1e-16)
         r = (1 - self.config.window_influence) * r + self.config.window_influence * self._hann_t
         loc = torch.argmax(r)
-        vals = [scale_id.float(), (loc // u).float(), (loc % u).float(), resp[scale_id].max()]
-        if edges is not None:
-            n = edges.shape[-1]
-            cell = (torch.stack([loc % u, loc // u]).float() + 0.5) / self.config.response_up - 0.5  # (x, y) cells
-            grid = (cell / (n - 1) * 2 - 1).view(1, 1, 1, 2)
-            at = F.grid_sample(edges[scale_id][None].float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
-            vals += list(at.view(4))
-        out = torch.stack(vals).cpu().numpy()
-        return int(out[0]), float(out[1]), float(out[2]), float(out[3]), (out[4:] if edges is not None else None)
+        out = torch.stack([scale_id.float(), (loc // u).float(), (loc % u).float(), resp[scale_id].max()]).cpu().numpy()
+        return int(out[0]), float(out[1]), float(out[2]), float(out[3])

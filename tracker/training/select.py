@@ -8,7 +8,8 @@
 2. On the best one, compares the 3- and 5-scale presets, then tunes window influence, scale
    penalty, scale step, scale learning rate and the exemplar update rate by coordinate
    search (a few values each). Weights with a box head search one scale (the box head
-   sizes the box) and tune window influence, the size learning rate and the exemplar update.
+   sizes the box) and tune window influence, the size learning rate, the size-change penalty
+   and the exemplar update, on a coarse grid around the literature's values.
 3. Calibrates ``lost_threshold``: the score that best separates frames where the box has
    lost the target (IoU = 0) from frames where it holds it (IoU > 0.5), balanced accuracy.
 4. Writes the chosen weights with those settings (``.pt`` + ``.json`` with the sha256), and
@@ -43,8 +44,9 @@ GRID = {
     "template_lr": [0.0, 0.01, 0.03, 0.08],
 }
 BOX_GRID = {  # coarse on purpose: few parameters, few values, little room to fit the selection data
-    "window_influence": [0.176, 0.3, 0.42],
-    "scale_lr": [0.3, 0.5, 0.7],
+    "window_influence": [0.21, 0.3, 0.42],  # 0.21: SiamFC++'s value
+    "scale_lr": [0.3, 0.52, 0.7],  # 0.52: SiamFC++'s
+    "penalty_k": [0.04, 0.1, 0.16],  # 0.04: SiamFC++'s; 0.16: SiamRPN++'s
     "template_lr": [0.0, 0.01],
 }
 
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"select: candidates mix weights with a box head ({', '.join(with_head)}) and without; "
               "choose among one kind", file=sys.stderr)
         return 2
-    box = box.pop()
+    box = box.pop() and start.get("box_head", True)  # --start '{"box_head": false}': the pyramid instead
     base = TrackerConfig.from_dict({**({"scale_num": 1} if box else {}),
                                     **{k: v for k, v in start.items() if k != "lost_threshold"}})
     best_auc, best_path, best_net = -1.0, None, None
