@@ -248,14 +248,13 @@ def test_find_box_penalises_size_changes_and_trusts_them_less():
     assert c.w == pytest.approx(60.0) and c.weight == pytest.approx(np.exp(-1.0) / (1 + np.exp(-2.0)))
 
 
-def _box_net_on_shipped_backbone():
-    """The shipped backbone with a randomly initialised box head whose outputs vary."""
-    torch.manual_seed(3)
-    net = build_model("lite", box_head=True)
-    shipped, _ = load_model("siamfc-lite")
-    net.load_state_dict(shipped.state_dict(), strict=False)
-    nn.init.normal_(net.box_head.features[-1].weight, std=0.05)
-    return net.eval()
+def _shipped_box_net():
+    """The shipped default network, which has a box head."""
+    from tracker.weights import DEFAULT
+
+    net, _ = load_model(DEFAULT)
+    assert net.has_box_head
+    return net
 
 
 def test_box_head_pipelines_agree_and_change_aspect():
@@ -267,7 +266,7 @@ def test_box_head_pipelines_agree_and_change_aspect():
 
     frames, gt = make_sequence(20, seed=4)
     cfg = TrackerConfig(scale_num=1, scale_lr=0.5)
-    net = _box_net_on_shipped_backbone()
+    net = _shipped_box_net()
     a = SiamFCTracker(net, cfg, device="cpu", pipeline="numpy")
     b = SiamFCTracker(net, cfg, device="cpu", pipeline="torch")
     a.init(frames[0], gt[0])

@@ -101,8 +101,29 @@ def test_no_arguments_runs_bundled_clip(tmp_path):
     assert f"wrote annotated video: {out.resolve()}" in p.stdout
     meta = json.loads((REPO / "tracker" / "data" / "demo.json").read_text())
     assert read_video(out) == (meta["frames"], tuple(meta["size"]))
-    assert "150/150" in p.stderr  # the progress bar reached the end
+    assert f"{meta['frames']}/{meta['frames']}" in p.stderr  # the progress bar reached the end
     assert [f.name for f in tmp_path.iterdir()] == ["siamtrack_demo.mp4"]  # no temp files left
+
+
+def test_default_model_holds_the_bundled_clip_with_no_frame_flagged_lost(tmp_path):
+    """The first run a user makes: the target is held on every frame of the bundled clip, no frame
+    is flagged lost, and the box keeps the target's size as it grows and shrinks (0.75x to 1.35x)."""
+    meta = json.loads((REPO / "tracker" / "data" / "demo.json").read_text())
+    gt = np.array(meta["groundtruth"])
+    p = siamtrack("track", "--no-display", "--boxes", tmp_path / "b.txt", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    got = read_boxes(tmp_path / "b.txt")
+    assert len(got) == len(gt) == meta["frames"]
+    assert "LOST" not in p.stdout + p.stderr
+    from tracker.weights import DEFAULT
+
+    threshold = json.loads((REPO / "weights" / f"{DEFAULT}.json").read_text())["config"]["lost_threshold"]
+    assert (got[:, 4] >= threshold).all(), np.flatnonzero(got[:, 4] < threshold) + 1
+    iou = ops.iou(got[:, :4], gt)
+    side = np.sqrt(got[:, 2] * got[:, 3] / (gt[:, 2] * gt[:, 3]))
+    print(f"bundled clip: mean IoU {iou.mean():.3f}, min {iou.min():.3f}; box side / target side {side.min():.2f}-{side.max():.2f}")
+    assert iou.mean() > 0.65 and iou.min() > 0.3
+    assert 0.7 < side.min() and side.max() < 1.3
 
 
 def test_bundled_clip_boxes_follow_target(tmp_path):

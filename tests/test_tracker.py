@@ -37,7 +37,7 @@ def test_box_size_follows_the_target_with_the_paper_preset(seq):
     """The scale pyramid at the paper's 3-scale settings. (The shipped weights' own settings,
     tuned on real sequences, change scale more cautiously: at most 1.5% per frame.)"""
     frames, gt = seq
-    t = SiamFCTracker.from_pretrained(device="cpu", config=TrackerConfig.preset("3scale"))
+    t = SiamFCTracker.from_pretrained("siamfc-lite", device="cpu", config=TrackerConfig.preset("3scale"))
     boxes, _ = _run(t, frames, gt[0])
     # The target grows by ~60% between frame 0 and the middle.
     mid = len(gt) // 2
@@ -47,10 +47,11 @@ def test_box_size_follows_the_target_with_the_paper_preset(seq):
 
 def test_torch_pipeline_matches_numpy_pipeline(seq):
     """Frame by frame from the same state, the device-side pipeline (torch crops, bicubic
-    upsampling and peak search) gives the same box and score as the OpenCV/numpy one."""
+    upsampling and peak search) gives the same box and score as the OpenCV/numpy one
+    (the scale pyramid; box heads: tests/test_box_head.py)."""
     frames, gt = seq
-    a = SiamFCTracker.from_pretrained(device="cpu", pipeline="numpy")
-    b = SiamFCTracker.from_pretrained(device="cpu", pipeline="torch")
+    a = SiamFCTracker.from_pretrained("siamfc-lite", device="cpu", pipeline="numpy")
+    b = SiamFCTracker.from_pretrained("siamfc-lite", device="cpu", pipeline="torch")
     a.init(frames[0], gt[0])
     b.init(frames[0], gt[0])
     assert b.ref_peak == pytest.approx(a.ref_peak, rel=0.02)
@@ -84,7 +85,7 @@ def test_score_falls_when_target_is_occluded(default_tracker, seq):
 def test_three_and_five_scale_presets_both_track(seq):
     frames, gt = seq
     for preset in ("3scale", "5scale"):
-        t = SiamFCTracker.from_pretrained(device="cpu", config=TrackerConfig.preset(preset))
+        t = SiamFCTracker.from_pretrained("siamfc-lite", device="cpu", config=TrackerConfig.preset(preset))
         assert t.config.scale_num == int(preset[0])
         boxes, _ = _run(t, frames, gt[0])
         assert ops.iou(boxes, gt).mean() > 0.5, preset
@@ -114,3 +115,17 @@ def test_template_update_keeps_tracking_and_changes_the_exemplar(seq):
     boxes = np.array([gt[0]] + [t.update(f).box for f in frames[1:]])
     assert not torch.allclose(t.net._zf, z0)
     assert ops.iou(boxes, gt).mean() > 0.6
+
+
+def test_feature_pyramid_tracks_like_the_image_pyramid(seq):
+    """One crop whose features are resampled per scale (feature_pyramid) follows the target and its
+    size as the three-crop pyramid does."""
+    frames, gt = seq
+    results = {}
+    for fp in (False, True):
+        t = SiamFCTracker.from_pretrained(device="cpu", config={"box_head": False, "scale_num": 3, "feature_pyramid": fp})
+        boxes, _ = _run(t, frames, gt[0])
+        results[fp] = ops.iou(boxes, gt).mean()
+        mid = len(gt) // 2
+        assert boxes[mid, 2] / boxes[0, 2] == pytest.approx(gt[mid, 2] / gt[0, 2], rel=0.3), fp
+    assert results[True] > 0.6 and results[True] > results[False] - 0.1, results

@@ -8,6 +8,7 @@ them from a camera or a decoder; JPEG decoding is excluded for every tracker ali
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -17,7 +18,8 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["hardware", "load_average", "model_cost", "stage_ms", "time_tracker", "run_bench", "register"]
+__all__ = ["hardware", "load_average", "model_cost", "stage_ms", "time_tracker", "parse_model_spec", "run_bench",
+           "register"]
 
 
 def hardware() -> str:
@@ -83,16 +85,23 @@ def _timed(fn, repeats: int, cuda: bool) -> float:
 
 def stage_ms(tracker, frame: np.ndarray, box, repeats: int = 50) -> tuple[float, float]:
     """Mean ms of the crops (cut, resize, to tensor) and of the network alone on one frame's
-    search crops (the tracker's scales and search size), after ``init(frame, box)``."""
+    search crops (the tracker's scales and search size; one crop for a box head or a feature
+    pyramid), after ``init(frame, box)``."""
     cfg = tracker.config
     cuda = tracker.device.type == "cuda"
     tracker.init(frame, box)
-    sizes = tracker.x_sz * tracker.scale_factors
+    one_crop = tracker.uses_box_head or cfg.feature_pyramid
+    sizes = [tracker.x_sz] if one_crop else tracker.x_sz * tracker.scale_factors
     with torch.inference_mode():
         img = tracker._to_device(frame) if tracker.pipeline == "torch" else None
         crop = _timed(lambda: tracker._crops(frame, img, sizes, cfg.instance_sz), repeats, cuda)
         x = tracker._crops(frame, img, sizes, cfg.instance_sz)
-        run = tracker.net.track_boxes if tracker.uses_box_head else tracker.net.track
+        if tracker.uses_box_head:
+            run = tracker.net.track_boxes
+        elif cfg.feature_pyramid:
+            run = lambda a: tracker.net.track_zoomed(a, tracker.scale_factors)  # noqa: E731
+        else:
+            run = tracker.net.track
         net = _timed(lambda: run(x), repeats, cuda)
     return crop, net
 
@@ -124,6 +133,22 @@ def time_tracker(make, clips, warmup: int = 10) -> tuple[float, float]:
     return float(np.median(a)), float(a.mean())
 
 
+def parse_model_spec(spec: str) -> tuple[str, dict]:
+    """``NAME[:key=value,...]`` -> (weights name or path, tracking-parameter overrides), e.g.
+    ``siamfc-effnet:instance_sz=257`` or ``siamfc-effnet:box_head=false,scale_num=3``."""
+    name, sep, rest = spec.rpartition(":")
+    if not sep or "=" not in rest:  # no overrides (a path may hold ':' itself)
+        return spec, {}
+    overrides: dict = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"--models {spec!r}: expected key=value after ':', got {item!r}")
+        overrides[key.strip()] = json.loads(value.strip().lower() if value.strip().lower() in ("true", "false")
+                                            else value.strip())
+    return name, overrides
+
+
 def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list[str], max_frames: int,
               device: str) -> list[dict]:
     """Time TrackerNano (when ``peers`` is given) and each model in one run; print and return the rows.
@@ -153,10 +178,13 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
     if peers is not None:
         OpenCVTracker("nano", peers)  # fails here, with the missing file named, if the models are absent
         add("cv2.TrackerNano", lambda: OpenCVTracker("nano", peers))
-    for m in models:
+    for spec in models:
+        m, overrides = parse_model_spec(spec)
         try:
-            t = SiamFCTracker.from_pretrained(m, device=device)
-            add(f"{m}, {t.config.scale_num} scale(s) ({device})", lambda m=m: SiamFCTracker.from_pretrained(m, device=device))
+            t = SiamFCTracker.from_pretrained(m, device=device, config=overrides)
+            desc = f"{t.config.scale_num} scale{'s' if t.config.scale_num > 1 else ''}, {t.config.instance_sz} px"
+            add(f"{spec} ({desc}, {device})",
+                lambda m=m, o=overrides: SiamFCTracker.from_pretrained(m, device=device, config=o))
         except WeightsError:
             # Speed does not depend on the weights' values: time the architecture itself.
             arch = m.replace("siamfc-", "")
@@ -182,7 +210,11 @@ def _main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     peers = None if args.no_peer else Path(args.peers)
-    run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device)
+    try:
+        run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device)
+    except ValueError as e:  # a bad --models spec or tracking parameter, a missing peer model
+        print(f"siamtrack bench: {e}")
+        return 2
     return 0
 
 
@@ -195,7 +227,8 @@ def register(sub) -> None:
                         "to the current folder)")
     p.add_argument("--no-peer", action="store_true", help="skip the TrackerNano reference")
     p.add_argument("--models", nargs="+", default=["siamfc-effnet", "siamfc-lite", "siamfc-alexnet"],
-                   help="weights names or paths; a name not installed is timed as its untrained architecture")
+                   help="weights names or paths, each optionally NAME:key=value,... with tracking-parameter overrides "
+                        "(e.g. siamfc-effnet:instance_sz=257); a name not installed is timed as its untrained architecture")
     p.add_argument("--sequences", nargs="+", default=["Car4", "David", "Woman"])
     p.add_argument("--max-frames", type=int, default=200)
     p.add_argument("--device", default="auto")

@@ -19,8 +19,8 @@ class TrackerConfig:
     ``lost_threshold`` applies to :attr:`TrackResult.score` (relative peak in [0, 1]).
     """
 
-    exemplar_sz: int | None = None  # crop sizes, px; None: the network's own (127/255 for SiamFC's networks)
-    instance_sz: int | None = None
+    exemplar_sz: int | None = None  # crop sizes, px; None: the network's own (127/255 for SiamFC's networks,
+    instance_sz: int | None = None  # 129/257 for effnet-lite0, whose search size works at any 32 k + 1 px)
     context: float = 0.5
     scale_num: int = 3
     scale_step: float = 1.0375
@@ -34,6 +34,8 @@ class TrackerConfig:
     template_lr: float = 0.0  # exemplar update rate on frames not lost; 0 keeps SiamFC's fixed exemplar
     penalty_k: float = 0.04  # box heads only: penalty on the size/aspect change a proposal implies (SiamFC++'s value)
     box_head: bool = True  # use the network's box head when it has one (False: the scale pyramid, response only)
+    feature_pyramid: bool = False  # scale pyramid from one crop's features resampled per scale (SiamNet.track_zoomed)
+    box_size_lr: float = 0.0  # pyramid with a box-head network: also move (w, h) this far towards the head's size at the peak
     half: bool = field(default=False)  # fp16 network on CUDA
 
     def __post_init__(self) -> None:
@@ -41,11 +43,12 @@ class TrackerConfig:
             if not cond:
                 raise ValueError(f"TrackerConfig: {msg}")
 
-        if self.exemplar_sz is not None or self.instance_sz is not None:
-            need(self.exemplar_sz is not None and self.instance_sz is not None,
-                 f"give both exemplar_sz and instance_sz or neither, got {self.exemplar_sz}, {self.instance_sz}")
-            need(self.exemplar_sz > 0 and self.instance_sz > self.exemplar_sz,
-                 f"instance_sz ({self.instance_sz}) must exceed exemplar_sz ({self.exemplar_sz}) > 0")
+        for name in ("exemplar_sz", "instance_sz"):
+            v = getattr(self, name)
+            need(v is None or (isinstance(v, int) and v > 0), f"{name} must be a positive int or None, got {v!r}")
+        if self.exemplar_sz is not None and self.instance_sz is not None:
+            need(self.instance_sz > self.exemplar_sz,
+                 f"instance_sz ({self.instance_sz}) must exceed exemplar_sz ({self.exemplar_sz})")
         need(self.context >= 0, f"context must be >= 0, got {self.context}")
         need(self.scale_num >= 1 and self.scale_num % 2 == 1, f"scale_num must be odd and >= 1, got {self.scale_num}")
         need(self.scale_step >= 1.0, f"scale_step must be >= 1, got {self.scale_step}")
@@ -57,6 +60,7 @@ class TrackerConfig:
         need(0 <= self.lost_threshold <= 1, f"lost_threshold must be in [0, 1], got {self.lost_threshold}")
         need(0 <= self.template_lr < 1, f"template_lr must be in [0, 1), got {self.template_lr}")
         need(self.penalty_k >= 0, f"penalty_k must be >= 0, got {self.penalty_k}")
+        need(0 <= self.box_size_lr <= 1, f"box_size_lr must be in [0, 1], got {self.box_size_lr}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrackerConfig":

@@ -251,6 +251,28 @@ class SiamNet(nn.Module):
             raise RuntimeError("SiamNet.track called before template()")
         return self.head(self._zf, self.embed(x))
 
+    def track_zoomed(self, x: torch.Tensor, scales) -> torch.Tensor:
+        """Responses (S, 1, R, R) for S search regions ``scales`` times the size of the one crop ``x``
+        (1, 3, H, W), all centred on it: the crop is embedded once and each scale's embedding is resampled
+        from it (zoomed about the centre, bilinear; outside the crop: zero). A feature pyramid: about
+        1/S of the network's cost of embedding S crops, and close to it for scales near 1."""
+        return self.track_zoomed_boxes(x, scales, boxes=False)[0]
+
+    def track_zoomed_boxes(self, x: torch.Tensor, scales, boxes: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`track_zoomed`'s responses and, with ``boxes`` (needs a box head), the box head's edge
+        distances (1, 4, R, R) on the crop itself (scale 1)."""
+        if self._zf is None:
+            raise RuntimeError("SiamNet.track_zoomed called before template()")
+        xf = self.embed(x)
+        edges = self.box_head(self._zk, xf) if boxes else None
+        s = torch.as_tensor(list(scales), dtype=xf.dtype, device=xf.device)
+        theta = torch.zeros(len(s), 2, 3, dtype=xf.dtype, device=xf.device)
+        theta[:, 0, 0] = theta[:, 1, 1] = s
+        grid = F.affine_grid(theta, [len(s), xf.shape[1], xf.shape[2], xf.shape[3]], align_corners=True)
+        zoomed = F.grid_sample(xf.expand(len(s), -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
+                               align_corners=True)
+        return self.head(self._zf, zoomed), edges
+
     def track_boxes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Responses (S, 1, R, R) and edge distances (S, 4, R, R), crop px (needs a box head)."""
         if self._zf is None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["find_peak", "find_peak_numpy", "find_box", "BoxChoice"]
+__all__ = ["find_peak", "find_peak_numpy", "find_box", "BoxChoice", "sample_bilinear"]
 
 
 def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, window_influence: float) -> tuple[int, float, float]:
@@ -34,6 +34,17 @@ def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, win
 
 
 find_peak = find_peak_numpy
+
+
+def sample_bilinear(maps: np.ndarray, row: float, col: float) -> np.ndarray:
+    """Values of ``maps`` (C, H, W) at the fractional cell ``(row, col)``, bilinear, clamped to the edges: (C,)."""
+    h, w = maps.shape[-2:]
+    row, col = min(max(row, 0.0), h - 1.0), min(max(col, 0.0), w - 1.0)
+    r0, c0 = min(int(row), h - 2), min(int(col), w - 2)
+    fr, fc = row - r0, col - c0
+    top = maps[:, r0, c0] * (1 - fc) + maps[:, r0, c0 + 1] * fc
+    bottom = maps[:, r0 + 1, c0] * (1 - fc) + maps[:, r0 + 1, c0 + 1] * fc
+    return top * (1 - fr) + bottom * fr
 
 
 @dataclass(frozen=True)
@@ -59,19 +70,20 @@ def _context_size(w: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 
 def find_box(resp: np.ndarray, edges: np.ndarray, px: np.ndarray, target_sz: np.ndarray, window: np.ndarray,
-             window_influence: float, penalty_k: float, stride: float) -> BoxChoice:
+             window_influence: float, penalty_k: float, stride: float, size_bias: np.ndarray = (1.0, 1.0)) -> BoxChoice:
     """Choose the box among the proposals of every response cell.
 
     ``resp`` (S, R, R): response logits of S search crops; ``edges`` (S, 4, R, R): the box head's
     distances (left, top, right, bottom) in crop px from each cell's centre; ``px`` (S,): image px per
     crop px of each crop; ``target_sz`` ``(w, h)``: the current box size, image px; ``window`` (R, R): a
-    cosine window peaking at 1; ``stride``: crop px between cells (the centre cell sits at the crop centre).
+    cosine window peaking at 1; ``stride``: crop px between cells (the centre cell sits at the crop centre);
+    ``size_bias`` ``(w, h)``: the head's known size error, divided out of every proposal's size.
     """
     n, r = resp.shape[0], resp.shape[-1]
     cells = (np.arange(r) - (r - 1) / 2) * stride
     k = np.asarray(px, dtype=np.float64).reshape(n, 1, 1)
     left, top, right, bottom = (edges[:, i].astype(np.float64) for i in range(4))
-    w, h = (left + right) * k, (top + bottom) * k
+    w, h = (left + right) * k / size_bias[0], (top + bottom) * k / size_bias[1]
     dx = (cells[None, None, :] + (right - left) / 2) * k
     dy = (cells[None, :, None] + (bottom - top) / 2) * k
     tw, th = float(target_sz[0]), float(target_sz[1])

@@ -70,8 +70,9 @@ class SiamFCTracker:
         """``pipeline``: ``"numpy"`` (OpenCV crops, host post-processing), ``"torch"`` (all on
         ``device``) or ``"auto"`` (torch on CUDA, numpy on CPU)."""
         config = config or TrackerConfig()
-        if config.exemplar_sz is None:  # the crop sizes the network is built for
-            config = config.replace(exemplar_sz=net.exemplar_sz, instance_sz=net.instance_sz)
+        if config.exemplar_sz is None or config.instance_sz is None:  # the crop sizes the network is built for
+            config = config.replace(exemplar_sz=config.exemplar_sz or net.exemplar_sz,
+                                    instance_sz=config.instance_sz or net.instance_sz)
         self.config = config
         self.device = resolve_device(device)
         if pipeline not in ("auto", "numpy", "torch"):
@@ -97,6 +98,13 @@ class SiamFCTracker:
     def uses_box_head(self) -> bool:
         """Whether boxes come from the network's box head (else from the scale pyramid)."""
         return self.net.has_box_head and self.config.box_head
+
+    @property
+    def sizes_from_head(self) -> bool:
+        """Feature pyramid with a box-head network and ``box_size_lr`` > 0: the pyramid places the box and
+        the head's size at the peak also moves its width and height (so its aspect ratio can change)."""
+        cfg = self.config
+        return self.net.has_box_head and not cfg.box_head and cfg.feature_pyramid and cfg.box_size_lr > 0
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device = "auto",
@@ -147,7 +155,14 @@ class SiamFCTracker:
                 self._avg_t = torch.as_tensor(self.avg_color, dtype=torch.float32, device=self.device)
             self.net.template(self._crops(frame, img, [z_sz], cfg.exemplar_sz))
             # Reference peak for the score: the exemplar against its own frame.
-            ref = float(self.net.track(self._crops(frame, img, [self.x_sz], cfg.instance_sz)).max())
+            x = self._crops(frame, img, [self.x_sz], cfg.instance_sz)
+            self.size_bias = np.ones(2)
+            if self.uses_box_head or self.sizes_from_head:
+                resp, edges = self.net.track_boxes(x)
+                self.size_bias = self._size_bias(edges[0].float().cpu().numpy(), self.target_sz * cfg.instance_sz / self.x_sz)
+            else:
+                resp = self.net.track(x)
+            ref = float(resp.max())
         self.ref_peak = max(ref, 1e-6)
 
     def update(self, frame: np.ndarray) -> TrackResult:
@@ -163,17 +178,23 @@ class SiamFCTracker:
         sizes = self.x_sz * self.scale_factors
         with torch.inference_mode():
             img = self._to_device(frame) if self.pipeline == "torch" else None
-            x = self._crops(frame, img, sizes, cfg.instance_sz)
+            one_crop = cfg.feature_pyramid and not self.uses_box_head
+            x = self._crops(frame, img, [self.x_sz] if one_crop else sizes, cfg.instance_sz)
             if self.uses_box_head:
                 resp, edges = self.net.track_boxes(x)
                 # A few KB to the host, on CUDA too: one post-processing for both pipelines.
                 choice = postprocess.find_box(resp[:, 0].float().cpu().numpy(), edges.float().cpu().numpy(),
                                               sizes / cfg.instance_sz, self.target_sz, self.cell_window,
-                                              cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE)
+                                              cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE, self.size_bias)
                 self._move_box(choice)
                 peak = choice.logit
             else:
-                resp = self.net.track(x)[:, 0].float()
+                edges = None
+                if cfg.feature_pyramid:
+                    resp, edges = self.net.track_zoomed_boxes(x, self.scale_factors, boxes=self.sizes_from_head)
+                else:
+                    resp = self.net.track(x)
+                resp = resp[:, 0].float()
                 if self.pipeline == "torch":
                     scale_id, row, col, peak = self._peak_torch(resp)
                 else:
@@ -182,7 +203,10 @@ class SiamFCTracker:
                                    for r in resp])
                     scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
                     peak = float(resp[scale_id].max())
+                old_x_sz = self.x_sz
                 self._move(scale_id, row, col)
+                if edges is not None:
+                    self._resize_from_head(edges[0].float().cpu().numpy(), scale_id, row, col, old_x_sz)
             score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
             lost = score < cfg.lost_threshold
             if cfg.template_lr > 0 and not lost:
@@ -206,11 +230,42 @@ class SiamFCTracker:
         w_img, h_img = self._frame_size
         self.center = np.clip(self.center + disp, [0, 0], [w_img, h_img])
         scale = (1 - cfg.scale_lr) + cfg.scale_lr * self.scale_factors[scale_id]
+        if self.sizes_from_head:  # width and height change apart (see _resize_from_head): scale both
+            lo = np.maximum(cfg.min_scale * self.init_sz, 2.0)
+            self.target_sz = np.clip(self.target_sz * scale, lo, cfg.max_scale * self.init_sz)
+            self.x_sz = ops.context_size(*self.target_sz, cfg.context) * cfg.instance_sz / cfg.exemplar_sz
+            return
         # Keep the box between min_scale and max_scale of its initial size, and at least 2 px.
         lo = max(cfg.min_scale, 2.0 / min(self.init_sz))
         rel = np.clip(self.target_sz[0] * scale / self.init_sz[0], lo, cfg.max_scale)
         self.target_sz = self.init_sz * rel
         self.x_sz = self.init_x_sz * rel
+
+    @staticmethod
+    def _size_bias(edges: np.ndarray, true_wh: np.ndarray) -> np.ndarray:
+        """The box head's size error on the first frame, where the box is known: predicted / true
+        ``(w, h)`` at the centre cell (edges (4, R, R) and ``true_wh`` in crop px), kept within [0.5, 2].
+        Later proposals are divided by it, so a head that over- or under-sizes by a steady factor
+        does not make the box grow or shrink frame after frame."""
+        c = edges.shape[-1] // 2
+        left, top, right, bottom = edges[:, c, c]
+        return np.clip(np.array([left + right, top + bottom]) / true_wh, 0.5, 2.0)
+
+    def _resize_from_head(self, edges: np.ndarray, scale_id: int, row: float, col: float, x_sz: float) -> None:
+        """After a pyramid step: move ``(w, h)`` by ``box_size_lr`` towards the box head's size at the peak.
+        ``edges`` (4, R, R) on the scale-1 crop of ``x_sz`` image px; ``row``/``col`` in the upsampled
+        response of scale ``scale_id``, whose offsets from the centre are ``scale_factors[scale_id]`` times
+        larger on the scale-1 crop."""
+        cfg = self.config
+        r = edges.shape[-1]
+        centre = (self.upscale_sz - 1) / 2
+        cell = [(v - centre) / cfg.response_up * self.scale_factors[scale_id] + (r - 1) / 2 for v in (row, col)]
+        left, top, right, bottom = postprocess.sample_bilinear(edges, *cell)
+        size = np.array([left + right, top + bottom]) * x_sz / cfg.instance_sz / self.size_bias
+        new = (1 - cfg.box_size_lr) * self.target_sz + cfg.box_size_lr * size
+        lo = np.maximum(cfg.min_scale * self.init_sz, 2.0)
+        self.target_sz = np.clip(new, lo, cfg.max_scale * self.init_sz)
+        self.x_sz = ops.context_size(*self.target_sz, cfg.context) * cfg.instance_sz / cfg.exemplar_sz
 
     def _move_box(self, c: postprocess.BoxChoice) -> None:
         """Box-head update: the centre moves to the chosen proposal's, the size towards its size by

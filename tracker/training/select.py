@@ -11,7 +11,8 @@
    sizes the box) and tune window influence, the size learning rate, the size-change penalty
    and the exemplar update, on a coarse grid around the literature's values.
 3. Calibrates ``lost_threshold``: the score that best separates frames where the box has
-   lost the target (IoU = 0) from frames where it holds it (IoU > 0.5), balanced accuracy.
+   lost the target (IoU = 0) from frames where it holds it (IoU > 0.5), balanced accuracy, or
+   (``--max-false-lost``) the highest that flags at most a given share of the held frames.
 4. Writes the chosen weights with those settings (``.pt`` + ``.json`` with the sha256), and
    every score it measured to ``<out>.selection.json``.
 
@@ -42,6 +43,13 @@ GRID = {
     "scale_step": [1.025, 1.0375, 1.06],
     "scale_lr": [0.35, 0.59, 0.8],
     "template_lr": [0.0, 0.01, 0.03, 0.08],
+}
+COARSE_GRID = {  # --grid coarse: two values each, the paper's first
+    "window_influence": [0.176, 0.3],
+    "scale_penalty": [0.9745, 0.99],
+    "scale_step": [1.0375, 1.025],
+    "scale_lr": [0.59, 0.35],
+    "template_lr": [0.0, 0.01],
 }
 BOX_GRID = {  # coarse on purpose: few parameters, few values, little room to fit the selection data
     "window_influence": [0.21, 0.3, 0.42],  # 0.21: SiamFC++'s value
@@ -84,8 +92,13 @@ def lost_rates(ious: list[np.ndarray], scores: list[np.ndarray], threshold: floa
     return false_lost, caught
 
 
-def calibrate_lost_threshold(ious: list[np.ndarray], scores: list[np.ndarray]) -> tuple[float, float]:
-    """Threshold on the score with the best balanced accuracy for "lost" (IoU = 0) vs "held" (IoU > 0.5)."""
+def calibrate_lost_threshold(ious: list[np.ndarray], scores: list[np.ndarray],
+                             max_false_lost: float | None = None) -> tuple[float, float]:
+    """Threshold on the score for "lost" (IoU = 0) vs "held" (IoU > 0.5), and its balanced accuracy.
+
+    Without ``max_false_lost``: the threshold with the best balanced accuracy. With it: the highest
+    threshold that flags at most that share of the held frames lost (a user sees LOST only when it
+    is very likely), which catches as many lost frames as that allows."""
     iou, sc = np.concatenate(ious), np.concatenate(scores)
     lost, held = sc[iou == 0], sc[iou > 0.5]
     if len(lost) == 0 or len(held) == 0:
@@ -93,7 +106,11 @@ def calibrate_lost_threshold(ious: list[np.ndarray], scores: list[np.ndarray]) -
     best = (0.0, TrackerConfig().lost_threshold)
     for t in np.linspace(0.02, 0.98, 49):
         acc = 0.5 * ((lost < t).mean() + (held >= t).mean())
-        best = max(best, (float(acc), float(t)))
+        if max_false_lost is not None:
+            if (held < t).mean() <= max_false_lost:
+                best = (float(acc), float(t))  # thresholds rise: the last one that qualifies
+        else:
+            best = max(best, (float(acc), float(t)))
     return best[1], best[0]
 
 
@@ -105,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="choose on these sequences of --root only (e.g. one half of dev; report on the other)")
     p.add_argument("--out", required=True, help="where to write the chosen weights (.pt)")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--max-false-lost", type=float, default=None, metavar="SHARE",
+                   help="lost_threshold: the highest that flags at most SHARE of the frames where the box holds the "
+                        "target (default: the best balanced accuracy)")
+    p.add_argument("--grid", choices=["fine", "coarse"], default="fine",
+                   help="scale-pyramid search grid: fine (5/3/3/3/4 values) or coarse (2 values each); box heads: one grid")
     p.add_argument("--start", default=None, metavar="JSON",
                    help="tracking parameters to start from (a JSON object, e.g. an earlier selection's chosen config)")
     args = p.parse_args(argv)
@@ -138,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"5-scale preset: AUC {auc5:.4f}", flush=True)
         if auc5 > best_auc:
             base, best_auc = five, auc5
-    grid = BOX_GRID if box else GRID
+    grid = BOX_GRID if box else (COARSE_GRID if args.grid == "coarse" else GRID)
     params = {k: getattr(base, k) for k in grid}
     for rnd in range(args.rounds):
         changed = False
@@ -155,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         if not changed:
             break
     auc, ious, scores = evaluate(best_net, base.replace(**params), seqs, frames)
-    threshold, bal_acc = calibrate_lost_threshold(ious, scores)
+    threshold, bal_acc = calibrate_lost_threshold(ious, scores, args.max_false_lost)
     default = TrackerConfig().to_dict()
     scored = base.replace(**params).to_dict()
     chosen = {**{k: v for k, v in scored.items() if v != default[k]}, "scale_num": base.scale_num, **params,
