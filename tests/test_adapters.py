@@ -45,7 +45,7 @@ def test_got10k_adapter_takes_rgb_pil_images(seq, tmp_path):
 def test_got10k_adapter_reports_unreadable_image(seq, tmp_path):
     frames, gt = seq
     t = GOT10kTracker(SiamFCTracker.from_pretrained(device="cpu"))
-    with pytest.raises(ValueError, match="missing.png: cannot read image"):
+    with pytest.raises(ValueError, match="missing.png: cannot read it"):
         t.track([str(tmp_path / "missing.png")], gt[0])
 
 

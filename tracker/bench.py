@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["hardware", "load_average", "model_cost", "stage_ms", "time_tracker", "parse_model_spec", "run_bench",
+__all__ = ["hardware", "load_average", "update_gmacs", "stage_ms", "time_tracker", "parse_model_spec", "run_bench",
            "register"]
 
 
@@ -47,27 +47,24 @@ def load_average() -> str:
         return "load average n/a"
 
 
-def model_cost(arch: str, box_head: bool = False, scales: int = 3) -> tuple[int, float]:
-    """Parameters and multiply-adds (G) per tracked frame: ``scales`` search regions of the
-    architecture's own size, through the backbone and the heads."""
-    from .models import build_model
-
-    net = build_model(arch, box_head=box_head).eval()
+def update_gmacs(tracker, frame: np.ndarray, box) -> float:
+    """Multiply-adds (G) of the network's convolution layers in one ``update`` as the tracker is
+    configured (its scales, search size and mode), after ``init(frame, box)``; the correlations
+    themselves are left out (a few M)."""
     macs = 0
 
     def hook(m, inp, out):
         nonlocal macs
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-        macs += out.numel() * k
+        macs += out.numel() * m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
 
-    with torch.no_grad():
-        net.template(torch.zeros(1, 3, net.exemplar_sz, net.exemplar_sz))
-        hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
-        x = torch.zeros(scales, 3, net.instance_sz, net.instance_sz)
-        net.track_boxes(x) if box_head else net.track(x)
-    for h in hs:
-        h.remove()
-    return sum(p.numel() for p in net.parameters()), macs / 1e9
+    tracker.init(frame, box)
+    hs = [m.register_forward_hook(hook) for m in tracker.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    try:
+        tracker.update(frame)
+    finally:
+        for h in hs:
+            h.remove()
+    return macs / 1e9
 
 
 def _timed(fn, repeats: int, cuda: bool) -> float:
@@ -161,19 +158,18 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
     clips = load_clips(root, sequences, max_frames)
     n = sum(len(f) - 1 for f, _ in clips)
     print(hardware())
-    for arch, box in (("effnet-lite0", True), ("lite", False), ("alexnet", False)):
-        scales = 1 if box else 3
-        params, gmacs = model_cost(arch, box, scales)
-        print(f"{arch}{' + box head' if box else ''}: {params:,} parameters, {gmacs:.2f} GMAC per frame ({scales} scale{'s' if scales > 1 else ''})")
     print(f"{len(clips)} sequences from {root}, {n} updates per tracker, frames pre-decoded")
     rows = []
 
     def add(name, make):
         med, mean = time_tracker(make, clips)
         t = make()
-        crop, net = stage_ms(t, clips[0][0][0], clips[0][1]) if isinstance(t, SiamFCTracker) else (None, None)
+        ours = isinstance(t, SiamFCTracker)
+        crop, net = stage_ms(t, clips[0][0][0], clips[0][1]) if ours else (None, None)
+        gmacs = update_gmacs(t, clips[0][0][0], clips[0][1]) if ours else None
+        params = sum(p.numel() for p in t.net.parameters()) if ours else None
         rows.append({"tracker": name, "median_ms": med, "mean_ms": mean, "fps": 1000.0 / mean, "crop_ms": crop,
-                     "network_ms": net})
+                     "network_ms": net, "gmac": gmacs, "params": params})
 
     if peers is not None:
         OpenCVTracker("nano", peers)  # fails here, with the missing file named, if the models are absent
@@ -182,21 +178,26 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
         m, overrides = parse_model_spec(spec)
         try:
             t = SiamFCTracker.from_pretrained(m, device=device, config=overrides)
-            desc = f"{t.config.scale_num} scale{'s' if t.config.scale_num > 1 else ''}, {t.config.instance_sz} px"
-            add(f"{spec} ({desc}, {device})",
+            mode = ("box head" if t.uses_box_head else "feature pyramid" if t.config.feature_pyramid else
+                    "image pyramid")
+            desc = f"{t.config.scale_num} scale{'s' if t.config.scale_num > 1 else ''}, {mode}, {t.config.instance_sz} px"
+            add(f"{spec} ({desc}, {t.device})",
                 lambda m=m, o=overrides: SiamFCTracker.from_pretrained(m, device=device, config=o))
         except WeightsError:
             # Speed does not depend on the weights' values: time the architecture itself.
             arch = m.replace("siamfc-", "")
             add(f"{arch} arch, untrained ({device})", lambda a=arch: SiamFCTracker(build_model(a), device=device))
     ref = rows[0]["mean_ms"] if peers is not None else None
-    print(f"{'tracker':44s} {'median ms':>10s} {'mean ms':>9s} {'fps':>8s} {'vs Nano':>8s} {'crops ms':>9s} {'network ms':>11s}")
+    width = max(44, *(len(r["tracker"]) for r in rows))
+    print(f"{'tracker':{width}s} {'median ms':>10s} {'mean ms':>9s} {'fps':>8s} {'vs Nano':>8s} {'crops ms':>9s} "
+          f"{'network ms':>11s} {'GMAC':>6s} {'params':>10s}")
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     for r in rows:
-        ratio = f"{ref / r['mean_ms']:.2f}x" if ref else "-"
         r["vs_nano"] = ref / r["mean_ms"] if ref else None
-        crop = f"{r['crop_ms']:.2f}" if r["crop_ms"] is not None else "-"
-        net = f"{r['network_ms']:.2f}" if r["network_ms"] is not None else "-"
-        print(f"{r['tracker']:44s} {r['median_ms']:10.2f} {r['mean_ms']:9.2f} {r['fps']:8.1f} {ratio:>8s} {crop:>9s} {net:>11s}")
+        ratio = f"{r['vs_nano']:.2f}x" if ref else "-"
+        print(f"{r['tracker']:{width}s} {r['median_ms']:10.2f} {r['mean_ms']:9.2f} {r['fps']:8.1f} {ratio:>8s} "
+              f"{fmt(r['crop_ms'], '.2f'):>9s} {fmt(r['network_ms'], '.2f'):>11s} {fmt(r['gmac'], '.2f'):>6s} "
+              f"{fmt(r['params'], ','):>10s}")
     print(f"after the run: {load_average()}")
     return rows
 
