@@ -377,3 +377,15 @@ def test_stale_part_files_of_killed_runs_are_removed(small_clip, tmp_path):
         assert not f.exists() and f"removed {f}" in p.stderr
     assert live.exists()
     assert len(read_boxes(tmp_path / "b.txt")) == 12
+
+
+@pytest.mark.parametrize("config,error", [("{bad", "not valid JSON"), ("[1]", "expected a JSON object"),
+                                          ('{"nope": 1}', "unknown key"), (None, None)])
+def test_config_overrides_tracking_parameters(small_clip, tmp_path, config, error):
+    args = ["--config", config] if config else ["--config", '{"feature_pyramid": true, "instance_sz": 225}']
+    p = siamtrack("track", small_clip, "--no-display", "--box", "50,40,30,20", "--boxes", tmp_path / "b.txt", *args)
+    if error:
+        assert_clean_error(p, "--config", error)
+    else:
+        assert p.returncode == 0, p.stderr
+        assert len(read_boxes(tmp_path / "b.txt")) == 12

@@ -64,6 +64,18 @@ class DemoOptions:
     model: str | None = None
     device: str = "auto"
     max_frames: int | None = None
+    config: dict | None = None  # tracking-parameter overrides (TrackerConfig keys)
+
+
+def parse_config(text: str) -> dict:
+    """``--config`` as a JSON object of tracking parameters; DemoError naming ``--config`` otherwise."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DemoError(f"--config {text!r}: not valid JSON ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise DemoError(f"--config {text!r}: expected a JSON object such as '{{\"feature_pyramid\": true}}'")
+    return value
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
@@ -374,9 +386,10 @@ def run(opts: DemoOptions) -> int:
         except (ValueError, RuntimeError) as e:
             raise DemoError(f"--device {opts.device}: {e}") from None
         try:
-            tracker = SiamFCTracker.from_pretrained(opts.model, device=dev)
+            tracker = SiamFCTracker.from_pretrained(opts.model, device=dev, config=opts.config)
         except (WeightsError, ValueError, RuntimeError) as e:
-            raise DemoError(f"--model {opts.model}: {e}" if opts.model else str(e)) from None
+            what = "--config" if opts.config and str(e).startswith("TrackerConfig") else f"--model {opts.model}"
+            raise DemoError(f"{what}: {e}" if opts.model or what == "--config" else str(e)) from None
         device = str(tracker.device)
         try:
             sink = stack.enter_context(VideoSink(output, fps=src.fps or 30.0)) if output else None
@@ -466,13 +479,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: siamfc-effnet, "
                                                         "on CPU and GPU)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
+    p.add_argument("--config", metavar="JSON", help="tracking-parameter overrides, e.g. '{\"feature_pyramid\": true}' "
+                                                    "(siamfc-effnet's faster mode; keys: tracker.TrackerConfig)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
 
 
 def _options(args: argparse.Namespace, source: str | None) -> DemoOptions:
     return DemoOptions(source=source, box=parse_box(args.box) if args.box else None, output=args.output,
                        boxes=args.boxes, display=not args.no_display, model=args.model, device=args.device,
-                       max_frames=args.max_frames)
+                       max_frames=args.max_frames, config=parse_config(args.config) if args.config else None)
 
 
 def _guard(cmd: str, args: argparse.Namespace, source: str | None) -> int:
