@@ -10,11 +10,13 @@ SHIPPED=$($PY -c "import json;print(json.dumps(json.load(open('weights/siamfc-ef
 with() { $PY -c "import json,sys;c=json.loads(sys.argv[1]);c.update(json.loads(sys.argv[2]));print(json.dumps(c))" "$SHIPPED" "$1"; }
 row() { echo "== $1"; $PY benchmarks/confidence.py --weights "$2" --config "$3" 2>&1 | grep -E "^overall|demo clip"; }
 row "ImageNet trunk, nothing trained (identity neck), shipped settings" runs/probe/effnet-probe.pt "$SHIPPED"
-row "trained 1,000 steps, scale jitter 0.18 (run A)" runs/A/snapshots/effnet-lite0_0001000.pt "$SHIPPED"
-row "shipped: trained 4,000 steps, scale jitter 0.5 (run B), feature pyramid, 193 px" weights/siamfc-effnet.pt "$SHIPPED"
-row "run B, image pyramid (3 crops), 193 px" weights/siamfc-effnet.pt "$(with '{"feature_pyramid": false}')"
-row "run B, image pyramid (3 crops), 257 px" weights/siamfc-effnet.pt "$(with '{"feature_pyramid": false, "instance_sz": 257}')"
-row "run B, feature pyramid, 257 px" weights/siamfc-effnet.pt "$(with '{"instance_sz": 257}')"
-row "run B, box head (1 scale, proposals), settings chosen on half A" weights/siamfc-effnet.pt \
-    "$(with '{"box_head": true, "feature_pyramid": false, "scale_num": 1, "scale_lr": 0.3, "window_influence": 0.21, "penalty_k": 0.1}')"
-row "run B, feature pyramid + box-head sizes (box_size_lr 0.1)" weights/siamfc-effnet.pt "$(with '{"box_size_lr": 0.1}')"
+row "trained 1,000 steps, scale jitter 0.18 (run A, stopped early)" runs/A/snapshots/effnet-lite0_0001000.pt "$SHIPPED"
+row "run B (scale jitter 0.5), step 4,000" runs/B/effnet-lite0.pt "$SHIPPED"
+row "shipped: run B, step 2,000; image pyramid (3 crops), 193 px" weights/siamfc-effnet.pt "$SHIPPED"
+row "shipped weights, image pyramid, 257 px" weights/siamfc-effnet.pt "$(with '{"instance_sz": 257}')"
+row "shipped weights, feature pyramid (1 crop), 193 px" weights/siamfc-effnet.pt "$(with '{"feature_pyramid": true}')"
+row "shipped weights, feature pyramid, 257 px" weights/siamfc-effnet.pt "$(with '{"feature_pyramid": true, "instance_sz": 257}')"
+row "shipped weights, box head (1 scale, proposals; settings tuned on half A for run B's step 4,000)" weights/siamfc-effnet.pt \
+    "$(with '{"box_head": true, "scale_num": 1, "scale_lr": 0.3, "window_influence": 0.21, "penalty_k": 0.1}')"
+row "shipped weights, feature pyramid + the box head's size at the peak (box_size_lr 0.1)" weights/siamfc-effnet.pt \
+    "$(with '{"feature_pyramid": true, "box_size_lr": 0.1}')"

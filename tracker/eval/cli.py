@@ -17,7 +17,7 @@ from .trackers import TrackerSpecError, default_peers_dir, label_of
 
 __all__ = ["register"]
 
-_TRACKERS_HELP = ("trackers, comma or space separated: our weights by name or path (e.g. siamfc-lite, "
+_TRACKERS_HELP = ("trackers, comma or space separated: our weights by name or path (e.g. siamfc-effnet, "
                   "path/to/x.pt) and OpenCV's csrt, kcf, mil, nano, vit; LABEL=SPEC names the results folder")
 
 
@@ -39,7 +39,8 @@ def _common(p: argparse.ArgumentParser, run: bool) -> None:
         p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
         p.add_argument("--shard", default=None, help="i/n: run only every n-th sequence from the i-th (0-based)")
         p.add_argument("--peers", type=Path, default=None,
-                       help="folder of the OpenCV peer models (default: $SIAMTRACK_PEERS or ../shared/peers)")
+                       help="folder of the OpenCV peer models (default: $SIAMTRACK_PEERS, else ../shared/peers "
+                            "relative to the current folder)")
         p.add_argument("--device", default="auto", help="device for our trackers: auto, cpu, cuda (default auto)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
