@@ -9,6 +9,11 @@ PY=${PY:-.venv/bin/python}
 SHIPPED=$($PY -c "import json;print(json.dumps(json.load(open('weights/siamfc-effnet.json'))['config']))")
 with() { $PY -c "import json,sys;c=json.loads(sys.argv[1]);c.update(json.loads(sys.argv[2]));print(json.dumps(c))" "$SHIPPED" "$1"; }
 row() { echo "== $1"; $PY benchmarks/confidence.py --weights "$2" --config "$3" 2>&1 | grep -E "^overall|demo clip"; }
+# The probe: the ImageNet trunk and the identity neck, nothing trained (needs the [train] extra).
+[ -f runs/probe/effnet-probe.pt ] || $PY -c "
+from tracker.effnet import load_imagenet; from tracker.models import build_model; from tracker.weights import save_weights
+net = build_model('effnet-lite0'); load_imagenet(net.backbone)
+save_weights(net, 'runs/probe/effnet-probe.pt', config={}, note='ImageNet trunk, identity neck, nothing trained')"
 row "ImageNet trunk, nothing trained (identity neck), shipped settings" runs/probe/effnet-probe.pt "$SHIPPED"
 row "trained 1,000 steps, scale jitter 0.18 (run A, stopped early)" runs/A/snapshots/effnet-lite0_0001000.pt "$SHIPPED"
 row "run B (scale jitter 0.5), step 4,000" runs/B/effnet-lite0.pt "$SHIPPED"
