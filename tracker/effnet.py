@@ -170,7 +170,6 @@ class EffNetLite0Backbone(nn.Module):
     Input (N, 3, H, W) BGR [0, 255]; output (N, ``out_channels``, H', W') with unit-length feature
     vectors. ``exemplar_sz`` and ``instance_sz`` are the crop sizes its geometry is exact for."""
 
-    total_stride = 8
     exemplar_sz = 129  # -> 17x17 map, cut to kernel_size x kernel_size
     instance_sz = 257  # -> 33x33 map; response 33 - 7 + 1 = 27
     out_scale = 0.1  # response = 0.1 * sum of kernel_size^2 cosines + bias: logits within about +-5

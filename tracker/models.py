@@ -39,7 +39,6 @@ def _conv_bn_relu(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1)
 class _Unpadded(nn.Module):
     """SiamFC's geometry: unpadded convolutions, 127/255 px crops, the whole exemplar map as kernel."""
 
-    total_stride = TOTAL_STRIDE
     exemplar_sz = 127
     instance_sz = 255
     out_scale = 0.001
