@@ -82,24 +82,17 @@ def _timed(fn, repeats: int, cuda: bool) -> float:
 
 def stage_ms(tracker, frame: np.ndarray, box, repeats: int = 50) -> tuple[float, float]:
     """Mean ms of the crops (cut, resize, to tensor) and of the network alone on one frame's
-    search crops (the tracker's scales and search size; one crop for a box head or a feature
-    pyramid), after ``init(frame, box)``."""
+    search crops, as the tracker's mode makes them (:meth:`SiamFCTracker.search_sizes`,
+    :meth:`SiamFCTracker.network`), after ``init(frame, box)``."""
     cfg = tracker.config
     cuda = tracker.device.type == "cuda"
     tracker.init(frame, box)
-    one_crop = tracker.uses_box_head or cfg.feature_pyramid
-    sizes = [tracker.x_sz] if one_crop else tracker.x_sz * tracker.scale_factors
+    sizes = tracker.search_sizes()
     with torch.inference_mode():
         img = tracker._to_device(frame) if tracker.pipeline == "torch" else None
         crop = _timed(lambda: tracker._crops(frame, img, sizes, cfg.instance_sz), repeats, cuda)
         x = tracker._crops(frame, img, sizes, cfg.instance_sz)
-        if tracker.uses_box_head:
-            run = tracker.net.track_boxes
-        elif cfg.feature_pyramid:
-            run = lambda a: tracker.net.track_zoomed(a, tracker.scale_factors)  # noqa: E731
-        else:
-            run = tracker.net.track
-        net = _timed(lambda: run(x), repeats, cuda)
+        net = _timed(lambda: tracker.network(x), repeats, cuda)
     return crop, net
 
 

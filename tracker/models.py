@@ -12,8 +12,9 @@ correlation kernel (``exemplar``):
 
 Inputs are float tensors ``(N, 3, H, W)`` holding BGR pixel values in [0, 255].
 
-The optional :class:`BoxHead` (anchor-free, as in SiamFC++) predicts, at each response position, the distances from that position to the target's left, top, right and
-bottom edges in search-crop pixels, so the tracker reads the box's size and aspect at the
+The optional :class:`BoxHead` (anchor-free, as in SiamFC++) predicts, at each response position,
+the distances from that position to the target's left, top, right and bottom edges in search-crop
+pixels, so the tracker reads the box's size and aspect at the
 peak instead of searching over scales.
 """
 from __future__ import annotations
@@ -196,6 +197,7 @@ class SiamNet(nn.Module):
         self.box_head = box_head
         self._zf: torch.Tensor | None = None
         self._zk: torch.Tensor | None = None
+        self._zoom_grid: tuple | None = None  # (key, sampling grid) of track_zoomed
 
     @property
     def has_box_head(self) -> bool:
@@ -235,7 +237,7 @@ class SiamNet(nn.Module):
         return zf
 
     def template(self, z: torch.Tensor) -> torch.Tensor:
-        """Embed the exemplar crop (1, 3, 127, 127) and cache it for :meth:`track`."""
+        """Embed the exemplar crop (1, 3, exemplar_sz, exemplar_sz) and cache it for :meth:`track`."""
         return self._cache(self.embed_exemplar(z))
 
     def update_template(self, z: torch.Tensor, rate: float) -> torch.Tensor:
@@ -264,12 +266,15 @@ class SiamNet(nn.Module):
             raise RuntimeError("SiamNet.track_zoomed called before template()")
         xf = self.embed(x)
         edges = self.box_head(self._zk, xf) if boxes else None
-        s = torch.as_tensor(list(scales), dtype=xf.dtype, device=xf.device)
-        theta = torch.zeros(len(s), 2, 3, dtype=xf.dtype, device=xf.device)
-        theta[:, 0, 0] = theta[:, 1, 1] = s
-        grid = F.affine_grid(theta, [len(s), xf.shape[1], xf.shape[2], xf.shape[3]], align_corners=True)
-        zoomed = F.grid_sample(xf.expand(len(s), -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
-                               align_corners=True)
+        scales = tuple(float(v) for v in scales)
+        key = (scales, tuple(xf.shape), xf.dtype, xf.device)
+        if self._zoom_grid is None or self._zoom_grid[0] != key:  # the same every frame: build it once
+            theta = torch.zeros(len(scales), 2, 3, dtype=xf.dtype, device=xf.device)
+            theta[:, 0, 0] = theta[:, 1, 1] = torch.tensor(scales, dtype=xf.dtype, device=xf.device)
+            grid = F.affine_grid(theta, [len(scales), *xf.shape[1:]], align_corners=True)
+            self._zoom_grid = (key, grid)
+        zoomed = F.grid_sample(xf.expand(len(scales), -1, -1, -1), self._zoom_grid[1], mode="bilinear",
+                               padding_mode="zeros", align_corners=True)
         return self.head(self._zf, zoomed), edges
 
     def track_boxes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

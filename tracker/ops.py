@@ -64,10 +64,11 @@ def zero_based_to_one_based(boxes: np.ndarray) -> np.ndarray:
     return b
 
 
-def context_size(w: float, h: float, context: float = 0.5) -> float:
-    """Side of SiamFC's square exemplar region: ``sqrt((w + p)(h + p))`` with ``p = context (w + h)``."""
+def context_size(w, h, context: float = 0.5):
+    """Side of SiamFC's square exemplar region: ``sqrt((w + p)(h + p))`` with ``p = context (w + h)``
+    (floats, or numpy arrays element-wise)."""
     p = context * (w + h)
-    return float(np.sqrt((w + p) * (h + p)))
+    return np.sqrt((w + p) * (h + p))
 
 
 def _affine(cx: float, cy: float, size: float, out_size: int) -> np.ndarray:

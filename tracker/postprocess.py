@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .ops import context_size
+
 __all__ = ["find_peak", "find_peak_numpy", "find_box", "BoxChoice", "sample_bilinear"]
 
 
@@ -64,11 +66,6 @@ def _change(r: np.ndarray) -> np.ndarray:
     return np.maximum(r, 1.0 / r)
 
 
-def _context_size(w: np.ndarray, h: np.ndarray) -> np.ndarray:
-    pad = (w + h) / 2
-    return np.sqrt((w + pad) * (h + pad))
-
-
 def find_box(resp: np.ndarray, edges: np.ndarray, px: np.ndarray, target_sz: np.ndarray, window: np.ndarray,
              window_influence: float, penalty_k: float, stride: float, size_bias: np.ndarray = (1.0, 1.0)) -> BoxChoice:
     """Choose the box among the proposals of every response cell.
@@ -87,7 +84,7 @@ def find_box(resp: np.ndarray, edges: np.ndarray, px: np.ndarray, target_sz: np.
     dx = (cells[None, None, :] + (right - left) / 2) * k
     dy = (cells[None, :, None] + (bottom - top) / 2) * k
     tw, th = float(target_sz[0]), float(target_sz[1])
-    change = _change(_context_size(w, h) / _context_size(tw, th)) * _change((tw / th) / (w / h))
+    change = _change(context_size(w, h) / context_size(tw, th)) * _change((tw / th) / (w / h))
     penalty = np.exp(-(change - 1) * penalty_k)
     score = 1.0 / (1.0 + np.exp(-resp.astype(np.float64)))
     pscore = penalty * score * (1 - window_influence) + window[None] * window_influence

@@ -106,6 +106,21 @@ class SiamFCTracker:
         cfg = self.config
         return self.net.has_box_head and not cfg.box_head and cfg.feature_pyramid and cfg.box_size_lr > 0
 
+    def search_sizes(self) -> np.ndarray:
+        """Sides (image px) of the search crops cut from each frame: one per scale, or only the
+        current one for the feature pyramid (the other scales come from its features)."""
+        sizes = self.x_sz * self.scale_factors
+        return sizes[[len(sizes) // 2]] if self.config.feature_pyramid and not self.uses_box_head else sizes
+
+    def network(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The network's part of a frame on the crops of :meth:`search_sizes`, in this tracker's mode:
+        responses (S, 1, R, R) and, where boxes come from the box head, its edge distances."""
+        if self.uses_box_head:
+            return self.net.track_boxes(x)
+        if self.config.feature_pyramid:
+            return self.net.track_zoomed_boxes(x, self.scale_factors, boxes=self.sizes_from_head)
+        return self.net.track(x), None
+
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device = "auto",
                         config: TrackerConfig | dict | None = None, **kwargs) -> "SiamFCTracker":
@@ -175,25 +190,19 @@ class SiamFCTracker:
             raise ValueError(f"frame: size changed from {self._frame_size[0]}x{self._frame_size[1]} "
                              f"to {size[0]}x{size[1]} mid-stream; call init() again for a new stream")
         cfg = self.config
-        sizes = self.x_sz * self.scale_factors
         with torch.inference_mode():
             img = self._to_device(frame) if self.pipeline == "torch" else None
-            one_crop = cfg.feature_pyramid and not self.uses_box_head
-            x = self._crops(frame, img, [self.x_sz] if one_crop else sizes, cfg.instance_sz)
+            x = self._crops(frame, img, self.search_sizes(), cfg.instance_sz)
+            resp, edges = self.network(x)
             if self.uses_box_head:
-                resp, edges = self.net.track_boxes(x)
                 # A few KB to the host, on CUDA too: one post-processing for both pipelines.
                 choice = postprocess.find_box(resp[:, 0].float().cpu().numpy(), edges.float().cpu().numpy(),
-                                              sizes / cfg.instance_sz, self.target_sz, self.cell_window,
-                                              cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE, self.size_bias)
+                                              self.x_sz * self.scale_factors / cfg.instance_sz, self.target_sz,
+                                              self.cell_window, cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE,
+                                              self.size_bias)
                 self._move_box(choice)
                 peak = choice.logit
             else:
-                edges = None
-                if cfg.feature_pyramid:
-                    resp, edges = self.net.track_zoomed_boxes(x, self.scale_factors, boxes=self.sizes_from_head)
-                else:
-                    resp = self.net.track(x)
                 resp = resp[:, 0].float()
                 if self.pipeline == "torch":
                     scale_id, row, col, peak = self._peak_torch(resp)
@@ -231,9 +240,7 @@ class SiamFCTracker:
         self.center = np.clip(self.center + disp, [0, 0], [w_img, h_img])
         scale = (1 - cfg.scale_lr) + cfg.scale_lr * self.scale_factors[scale_id]
         if self.sizes_from_head:  # width and height change apart (see _resize_from_head): scale both
-            lo = np.maximum(cfg.min_scale * self.init_sz, 2.0)
-            self.target_sz = np.clip(self.target_sz * scale, lo, cfg.max_scale * self.init_sz)
-            self.x_sz = ops.context_size(*self.target_sz, cfg.context) * cfg.instance_sz / cfg.exemplar_sz
+            self._set_size(self.target_sz * scale)
             return
         # Keep the box between min_scale and max_scale of its initial size, and at least 2 px.
         lo = max(cfg.min_scale, 2.0 / min(self.init_sz))
@@ -262,9 +269,13 @@ class SiamFCTracker:
         cell = [(v - centre) / cfg.response_up * self.scale_factors[scale_id] + (r - 1) / 2 for v in (row, col)]
         left, top, right, bottom = postprocess.sample_bilinear(edges, *cell)
         size = np.array([left + right, top + bottom]) * x_sz / cfg.instance_sz / self.size_bias
-        new = (1 - cfg.box_size_lr) * self.target_sz + cfg.box_size_lr * size
-        lo = np.maximum(cfg.min_scale * self.init_sz, 2.0)
-        self.target_sz = np.clip(new, lo, cfg.max_scale * self.init_sz)
+        self._set_size((1 - cfg.box_size_lr) * self.target_sz + cfg.box_size_lr * size)
+
+    def _set_size(self, size: np.ndarray) -> None:
+        """Box ``(w, h)`` (image px), kept between min_scale and max_scale of the initial size and at
+        least 2 px, and the search region that goes with it."""
+        cfg = self.config
+        self.target_sz = np.clip(size, np.maximum(cfg.min_scale * self.init_sz, 2.0), cfg.max_scale * self.init_sz)
         self.x_sz = ops.context_size(*self.target_sz, cfg.context) * cfg.instance_sz / cfg.exemplar_sz
 
     def _move_box(self, c: postprocess.BoxChoice) -> None:
@@ -274,10 +285,7 @@ class SiamFCTracker:
         w_img, h_img = self._frame_size
         self.center = np.clip(self.center + np.array([c.dx, c.dy]), [0, 0], [w_img, h_img])
         lr = cfg.scale_lr * c.weight
-        size = (1 - lr) * self.target_sz + lr * np.array([c.w, c.h])
-        lo = np.maximum(cfg.min_scale * self.init_sz, 2.0)
-        self.target_sz = np.clip(size, lo, cfg.max_scale * self.init_sz)
-        self.x_sz = ops.context_size(*self.target_sz, cfg.context) * cfg.instance_sz / cfg.exemplar_sz
+        self._set_size((1 - lr) * self.target_sz + lr * np.array([c.w, c.h]))
 
     def _crops(self, frame: np.ndarray, img: torch.Tensor | None, sizes, out_sz: int) -> torch.Tensor:
         """Square crops around the current centre, ready for the network: (len(sizes), 3, out_sz, out_sz)
