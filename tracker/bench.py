@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 import torch
 
+from .siamfc import BACKENDS
+
 __all__ = ["hardware", "load_average", "update_gmacs", "stage_ms", "time_tracker", "parse_model_spec", "run_bench",
            "register"]
 
@@ -139,10 +141,18 @@ def parse_model_spec(spec: str) -> tuple[str, dict]:
     return name, overrides
 
 
+def set_threads(n: int | None) -> None:
+    """CPU threads for torch and OpenCV (None: leave theirs); ONNX Runtime sessions take theirs when made."""
+    if n:
+        torch.set_num_threads(n)
+        cv2.setNumThreads(n)
+
+
 def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list[str], max_frames: int,
-              device: str) -> list[dict]:
-    """Time TrackerNano (when ``peers`` is given) and each model in one run; print and return the rows.
-    A model whose weights are not installed is timed with untrained weights of its architecture."""
+              device: str, backends: tuple[str, ...] = ("torch",), threads: tuple[int | None, ...] = (None,)) -> list[dict]:
+    """Time TrackerNano (when ``peers`` is given) and each model on each back-end, once per thread count
+    (torch, OpenCV and ONNX Runtime alike), in one run; print and return the rows. A model whose weights
+    are not installed is timed with untrained weights of its architecture."""
     from .eval.trackers import OpenCVTracker
     from .models import build_model
     from .siamfc import SiamFCTracker
@@ -154,43 +164,60 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
     print(f"{len(clips)} sequences from {root}, {n} updates per tracker, frames pre-decoded")
     rows = []
 
-    def add(name, make):
+    def add(name, make, nthreads, torch_net=None):
         med, mean = time_tracker(make, clips)
         t = make()
         ours = isinstance(t, SiamFCTracker)
         crop, net = stage_ms(t, clips[0][0][0], clips[0][1]) if ours else (None, None)
-        gmacs = update_gmacs(t, clips[0][0][0], clips[0][1]) if ours else None
-        params = sum(p.numel() for p in t.net.parameters()) if ours else None
-        rows.append({"tracker": name, "median_ms": med, "mean_ms": mean, "fps": 1000.0 / mean, "crop_ms": crop,
-                     "network_ms": net, "gmac": gmacs, "params": params})
+        # Multiply-adds and parameters are the network's, whichever back-end runs it.
+        ref = torch_net or t
+        gmacs = update_gmacs(ref, clips[0][0][0], clips[0][1]) if ours else None
+        params = sum(p.numel() for p in ref.net.parameters()) if ours else None
+        rows.append({"tracker": name, "threads": nthreads, "median_ms": med, "mean_ms": mean, "fps": 1000.0 / mean,
+                     "crop_ms": crop, "network_ms": net, "gmac": gmacs, "params": params})
 
     if peers is not None:
         OpenCVTracker("nano", peers)  # fails here, with the missing file named, if the models are absent
-        add("cv2.TrackerNano", lambda: OpenCVTracker("nano", peers))
-    for spec in models:
-        m, overrides = parse_model_spec(spec)
-        try:
-            t = SiamFCTracker.from_pretrained(m, device=device, config=overrides)
-            mode = ("box head" if t.uses_box_head else "feature pyramid" if t.config.feature_pyramid else
-                    "image pyramid")
-            desc = f"{t.config.scale_num} scale{'s' if t.config.scale_num > 1 else ''}, {mode}, {t.config.instance_sz} px"
-            add(f"{spec} ({desc}, {t.device})",
-                lambda m=m, o=overrides: SiamFCTracker.from_pretrained(m, device=device, config=o))
-        except WeightsError:
-            # Speed does not depend on the weights' values: time the architecture itself.
-            arch = m.replace("siamfc-", "")
-            add(f"{arch} arch, untrained ({device})", lambda a=arch: SiamFCTracker(build_model(a), device=device))
-    ref = rows[0]["mean_ms"] if peers is not None else None
+    for nthreads in threads:
+        set_threads(nthreads)
+        shown = nthreads or torch.get_num_threads()
+        start = len(rows)
+        if peers is not None:
+            add("cv2.TrackerNano", lambda: OpenCVTracker("nano", peers), shown)
+        for spec in models:
+            m, overrides = parse_model_spec(spec)
+            for backend in backends:
+                make = lambda m=m, o=overrides, b=backend: SiamFCTracker.from_pretrained(  # noqa: E731
+                    m, device="cpu" if b == "onnxruntime" else device, config=o, backend=b, threads=nthreads)
+                try:
+                    t = make()
+                except WeightsError:
+                    # Speed does not depend on the weights' values: time the architecture itself.
+                    if backend != "torch":
+                        continue
+                    arch = m.replace("siamfc-", "")
+                    add(f"{arch} arch, untrained ({device})", lambda a=arch: SiamFCTracker(build_model(a), device=device),
+                        shown)
+                    continue
+                mode = ("box head" if t.uses_box_head else "feature pyramid" if t.config.feature_pyramid else
+                        "image pyramid")
+                desc = f"{t.config.scale_num} scale{'s' if t.config.scale_num > 1 else ''}, {mode}, {t.config.instance_sz} px"
+                where = f"{t.device}" if backend == "torch" else "onnxruntime, cpu"
+                torch_net = None if backend == "torch" else SiamFCTracker.from_pretrained(m, device="cpu", config=overrides)
+                add(f"{spec} ({desc}, {where})", lambda t=t: t, shown, torch_net)
+        ref = rows[start]["mean_ms"] if peers is not None else None
+        for r in rows[start:]:
+            r["vs_nano"] = ref / r["mean_ms"] if ref else None
     width = max(44, *(len(r["tracker"]) for r in rows))
-    print(f"{'tracker':{width}s} {'median ms':>10s} {'mean ms':>9s} {'fps':>8s} {'vs Nano':>8s} {'crops ms':>9s} "
-          f"{'network ms':>11s} {'GMAC':>6s} {'params':>10s}")
+    print(f"{'tracker':{width}s} {'threads':>7s} {'median ms':>10s} {'mean ms':>9s} {'fps':>8s} {'vs Nano':>8s} "
+          f"{'crops ms':>9s} {'network ms':>11s} {'GMAC':>6s} {'params':>10s}")
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     for r in rows:
-        r["vs_nano"] = ref / r["mean_ms"] if ref else None
-        ratio = f"{r['vs_nano']:.2f}x" if ref else "-"
-        print(f"{r['tracker']:{width}s} {r['median_ms']:10.2f} {r['mean_ms']:9.2f} {r['fps']:8.1f} {ratio:>8s} "
-              f"{fmt(r['crop_ms'], '.2f'):>9s} {fmt(r['network_ms'], '.2f'):>11s} {fmt(r['gmac'], '.2f'):>6s} "
-              f"{fmt(r['params'], ','):>10s}")
+        ratio = f"{r['vs_nano']:.2f}x" if r["vs_nano"] else "-"
+        print(f"{r['tracker']:{width}s} {r['threads']:7d} {r['median_ms']:10.2f} {r['mean_ms']:9.2f} {r['fps']:8.1f} "
+              f"{ratio:>8s} {fmt(r['crop_ms'], '.2f'):>9s} {fmt(r['network_ms'], '.2f'):>11s} "
+              f"{fmt(r['gmac'], '.2f'):>6s} {fmt(r['params'], ','):>10s}")
+    print("vs Nano: TrackerNano's mean ms / the row's, same thread count, same run")
     print(f"after the run: {load_average()}")
     return rows
 
@@ -200,12 +227,11 @@ def _main(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"siamtrack bench: --root {root}: not a directory of OTB-layout sequences")
         return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
     peers = None if args.no_peer else Path(args.peers)
+    backends = tuple(args.backends or ["torch"])
     try:
-        run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device)
+        run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device, backends,
+                  tuple(args.threads or [None]))
     except ValueError as e:  # a bad --models spec or tracking parameter, a missing peer model
         print(f"siamtrack bench: {e}")
         return 2
@@ -226,5 +252,10 @@ def register(sub) -> None:
     p.add_argument("--sequences", nargs="+", default=["Car4", "David", "Woman"])
     p.add_argument("--max-frames", type=int, default=200)
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None, help="torch/OpenCV CPU threads (default: theirs)")
+    p.add_argument("--threads", type=int, nargs="+", default=None, metavar="N",
+                   help="CPU threads for torch, OpenCV and ONNX Runtime; several (e.g. 1 2) time every row at each "
+                        "(default: theirs)")
+    p.add_argument("--backends", nargs="+", choices=BACKENDS, metavar="BACKEND",
+                   help=f"network back-ends to time each model on: {', '.join(BACKENDS)} (default: torch; "
+                        "onnxruntime needs pip install 'siamtrack[onnx]')")
     p.set_defaults(func=_main)

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Modules that register subcommands, in the order they appear in --help.
-_MODULES = ["tracker.demo", "tracker.eval.cli", "tracker.training.cli", "tracker.bench"]
+_MODULES = ["tracker.demo", "tracker.eval.cli", "tracker.training.cli", "tracker.bench", "tracker.export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

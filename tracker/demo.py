@@ -27,7 +27,7 @@ import numpy as np
 
 from .inputs import as_box
 from .progress import ProgressBar
-from .siamfc import SiamFCTracker, TrackResult, resolve_device
+from .siamfc import BACKENDS, SiamFCTracker, TrackResult, resolve_device
 from .video import (FPSMeter, SinkError, SourceError, VideoSink, check_writable, open_source, part_path,
                     remove_stale_parts, same_file)
 from .weights import WeightsError
@@ -65,6 +65,7 @@ class DemoOptions:
     device: str = "auto"
     max_frames: int | None = None
     config: dict | None = None  # tracking-parameter overrides (TrackerConfig keys)
+    backend: str = "torch"  # network back-end: torch or onnxruntime (CPU)
 
 
 def parse_config(text: str) -> dict:
@@ -382,15 +383,17 @@ def run(opts: DemoOptions) -> int:
             except ValueError as e:
                 raise DemoError(f"{e} (first frame of {src.name})") from None
         try:
-            dev = resolve_device(opts.device)
+            dev = "cpu" if opts.backend == "onnxruntime" and opts.device == "auto" else resolve_device(opts.device)
         except (ValueError, RuntimeError) as e:
             raise DemoError(f"--device {opts.device}: {e}") from None
         try:
-            tracker = SiamFCTracker.from_pretrained(opts.model, device=dev, config=opts.config)
+            tracker = SiamFCTracker.from_pretrained(opts.model, device=dev, config=opts.config, backend=opts.backend)
+        except ImportError as e:
+            raise DemoError(f"--backend {opts.backend}: {e}") from None
         except (WeightsError, ValueError, RuntimeError) as e:
             what = "--config" if opts.config and str(e).startswith("TrackerConfig") else f"--model {opts.model}"
             raise DemoError(f"{what}: {e}" if opts.model or what == "--config" else str(e)) from None
-        device = str(tracker.device)
+        device = str(tracker.device) + (" (onnxruntime)" if tracker.backend == "onnxruntime" else "")
         try:
             sink = stack.enter_context(VideoSink(output, fps=src.fps or 30.0)) if output else None
             log = stack.enter_context(BoxLog(opts.boxes)) if opts.boxes else None
@@ -477,7 +480,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                                                "(0-based px; 'nan,nan,nan,nan,0' for a frame that could not be decoded)")
     p.add_argument("--no-display", action="store_true", help="run without a window (needs --box)")
     p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: siamfc-effnet, "
-                                                        "on CPU and GPU)")
+                                                        "on CPU and GPU), or a folder made by siamtrack export")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="run the network on torch (CPU or GPU) or onnxruntime (CPU; exports the model in memory; "
+                        "needs pip install 'siamtrack[onnx]')")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
     p.add_argument("--config", metavar="JSON", help="tracking-parameter overrides, e.g. '{\"feature_pyramid\": true}' "
                                                     "(siamfc-effnet's faster mode; keys: tracker.TrackerConfig)")
@@ -487,7 +493,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _options(args: argparse.Namespace, source: str | None) -> DemoOptions:
     return DemoOptions(source=source, box=parse_box(args.box) if args.box else None, output=args.output,
                        boxes=args.boxes, display=not args.no_display, model=args.model, device=args.device,
-                       max_frames=args.max_frames, config=parse_config(args.config) if args.config else None)
+                       max_frames=args.max_frames, config=parse_config(args.config) if args.config else None,
+                       backend=args.backend)
 
 
 def _guard(cmd: str, args: argparse.Namespace, source: str | None) -> int:

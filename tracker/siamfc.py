@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -27,7 +28,10 @@ from . import ops, postprocess
 from .config import TrackerConfig
 from .inputs import as_bgr_frame, as_box
 from .models import TOTAL_STRIDE, SiamNet, prepare_for_inference
+from .runtime import OnnxNet
 from .weights import DEFAULT, load_model
+
+BACKENDS = ("torch", "onnxruntime")
 
 __all__ = ["SiamFCTracker", "TrackResult", "resolve_device"]
 
@@ -65,22 +69,33 @@ class SiamFCTracker:
     Frames are BGR ``uint8`` ``(H, W, 3)`` arrays; boxes ``(x, y, w, h)`` 0-based pixels.
     """
 
-    def __init__(self, net: SiamNet, config: TrackerConfig | None = None, device: str | torch.device = "auto",
+    def __init__(self, net: SiamNet | OnnxNet, config: TrackerConfig | None = None, device: str | torch.device = "auto",
                  pipeline: str = "auto", name: str | None = None) -> None:
-        """``pipeline``: ``"numpy"`` (OpenCV crops, host post-processing), ``"torch"`` (all on
+        """``net``: a :class:`SiamNet` (torch, CPU or CUDA) or an :class:`tracker.runtime.OnnxNet` (ONNX
+        Runtime, CPU; its exported crop sizes and scales must match ``config``).
+        ``pipeline``: ``"numpy"`` (OpenCV crops, host post-processing), ``"torch"`` (all on
         ``device``) or ``"auto"`` (torch on CUDA, numpy on CPU)."""
         config = config or TrackerConfig()
         if config.exemplar_sz is None or config.instance_sz is None:  # the crop sizes the network is built for
             config = config.replace(exemplar_sz=config.exemplar_sz or net.exemplar_sz,
                                     instance_sz=config.instance_sz or net.instance_sz)
         self.config = config
-        self.device = resolve_device(device)
+        onnx = not isinstance(net, SiamNet)
+        self.backend = "onnxruntime" if onnx else "torch"
+        self.device = torch.device("cpu") if onnx and str(device) == "auto" else resolve_device(device)
         if pipeline not in ("auto", "numpy", "torch"):
             raise ValueError(f"pipeline must be 'auto', 'numpy' or 'torch', got {pipeline!r}")
+        if onnx and (self.device.type != "cpu" or pipeline == "torch"):
+            raise ValueError(f"the ONNX Runtime back-end runs on the CPU with the numpy pipeline, not "
+                             f"device={device!r}, pipeline={pipeline!r}")
         self.pipeline = ("torch" if self.device.type == "cuda" else "numpy") if pipeline == "auto" else pipeline
         self.name = name or f"siamfc-{net.arch}"
         self.dtype = torch.float16 if (self.config.half and self.device.type == "cuda") else torch.float32
-        self.net = prepare_for_inference(net).to(self.device, self.dtype).to(memory_format=torch.channels_last)
+        if onnx:
+            net.check_config(self.config)
+            self.net = net
+        else:
+            self.net = prepare_for_inference(net).to(self.device, self.dtype).to(memory_format=torch.channels_last)
         n = self.config.scale_num
         self.scale_factors = self.config.scale_step ** np.linspace(-(n // 2), n // 2, n)
         self.penalties = np.where(np.arange(n) == n // 2, 1.0, self.config.scale_penalty)
@@ -123,11 +138,23 @@ class SiamFCTracker:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device = "auto",
-                        config: TrackerConfig | dict | None = None, **kwargs) -> "SiamFCTracker":
+                        config: TrackerConfig | dict | None = None, backend: str = "torch",
+                        threads: int | None = None, **kwargs) -> "SiamFCTracker":
         """Load shipped or user weights by name or path (default: :data:`tracker.weights.DEFAULT`).
         Tracking parameters: the paper's defaults, then those stored with the weights, then ``config``
-        (a :class:`TrackerConfig` replaces, a dict overrides); crop sizes left unset are the network's."""
-        dev = resolve_device(device)
+        (a :class:`TrackerConfig` replaces, a dict overrides); crop sizes left unset are the network's.
+        A folder made by ``siamtrack export`` is loaded with :meth:`from_onnx`.
+        ``backend="onnxruntime"`` exports the network in memory (:func:`tracker.export.export_model`) and
+        runs it with ONNX Runtime on the CPU (``threads``: its intra-op threads; None: its default)."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if name_or_path is not None and Path(name_or_path).is_dir():  # an export folder: ONNX Runtime
+            if isinstance(config, TrackerConfig):
+                raise ValueError(f"{name_or_path}: an ONNX export takes config overrides as a dict")
+            if str(device) not in ("auto", "cpu"):
+                raise ValueError(f"{name_or_path}: an ONNX export runs on the CPU, not device={device!r}")
+            return cls.from_onnx(name_or_path, config, threads, **kwargs)
+        dev = torch.device("cpu") if backend == "onnxruntime" and str(device) == "auto" else resolve_device(device)
         if name_or_path is None:
             name_or_path = DEFAULT
         net, info = load_model(name_or_path)
@@ -145,7 +172,22 @@ class SiamFCTracker:
                 merged["scale_num"] = 1  # a box head sizes the box itself: one search scale
             cfg = TrackerConfig.from_dict(merged)
         name = os.path.splitext(os.path.basename(str(name_or_path)))[0]
+        if backend == "onnxruntime":
+            from .export import export_model
+
+            cfg = cfg.replace(exemplar_sz=cfg.exemplar_sz or net.exemplar_sz, instance_sz=cfg.instance_sz or net.instance_sz)
+            net = OnnxNet(*export_model(net, cfg, name), threads=threads, source=f"{name} (exported in memory)")
         return cls(net, cfg, dev, name=name, **kwargs)
+
+    @classmethod
+    def from_onnx(cls, path: str | os.PathLike, config: dict | None = None, threads: int | None = None,
+                  **kwargs) -> "SiamFCTracker":
+        """Track with an exported model folder (``siamtrack export``) on ONNX Runtime, CPU. Tracking
+        parameters: those in its ``model.json``, then ``config`` overrides (crop sizes and the feature
+        pyramid's scales are fixed by the export). ``threads``: ONNX Runtime's intra-op threads."""
+        net = OnnxNet.from_dir(path, threads=threads)
+        cfg = TrackerConfig.from_dict({**net.meta["config"], **(config or {})})
+        return cls(net, cfg, "cpu", name=str(net.meta.get("name") or Path(path).name), **kwargs)
 
     # -- the frame loop -------------------------------------------------------------------
 
@@ -287,11 +329,15 @@ class SiamFCTracker:
         lr = cfg.scale_lr * c.weight
         self._set_size((1 - lr) * self.target_sz + lr * np.array([c.w, c.h]))
 
-    def _crops(self, frame: np.ndarray, img: torch.Tensor | None, sizes, out_sz: int) -> torch.Tensor:
+    def _crops(self, frame: np.ndarray, img: torch.Tensor | None, sizes, out_sz: int) -> torch.Tensor | np.ndarray:
         """Square crops around the current centre, ready for the network: (len(sizes), 3, out_sz, out_sz)
-        channels-last. Cropped on the device from ``img`` (torch pipeline) or by OpenCV from ``frame``."""
+        float, channels-last. Cropped on the device from ``img`` (torch pipeline) or by OpenCV from ``frame``;
+        for ONNX Runtime a contiguous NCHW float32 numpy array."""
         if self.pipeline == "torch":
             x = ops.crop_torch(img, self.center, sizes, out_sz, self._avg_t)
+        elif self.backend == "onnxruntime":  # numpy end to end: no torch kernels (nor their threads) per frame
+            crops = ops.crop_multi(frame, self.center, sizes, out_sz, self.avg_color)
+            return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
         else:
             # (N, H, W, 3) uint8 -> (N, 3, H, W): a permuted view, already channels-last in memory.
             x = torch.from_numpy(ops.crop_multi(frame, self.center, sizes, out_sz, self.avg_color)).permute(0, 3, 1, 2)

@@ -1,0 +1,311 @@
+"""Export a :class:`SiamNet` to ONNX: the backbone and the heads as separate files.
+
+The correlation uses the exemplar's features as convolution weights, so a network that
+takes the exemplar crop and the search crop together cannot be exported with static
+weights. As OpenCV does for NanoTrack, the export splits it where the features meet:
+
+* ``exemplar.onnx``: exemplar crop (1, 3, Z, Z) -> correlation kernel ``zf`` (the backbone
+  and its exemplar cut, e.g. effnet-lite0's central 7x7);
+* ``backbone.onnx``: search crops (N, 3, X, X) -> features ``xf`` (N: the scales; dynamic);
+* ``head.onnx``: ``zf`` (1, C, k, k) and ``xf`` (N, C, H, W) -> responses (N, 1, R, R);
+* ``box_head.onnx`` (networks with a box head): ``zf`` and ``xf`` -> edge distances (N, 4, R, R);
+* ``zoom.onnx`` (``feature_pyramid`` configs): one crop's ``xf`` (1, C, H, W) -> the
+  scale pyramid's features (S, C, H, W), as :meth:`SiamNet.track_zoomed` resamples them;
+* ``model.json``: format, architecture, crop sizes, input layout and normalisation, opset,
+  the tracking parameters (:class:`TrackerConfig`) and the sha256 of every file.
+
+Crops are float32 NCHW holding BGR pixel values in [0, 255], exactly what the torch
+network takes: normalisation is inside the graphs. BatchNorm is folded before export.
+:class:`tracker.runtime.OnnxNet` runs the files with ONNX Runtime.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import TrackerConfig
+from .models import SiamNet, prepare_for_inference
+
+__all__ = ["FORMAT", "META_NAME", "OPSET", "zoom_matrix", "export_model", "write_export", "max_differences", "opencv_check", "register"]
+
+FORMAT = "siamtrack-onnx"
+META_NAME = "model.json"
+OPSET = 18
+
+
+class _Exemplar(nn.Module):
+    def __init__(self, net: SiamNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net.embed_exemplar(z)
+
+
+class _Backbone(_Exemplar):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.embed(x)
+
+
+class _Head(nn.Module):
+    """:meth:`SiamNet.head` for one exemplar kernel (1, C, k, k) and features (N, C, H, W) of fixed H, W.
+
+    The correlation as a matrix product and a gather: ``Y = Z^T X`` gives every kernel cell's dot product
+    with every feature position, (N, k*k, H*W); each response cell sums its k*k entries of ``Y``.
+    Same result as the convolution (to float rounding); ONNX Runtime runs it in half the time, as the
+    convolution cannot pre-pack a kernel that is an input."""
+
+    def __init__(self, net: SiamNet, kernel_shape: tuple[int, ...], feature_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net = net
+        k, (h, w) = kernel_shape[-1], feature_shape[-2:]
+        self.k, self.rows, self.cols = k, h - k + 1, w - k + 1
+        dy, dx, y, x = np.meshgrid(np.arange(k), np.arange(k), np.arange(self.rows), np.arange(self.cols), indexing="ij")
+        self.register_buffer("index", torch.tensor(((dy * k + dx) * h * w + (y + dy) * w + (x + dx)).reshape(-1)))
+
+    def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = xf.shape
+        y = torch.matmul(zf.reshape(c, self.k * self.k).t(), xf.reshape(n, c, h * w)).reshape(n, -1)
+        corr = torch.index_select(y, 1, self.index).reshape(n, self.k * self.k, self.rows, self.cols).sum(1, keepdim=True)
+        return corr * self.net.out_scale + self.net.bias
+
+
+class _BoxHead(_Exemplar):
+    def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+        return self.net.box_head(self.net.box_head.kernel(zf), xf)
+
+
+def zoom_matrix(n: int, scale: float) -> np.ndarray:
+    """(n, n) bilinear resampling of one axis zoomed about its centre (align_corners, zeros outside):
+    row i holds the weights of input sample ``c + scale * (i - c)``, ``c = (n - 1) / 2``."""
+    a = np.zeros((n, n))
+    c = (n - 1) / 2
+    for i in range(n):
+        u = c + scale * (i - c)
+        u0 = int(np.floor(u))
+        for j, w in ((u0, 1 - (u - u0)), (u0 + 1, u - u0)):
+            if 0 <= j < n:
+                a[i, j] += w
+    return a
+
+
+class _Zoom(nn.Module):
+    """:meth:`SiamNet.track_zoomed_boxes`'s resampling for fixed scales. Bilinear zoom about the centre is
+    separable, so each scale's map is ``A X A^T``: two small matrix products, where ONNX Runtime's
+    GridSample took longer than the backbone's pass."""
+
+    def __init__(self, scales: np.ndarray, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        h, w = shape[-2:]
+        self.register_buffer("rows", torch.tensor(np.stack([zoom_matrix(h, s) for s in scales])[:, None],
+                                                  dtype=torch.float32))
+        self.register_buffer("cols_t", torch.tensor(np.stack([zoom_matrix(w, s).T for s in scales])[:, None],
+                                                    dtype=torch.float32))
+
+    def forward(self, xf: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(torch.matmul(self.rows, xf), self.cols_t)  # (S, 1, H, H) @ (1, C, H, W) @ (S, 1, W, W)
+
+
+def _to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], output: str,
+             dynamic: dict[str, dict[int, str]]) -> bytes:
+    """One module as ONNX bytes (torch's dynamo exporter, opset :data:`OPSET`), its chatter silenced."""
+    from torch.export import Dim
+
+    shapes = tuple({i: Dim(label) for i, label in dynamic[name].items()} if name in dynamic else None
+                   for name in names)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module.eval(), args, None, input_names=names, output_names=[output],
+                                        opset_version=OPSET, dynamo=True, dynamic_shapes=shapes,
+                                        verbose=False, optimize=True)
+    finally:
+        quiet.setLevel(level)
+    return program.model_proto.SerializeToString()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def export_model(net: SiamNet, config: TrackerConfig, name: str) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """``net`` as ONNX files for tracking with ``config`` (crop sizes unset = the network's):
+    ``(files, meta)`` with ``files`` mapping file names to ONNX bytes and ``meta`` the content
+    of ``model.json``. Nothing is written (see :func:`write_export`)."""
+    cfg = config.replace(exemplar_sz=config.exemplar_sz or net.exemplar_sz,
+                         instance_sz=config.instance_sz or net.instance_sz)
+    net = prepare_for_inference(net).cpu().float()
+    z = torch.full((1, 3, cfg.exemplar_sz, cfg.exemplar_sz), 127.0)
+    x = torch.full((cfg.scale_num, 3, cfg.instance_sz, cfg.instance_sz), 127.0)
+    with torch.no_grad():
+        zf, xf = net.embed_exemplar(z), net.embed(x)
+    resp_sz = xf.shape[-1] - zf.shape[-1] + 1
+    batch = {0: "n"}
+    files = {
+        "exemplar.onnx": _to_onnx(_Exemplar(net), (z,), ["exemplar_crop"], "zf", {}),
+        "backbone.onnx": _to_onnx(_Backbone(net), (x,), ["search_crops"], "xf", {"search_crops": batch}),
+        "head.onnx": _to_onnx(_Head(net, zf.shape, xf.shape), (zf, xf), ["zf", "xf"], "response", {"xf": batch}),
+    }
+    if net.has_box_head:
+        files["box_head.onnx"] = _to_onnx(_BoxHead(net), (zf, xf), ["zf", "xf"], "edges", {"xf": batch})
+    scales = cfg.scale_step ** np.linspace(-(cfg.scale_num // 2), cfg.scale_num // 2, cfg.scale_num)
+    if cfg.feature_pyramid:
+        files["zoom.onnx"] = _to_onnx(_Zoom(scales, tuple(xf[:1].shape)), (xf[:1],), ["xf"], "xf_scales", {})
+    meta = {
+        "format": FORMAT,
+        "version": 1,
+        "name": name,
+        "arch": net.arch,
+        "box_head": net.has_box_head,
+        "opset": OPSET,
+        "input": {"layout": "NCHW", "dtype": "float32", "colour": "BGR", "range": [0, 255],
+                  "normalisation": "inside the graphs (none needed before them)"},
+        "exemplar_sz": cfg.exemplar_sz,
+        "instance_sz": cfg.instance_sz,
+        "kernel_shape": list(zf.shape),
+        "feature_shape": list(xf.shape[1:]),
+        "response_size": int(resp_sz),
+        "zoom_scales": [float(s) for s in scales] if cfg.feature_pyramid else None,
+        "config": cfg.to_dict(),
+        "sha256": {k: _sha256(v) for k, v in files.items()},
+    }
+    return files, meta
+
+
+def write_export(files: dict[str, bytes], meta: dict[str, Any], out_dir: str | os.PathLike) -> Path:
+    """Write :func:`export_model`'s output into ``out_dir`` (created), each file atomically and
+    ``model.json`` last, so a folder with a ``model.json`` is complete. Returns its path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stale = out / META_NAME
+    if stale.exists():  # an older export here: not complete again until the new model.json lands
+        stale.unlink()
+    for fname, data in [*files.items(), (META_NAME, (json.dumps(meta, indent=2) + "\n").encode())]:
+        tmp = out / f".{fname}.tmp{os.getpid()}"
+        tmp.write_bytes(data)
+        os.replace(tmp, out / fname)
+    return out / META_NAME
+
+
+def max_differences(torch_tracker, onnx_tracker, frame: np.ndarray, box) -> dict[str, float]:
+    """Largest absolute differences between two trackers' networks (torch and ONNX Runtime) on real crops:
+    after ``init(frame, box)`` on both, the exemplar kernel, the responses (and edges) of the torch
+    tracker's search crops on ``frame``. Keys: ``zf``, ``response`` and, with a box head, ``edges``."""
+    for t in (torch_tracker, onnx_tracker):
+        t.init(frame, box)
+    out: dict[str, float] = {}
+    with torch.inference_mode():
+        x = torch_tracker._crops(frame, None, torch_tracker.x_sz * torch_tracker.scale_factors,
+                                 torch_tracker.config.instance_sz)
+        pairs = [("zf", torch_tracker.net._zf, torch.from_numpy(onnx_tracker.net._zf)),
+                 ("response", torch_tracker.net.track(x), onnx_tracker.net.track(x))]
+        if torch_tracker.net.has_box_head:
+            pairs.append(("edges", torch_tracker.net.track_boxes(x)[1], onnx_tracker.net.track_boxes(x)[1]))
+        for key, a, b in pairs:
+            out[key] = float((a.float().cpu() - b.float()).abs().max())
+    return out
+
+
+def opencv_check(out_dir: str | os.PathLike) -> dict[str, str]:
+    """Whether OpenCV's DNN module loads and runs each exported file: file name -> ``"ok (max diff D)"``
+    against ONNX Runtime on random inputs of the recorded shapes, or the error OpenCV gave."""
+    import cv2
+    import onnxruntime as ort
+
+    out = Path(out_dir)
+    meta = json.loads((out / META_NAME).read_text())
+    rng = np.random.default_rng(0)
+    zf_shape, f_shape = meta["kernel_shape"], meta["feature_shape"]
+    n = meta["config"]["scale_num"]
+    inputs = {
+        "exemplar.onnx": {"exemplar_crop": rng.uniform(0, 255, (1, 3, meta["exemplar_sz"], meta["exemplar_sz"]))},
+        "backbone.onnx": {"search_crops": rng.uniform(0, 255, (n, 3, meta["instance_sz"], meta["instance_sz"]))},
+        "head.onnx": {"zf": rng.normal(size=zf_shape), "xf": rng.normal(size=(n, *f_shape))},
+        "box_head.onnx": {"zf": rng.normal(size=zf_shape), "xf": rng.normal(size=(n, *f_shape))},
+        "zoom.onnx": {"xf": rng.normal(size=(1, *f_shape))},
+    }
+    report = {}
+    for fname in meta["sha256"]:
+        feed = {k: v.astype(np.float32) for k, v in inputs[fname].items()}
+        ref = ort.InferenceSession(str(out / fname), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        try:
+            dnn = cv2.dnn.readNet(str(out / fname))
+            for k, v in feed.items():
+                dnn.setInput(v, k)
+            got = dnn.forward()
+            report[fname] = f"ok (max diff {float(np.abs(got - ref).max()):.2e})"
+        except cv2.error as e:
+            msg = [line for line in str(e).splitlines() if line.strip()]
+            report[fname] = "fails: " + (msg[-1].strip() if msg else "cv2.error")
+    return report
+
+
+def _main(args) -> int:
+    import onnx
+
+    from .demo import DemoError, demo_clip, parse_config
+    from .siamfc import SiamFCTracker
+    from .video import open_source
+    from .weights import WeightsError
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"siamtrack export: --out {out}: exists and is not a folder", file=sys.stderr)
+        return 2
+    try:
+        config = parse_config(args.config) if args.config else None
+        ref = SiamFCTracker.from_pretrained(args.model, device="cpu", config=config)
+    except DemoError as e:
+        print(f"siamtrack export: {e}", file=sys.stderr)
+        return 2
+    except (WeightsError, ValueError) as e:
+        print(f"siamtrack export: {'--config' if str(e).startswith('TrackerConfig') else '--model'}: {e}", file=sys.stderr)
+        return 2
+    name = args.model or ref.name
+    files, meta = export_model(ref.net, ref.config, Path(str(name)).stem)
+    for fname, data in files.items():
+        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    path = write_export(files, meta, out)
+    print(f"wrote {', '.join(files)} and {META_NAME} to {out.resolve()} ({ref.net.arch}, opset {OPSET}, "
+          f"crops {meta['exemplar_sz']}/{meta['instance_sz']} px, {ref.config.scale_num} search crop(s))")
+    print("ONNX checker: every file passes")
+    clip, box = demo_clip()
+    with open_source(str(clip)) as src:
+        frame = src.first_frame
+    diffs = max_differences(ref, SiamFCTracker.from_onnx(path.parent), frame, box)
+    print("ONNX Runtime vs PyTorch on the bundled clip's first frame, max abs difference: "
+          + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+    if not args.no_opencv:
+        for fname, status in opencv_check(path.parent).items():
+            print(f"OpenCV DNN (cv2.dnn.readNet) {fname}: {status}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export a model to ONNX (backbone and head files) for ONNX Runtime or OpenCV",
+                       description="Write exemplar.onnx, backbone.onnx, head.onnx (and box_head.onnx, zoom.onnx "
+                                   "where the model and config use them) with model.json into --out, check them "
+                                   "with the ONNX checker, compare ONNX Runtime with PyTorch on real crops and try "
+                                   "OpenCV's DNN module. Track with it: siamtrack track --model DIR.")
+    p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: siamfc-effnet)")
+    p.add_argument("--config", metavar="JSON", help="tracking-parameter overrides to export for (they fix the crop "
+                                                    "sizes and, with feature_pyramid, the scales)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created; an older export in it is replaced)")
+    p.add_argument("--no-opencv", action="store_true", help="skip the OpenCV DNN check")
+    p.set_defaults(func=_main)

@@ -1,0 +1,195 @@
+"""The network on ONNX Runtime: exported files (:mod:`tracker.export`) behind the same small
+inference API as :class:`tracker.models.SiamNet`, so :class:`tracker.siamfc.SiamFCTracker`'s
+one frame loop runs on either.
+
+``template(z)`` embeds and caches the exemplar; ``track(x)``, ``track_boxes(x)`` and
+``track_zoomed_boxes(x, scales, boxes)`` score search crops against it. Crops come in as
+NCHW float32 numpy arrays (or CPU tensors), BGR 0-255; outputs go back as tensors sharing
+the sessions' numpy arrays, so the frame loop reads them as it reads torch's.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from .config import TrackerConfig
+from .export import FORMAT, META_NAME
+
+__all__ = ["OnnxNet", "OnnxExportError", "load_export"]
+
+_REQUIRED = ("exemplar.onnx", "backbone.onnx", "head.onnx")
+
+
+class OnnxExportError(ValueError):
+    """An exported model folder is incomplete, altered or inconsistent with its ``model.json``."""
+
+
+def _import_ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ImportError("the ONNX Runtime back-end needs onnxruntime: pip install 'siamtrack[onnx]'") from None
+    return onnxruntime
+
+
+def load_export(path: str | os.PathLike) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """Read an export folder (or its ``model.json``): ``(files, meta)``, every file's sha256 checked
+    against ``model.json``; a clear :class:`OnnxExportError` naming the file otherwise."""
+    p = Path(path)
+    folder = p.parent if p.name == META_NAME else p
+    meta_path = folder / META_NAME
+    if not meta_path.is_file():
+        raise OnnxExportError(f"{folder}: no {META_NAME} here; not a siamtrack ONNX export "
+                              "(make one with: siamtrack export --out DIR)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise OnnxExportError(f"{meta_path}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise OnnxExportError(f"{meta_path}: not a {FORMAT} description (format: "
+                              f"{meta.get('format') if isinstance(meta, dict) else type(meta).__name__!r})")
+    hashes = meta.get("sha256")
+    if not isinstance(hashes, dict):
+        raise OnnxExportError(f"{meta_path}: no sha256 table")
+    files = {}
+    for fname, want in hashes.items():
+        f = folder / fname
+        if not f.is_file():
+            raise OnnxExportError(f"{f}: missing (listed in {meta_path})")
+        data = f.read_bytes()
+        got = hashlib.sha256(data).hexdigest()
+        if got != want:
+            raise OnnxExportError(f"{f}: sha256 {got} does not match {want} recorded in {meta_path} "
+                                  "(file truncated or altered; export again)")
+        files[fname] = data
+    return files, meta
+
+
+class OnnxNet:
+    """SiamNet's tracking API (``template``, ``update_template``, ``track``, ``track_boxes``,
+    ``track_zoomed_boxes``) on ONNX Runtime sessions, one per exported file (CPU)."""
+
+    def __init__(self, files: Mapping[str, bytes], meta: Mapping[str, Any], threads: int | None = None,
+                 source: str = "exported model") -> None:
+        """``files``/``meta`` as :func:`tracker.export.export_model` makes them or :func:`load_export` reads
+        them; ``threads``: ONNX Runtime's intra-op threads (None: its default, one per core)."""
+        ort = _import_ort()
+        self.source = source
+        self.meta = dict(meta)
+        for key in ("arch", "box_head", "exemplar_sz", "instance_sz", "response_size", "config"):
+            if key not in meta:
+                raise OnnxExportError(f"{source}: {META_NAME} has no {key!r}")
+        missing = [f for f in _REQUIRED + (("box_head.onnx",) if meta["box_head"] else ()) if f not in files]
+        if missing:
+            raise OnnxExportError(f"{source}: {', '.join(missing)} missing from the export")
+        self.arch = meta["arch"]
+        self.has_box_head = bool(meta["box_head"])
+        self.exemplar_sz, self.instance_sz = int(meta["exemplar_sz"]), int(meta["instance_sz"])
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        self.threads = threads
+        self._sessions = {}
+        for fname, data in files.items():
+            try:
+                self._sessions[fname] = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+            except Exception as e:  # onnxruntime raises its own types for invalid graphs
+                raise OnnxExportError(f"{source}: {fname} is not a loadable ONNX model ({str(e).splitlines()[0]})") from None
+        self._check_shapes()
+        self._zf: np.ndarray | None = None
+
+    @classmethod
+    def from_dir(cls, path: str | os.PathLike, threads: int | None = None) -> "OnnxNet":
+        """Load an export folder (sha256 of every file checked)."""
+        files, meta = load_export(path)
+        return cls(files, meta, threads, source=str(path))
+
+    def _check_shapes(self) -> None:
+        """The graphs' input sizes must be those ``model.json`` records (a mismatched .json is an error)."""
+        want = {"exemplar.onnx": self.exemplar_sz, "backbone.onnx": self.instance_sz}
+        for fname, side in want.items():
+            shape = self._sessions[fname].get_inputs()[0].shape
+            if list(shape[1:]) != [3, side, side]:
+                raise OnnxExportError(f"{self.source}: {fname} takes {shape} crops but {META_NAME} says "
+                                      f"{side} px; export again")
+
+    def check_config(self, config: TrackerConfig) -> None:
+        """Refuse tracking parameters the exported graphs cannot serve (crop sizes, zoom scales, box head)."""
+        m = self.meta
+        if (config.exemplar_sz, config.instance_sz) != (self.exemplar_sz, self.instance_sz):
+            raise ValueError(f"{self.source}: exported for {self.exemplar_sz}/{self.instance_sz} px crops, not "
+                             f"{config.exemplar_sz}/{config.instance_sz}; export again with these sizes")
+        if config.feature_pyramid and not (config.box_head and self.has_box_head):
+            n = config.scale_num
+            scales = config.scale_step ** np.linspace(-(n // 2), n // 2, n)
+            if "zoom.onnx" not in self._sessions or not np.allclose(scales, m.get("zoom_scales") or [], atol=1e-9):
+                raise ValueError(f"{self.source}: feature_pyramid needs zoom.onnx for scales {list(scales)}; "
+                                 "export again with this config")
+
+    def response_size(self, exemplar_sz: int, instance_sz: int) -> int:
+        """Side of the response map (the exported crop sizes only)."""
+        if (exemplar_sz, instance_sz) != (self.exemplar_sz, self.instance_sz):
+            raise ValueError(f"{self.source}: exported for {self.exemplar_sz}/{self.instance_sz} px crops, "
+                             f"not {exemplar_sz}/{instance_sz}")
+        return int(self.meta["response_size"])
+
+    def _run(self, fname: str, **feed: np.ndarray) -> np.ndarray:
+        return self._sessions[fname].run(None, feed)[0]
+
+    @staticmethod
+    def _array(x: torch.Tensor | np.ndarray) -> np.ndarray:
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().float().numpy()
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def template(self, z: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Embed the exemplar crop (1, 3, Z, Z) and cache its kernel."""
+        self._zf = self._run("exemplar.onnx", exemplar_crop=self._array(z))
+        return self._zf
+
+    def update_template(self, z: torch.Tensor | np.ndarray, rate: float) -> np.ndarray:
+        """Blend a new exemplar crop into the cached kernel: ``(1 - rate) * old + rate * new``."""
+        if self._zf is None:
+            raise RuntimeError("OnnxNet.update_template called before template()")
+        new = self._run("exemplar.onnx", exemplar_crop=self._array(z))
+        self._zf = self._zf + np.float32(rate) * (new - self._zf)
+        return self._zf
+
+    def _features(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
+        if self._zf is None:
+            raise RuntimeError("OnnxNet.track called before template()")
+        return self._run("backbone.onnx", search_crops=self._array(x))
+
+    def _response(self, xf: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self._run("head.onnx", zf=self._zf, xf=xf))
+
+    def _edges(self, xf: np.ndarray) -> torch.Tensor:
+        if not self.has_box_head:
+            raise RuntimeError(f"{self.source}: this {self.arch} network has no box head")
+        return torch.from_numpy(self._run("box_head.onnx", zf=self._zf, xf=xf))
+
+    def track(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Responses (S, 1, R, R) of S search crops."""
+        return self._response(self._features(x))
+
+    def track_boxes(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Responses (S, 1, R, R) and edge distances (S, 4, R, R), crop px."""
+        xf = self._features(x)
+        return self._response(xf), self._edges(xf)
+
+    def track_zoomed_boxes(self, x: torch.Tensor | np.ndarray, scales, boxes: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The feature pyramid (scales fixed at export; see :meth:`check_config`): responses (S, 1, R, R)
+        and, with ``boxes``, edge distances (1, 4, R, R) on the crop itself."""
+        xf = self._features(x)
+        edges = self._edges(xf) if boxes else None
+        return self._response(self._run("zoom.onnx", xf=xf)), edges
