@@ -132,7 +132,8 @@ class OnnxNet:
         if config.feature_pyramid and not (config.box_head and self.has_box_head):
             n = config.scale_num
             scales = config.scale_step ** np.linspace(-(n // 2), n // 2, n)
-            if "zoom.onnx" not in self._sessions or not np.allclose(scales, m.get("zoom_scales") or [], atol=1e-9):
+            exported = np.asarray(m.get("zoom_scales") or [])
+            if "zoom.onnx" not in self._sessions or exported.shape != scales.shape or not np.allclose(scales, exported):
                 raise ValueError(f"{self.source}: feature_pyramid needs zoom.onnx for scales {list(scales)}; "
                                  "export again with this config")
 

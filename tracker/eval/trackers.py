@@ -2,8 +2,8 @@
 
 A tracker spec is a short name: ``csrt``, ``kcf``, ``mil``, ``nano``, ``vit`` (OpenCV's;
 ``nano``/``vit`` load their ONNX models from the peers folder), or anything else, which is
-our SiamFC loaded by weights name or path (:meth:`SiamFCTracker.from_pretrained`). A spec
-may carry a label, ``LABEL=SPEC``, to name its results folder (default: the short name, or
+our SiamFC loaded by weights name or path (:meth:`SiamFCTracker.from_pretrained`), or an export
+folder; ``NAME@onnxruntime`` runs NAME's network on ONNX Runtime. A spec may carry a label, ``LABEL=SPEC``, to name its results folder (default: the short name, or
 the weights file's stem).
 
 Every tracker answers ``init(frame, box)`` and ``update(frame) -> (x, y, w, h)`` on BGR
@@ -123,12 +123,16 @@ class SiamFCEvalTracker:
     """Our :class:`~tracker.siamfc.SiamFCTracker` behind the harness interface."""
 
     def __init__(self, name_or_path: str, device: str = "auto", name: str | None = None) -> None:
-        from ..siamfc import SiamFCTracker
+        from ..siamfc import BACKENDS, SiamFCTracker
         from ..weights import WeightsError
 
+        weights, at, backend = name_or_path.rpartition("@") if "@" in name_or_path else (name_or_path, "", "torch")
+        if backend not in BACKENDS:
+            raise TrackerSpecError(f"tracker {name_or_path!r}: unknown back-end {backend!r}; choose from {BACKENDS}")
         try:
-            self.tracker = SiamFCTracker.from_pretrained(name_or_path, device=device)
-        except WeightsError as e:
+            self.tracker = SiamFCTracker.from_pretrained(weights, device="cpu" if backend == "onnxruntime" else device,
+                                                         backend=backend)
+        except (WeightsError, ImportError) as e:
             raise TrackerSpecError(f"tracker {name_or_path!r}: {e}") from None
         self.name = name or label_of(name_or_path)
         self.is_deterministic = True

@@ -1,0 +1,183 @@
+"""ONNX export and the ONNX Runtime back-end: the files, their checks, and tracking equal to torch's."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install -e '.[onnx]'; CI installs it)")
+pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install -e '.[onnx]'; CI installs it)")
+
+from tests.helpers import siamtrack_cmd  # noqa: E402
+from tracker import SiamFCTracker, TrackerConfig  # noqa: E402
+from tracker.eval.datasets import load_otb  # noqa: E402
+from tracker.export import META_NAME, _Head, _Zoom, export_model, max_differences, opencv_check, write_export, zoom_matrix  # noqa: E402
+from tracker.models import build_model, xcorr  # noqa: E402
+from tracker.runtime import OnnxExportError, OnnxNet, load_export  # noqa: E402
+from tracker.video import read_image  # noqa: E402
+from tracker.weights import load_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def effnet_export(tmp_path_factory):
+    """The shipped default exported with its own tracking parameters plus the feature pyramid's zoom."""
+    net, info = load_model("siamfc-effnet")
+    cfg = TrackerConfig.from_dict({**info.config, "feature_pyramid": True})
+    out = tmp_path_factory.mktemp("effnet_onnx")
+    write_export(*export_model(net, cfg, "siamfc-effnet"), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def david(dev_root):
+    seq = load_otb(dev_root, ["David"], max_frames=100)[0]
+    return [read_image(f) for f in seq.img_files], seq.init_box
+
+
+def test_zoom_as_matrices_equals_grid_sample():
+    scales = 1.0375 ** np.linspace(-1, 1, 3)
+    xf = torch.randn(1, 16, 25, 25)
+    theta = torch.zeros(3, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = torch.tensor(scales, dtype=torch.float32)
+    grid = F.affine_grid(theta, [3, 16, 25, 25], align_corners=True)
+    ref = F.grid_sample(xf.expand(3, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    assert torch.allclose(_Zoom(scales, (1, 16, 25, 25))(xf), ref, atol=1e-4)
+    assert np.allclose(zoom_matrix(5, 1.0), np.eye(5))
+    assert zoom_matrix(5, 1.5)[0].sum() < 1  # the first sample falls partly outside: zeros there
+
+
+@pytest.mark.parametrize("arch", ["lite", "effnet-lite0"])
+def test_gather_head_equals_the_convolution(arch):
+    net = build_model(arch).eval()
+    z, x = torch.rand(1, 3, net.exemplar_sz, net.exemplar_sz) * 255, torch.rand(3, 3, net.instance_sz, net.instance_sz) * 255
+    with torch.no_grad():
+        zf, xf = net.embed_exemplar(z), net.embed(x)
+        ref = net.head(zf, xf)
+        got = _Head(net, zf.shape, xf.shape)(zf, xf)
+    assert got.shape == ref.shape and torch.allclose(got, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+
+
+def test_export_files_check_and_match_torch(effnet_export, david):
+    meta = json.loads((effnet_export / META_NAME).read_text())
+    assert set(meta["sha256"]) == {"exemplar.onnx", "backbone.onnx", "head.onnx", "box_head.onnx", "zoom.onnx"}
+    assert meta["exemplar_sz"] == 129 and meta["instance_sz"] == 193 and meta["opset"] >= 17
+    assert meta["input"]["colour"] == "BGR" and meta["config"]["lost_threshold"] == 0.22
+    for fname in meta["sha256"]:
+        onnx.checker.check_model(onnx.load(str(effnet_export / fname)), full_check=True)
+    frames, box = david
+    ref = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu")
+    diffs = max_differences(ref, SiamFCTracker.from_onnx(effnet_export), frames[0], box)
+    assert diffs["zf"] < 1e-4 and diffs["response"] < 1e-3 and diffs["edges"] < 1e-2, diffs
+
+
+@pytest.mark.parametrize("mode", [{}, {"feature_pyramid": True}])
+def test_onnxruntime_tracks_as_torch_does(effnet_export, david, mode):
+    """Both shipped paths of the default: 100 frames of a real dev sequence, boxes within 0.5 px."""
+    frames, box = david
+    ours = SiamFCTracker.from_onnx(effnet_export, config={"feature_pyramid": False, **mode}, threads=1)
+    ref = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", config=mode)
+    assert ours.backend == "onnxruntime" and ref.backend == "torch"
+    out = []
+    for t in (ref, ours):
+        t.init(frames[0], box)
+        out.append(np.array([t.update(f).box for f in frames[1:]]))
+    assert np.abs(out[0] - out[1]).max() <= 0.5
+
+
+def test_lite_in_memory_export_tracks_as_torch_does(david):
+    frames, box = david
+    ours = SiamFCTracker.from_pretrained("siamfc-lite", backend="onnxruntime")
+    ref = SiamFCTracker.from_pretrained("siamfc-lite", device="cpu")
+    out = []
+    for t in (ref, ours):
+        t.init(frames[0], box)
+        out.append(np.array([t.update(f).box for f in frames[1:40]]))
+    assert np.abs(out[0] - out[1]).max() <= 0.5
+
+
+def test_opencv_dnn_loads_every_file(effnet_export):
+    report = opencv_check(effnet_export)
+    assert set(report) == set(json.loads((effnet_export / META_NAME).read_text())["sha256"])
+    assert all(v.startswith("ok") for v in report.values()), report
+
+
+def _copy(src, dst):
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_altered_or_missing_file_is_refused(effnet_export, tmp_path):
+    bad = _copy(effnet_export, tmp_path / "altered")
+    data = bytearray((bad / "head.onnx").read_bytes())
+    data[-1] ^= 0xFF
+    (bad / "head.onnx").write_bytes(bytes(data))
+    with pytest.raises(OnnxExportError, match=r"head\.onnx: sha256 .* does not match"):
+        load_export(bad)
+    (bad / "head.onnx").unlink()
+    with pytest.raises(OnnxExportError, match=r"head\.onnx: missing"):
+        SiamFCTracker.from_onnx(bad)
+    with pytest.raises(OnnxExportError, match="no model.json"):
+        load_export(tmp_path)
+
+
+def test_mismatched_json_is_refused(effnet_export, tmp_path):
+    bad = _copy(effnet_export, tmp_path / "sizes")
+    meta = json.loads((bad / META_NAME).read_text())
+    meta["instance_sz"] = 257
+    (bad / META_NAME).write_text(json.dumps(meta))
+    with pytest.raises(OnnxExportError, match=r"backbone\.onnx takes .* but model\.json says 257"):
+        OnnxNet.from_dir(bad)
+    meta["format"] = "something-else"
+    (bad / META_NAME).write_text(json.dumps(meta))
+    with pytest.raises(OnnxExportError, match="not a siamtrack-onnx"):
+        OnnxNet.from_dir(bad)
+
+
+def test_config_the_export_cannot_serve_is_refused(effnet_export, tmp_path):
+    with pytest.raises(ValueError, match="exported for 129/193 px crops"):
+        SiamFCTracker.from_onnx(effnet_export, config={"instance_sz": 257})
+    with pytest.raises(ValueError, match="feature_pyramid needs zoom.onnx"):
+        SiamFCTracker.from_onnx(effnet_export, config={"feature_pyramid": True, "scale_num": 5})
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        SiamFCTracker.from_pretrained(str(effnet_export), device="cuda")
+
+
+def test_missing_onnxruntime_names_the_extra(monkeypatch, effnet_export):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ImportError, match=r"pip install 'siamtrack\[onnx\]'"):
+        SiamFCTracker.from_onnx(effnet_export)
+
+
+def test_cli_export_then_track_with_the_folder(tmp_path):
+    out = tmp_path / "lite"
+    r = subprocess.run([*siamtrack_cmd(), "export", "--model", "siamfc-lite", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "ONNX checker: every file passes" in r.stdout and "max abs difference" in r.stdout
+    assert "head.onnx: ok" in r.stdout
+    boxes = {}
+    for label, args in (("onnx", ["--model", str(out)]), ("torch", ["--model", "siamfc-lite"])):
+        path = tmp_path / f"{label}.txt"
+        r = subprocess.run([*siamtrack_cmd(), "track", "--no-display", "--max-frames", "40", "--boxes", str(path),
+                            *args], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert ("on cpu (onnxruntime)" in r.stdout) == (label == "onnx"), r.stdout
+        boxes[label] = np.loadtxt(path, delimiter=",")
+    assert boxes["onnx"].shape == (40, 5)
+    assert np.abs(boxes["onnx"][:, :4] - boxes["torch"][:, :4]).max() <= 0.5
+
+
+def test_bench_times_both_backends(dev_root):
+    from tracker.bench import run_bench
+
+    rows = run_bench(dev_root, None, ["siamfc-lite"], ["David"], 15, "cpu", ("torch", "onnxruntime"), (1,))
+    assert [r["threads"] for r in rows] == [1, 1]
+    assert "onnxruntime" in rows[1]["tracker"] and rows[1]["gmac"] == rows[0]["gmac"]
+    assert all(r["fps"] > 0 and r["network_ms"] > 0 for r in rows)
