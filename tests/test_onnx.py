@@ -181,3 +181,23 @@ def test_bench_times_both_backends(dev_root):
     assert [r["threads"] for r in rows] == [1, 1]
     assert "onnxruntime" in rows[1]["tracker"] and rows[1]["gmac"] == rows[0]["gmac"]
     assert all(r["fps"] > 0 and r["network_ms"] > 0 for r in rows)
+
+
+def test_an_export_tracks_without_torch(effnet_export, tmp_path):
+    """The deployment install: numpy, OpenCV and ONNX Runtime. torch is made unimportable in a fresh
+    interpreter; tracking an export folder must not need it, and torch-only commands say so."""
+    from tracker.demo import demo_clip
+
+    clip, box = demo_clip()
+    out = tmp_path / "boxes.txt"
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from tracker.cli import main\n"
+            f"rc = main(['track', {str(clip)!r}, '--box', {','.join(map(str, box))!r}, '--model', {str(effnet_export)!r},"
+            f" '--no-display', '--boxes', {str(out)!r}, '--max-frames', '20'])\n"
+            "assert main(['bench']) == 2\n"
+            "sys.exit(rc)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "on cpu (onnxruntime)" in r.stdout
+    assert "siamtrack bench: needs PyTorch" in r.stderr
+    assert np.loadtxt(out, delimiter=",").shape == (20, 5)

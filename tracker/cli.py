@@ -6,14 +6,40 @@ import argparse
 import importlib
 import sys
 
-# Modules that register subcommands, in the order they appear in --help.
-_MODULES = ["tracker.demo", "tracker.eval.cli", "tracker.training.cli", "tracker.bench", "tracker.export"]
+# Modules that register subcommands, in the order they appear in --help: the commands each adds, and
+# whether they need PyTorch (track, webcam and eval also run exported models on ONNX Runtime without it).
+_MODULES = [("tracker.demo", ("track", "webcam"), False), ("tracker.eval.cli", ("eval",), False),
+            ("tracker.training.cli", ("train",), True), ("tracker.bench", ("bench",), True),
+            ("tracker.export", ("export",), True)]
+
+
+def _have_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _needs_torch(command: str):
+    def run(args: argparse.Namespace) -> int:  # noqa: ARG001
+        print(f"siamtrack {command}: needs PyTorch, which this install lacks (a deployment install tracks "
+              "exported models only: siamtrack track --model EXPORT_DIR); pip install torch to use it", file=sys.stderr)
+        return 2
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siamtrack", description="SiamFC visual object tracker")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _MODULES:
+    torch_ok = _have_torch()
+    for name, commands, needs_torch in _MODULES:
+        if needs_torch and not torch_ok:
+            for command in commands:
+                p = sub.add_parser(command, help="(needs PyTorch, not installed)", add_help=False)
+                p.add_argument("rest", nargs=argparse.REMAINDER)
+                p.set_defaults(func=_needs_torch(command))
+            continue
         importlib.import_module(name).register(sub)
     return parser
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from .inputs import as_box
 from .progress import ProgressBar
+from .runtime import is_export
 from .siamfc import BACKENDS, SiamFCTracker, TrackResult, resolve_device
 from .video import (FPSMeter, SinkError, SourceError, VideoSink, check_writable, open_source, part_path,
                     remove_stale_parts, same_file)
@@ -382,14 +383,17 @@ def run(opts: DemoOptions) -> int:
                 box = as_box(box, src.size, name="--box" if opts.box else "demo box")
             except ValueError as e:
                 raise DemoError(f"{e} (first frame of {src.name})") from None
+        cpu_only = opts.backend == "onnxruntime" or is_export(opts.model)  # ONNX Runtime: no torch device to resolve
+        if cpu_only and opts.device not in ("auto", "cpu"):
+            raise DemoError(f"--device {opts.device}: ONNX Runtime runs on the CPU here; use --device cpu or auto")
         try:
-            dev = "cpu" if opts.backend == "onnxruntime" and opts.device == "auto" else resolve_device(opts.device)
-        except (ValueError, RuntimeError) as e:
+            dev = "cpu" if cpu_only else resolve_device(opts.device)
+        except (ValueError, RuntimeError, ImportError) as e:
             raise DemoError(f"--device {opts.device}: {e}") from None
         try:
             tracker = SiamFCTracker.from_pretrained(opts.model, device=dev, config=opts.config, backend=opts.backend)
         except ImportError as e:
-            raise DemoError(f"--backend {opts.backend}: {e}") from None
+            raise DemoError(str(e)) from None
         except (WeightsError, ValueError, RuntimeError) as e:
             what = "--config" if opts.config and str(e).startswith("TrackerConfig") else f"--model {opts.model}"
             raise DemoError(f"{what}: {e}" if opts.model or what == "--config" else str(e)) from None

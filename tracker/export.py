@@ -38,11 +38,10 @@ import torch.nn.functional as F
 
 from .config import TrackerConfig
 from .models import SiamNet, prepare_for_inference
+from .runtime import FORMAT, META_NAME
 
 __all__ = ["FORMAT", "META_NAME", "OPSET", "zoom_matrix", "export_model", "write_export", "max_differences", "opencv_check", "register"]
 
-FORMAT = "siamtrack-onnx"
-META_NAME = "model.json"
 OPSET = 18
 
 
@@ -213,12 +212,12 @@ def max_differences(torch_tracker, onnx_tracker, frame: np.ndarray, box) -> dict
     with torch.inference_mode():
         x = torch_tracker._crops(frame, None, torch_tracker.x_sz * torch_tracker.scale_factors,
                                  torch_tracker.config.instance_sz)
-        pairs = [("zf", torch_tracker.net._zf, torch.from_numpy(onnx_tracker.net._zf)),
+        pairs = [("zf", torch_tracker.net._zf, onnx_tracker.net._zf),
                  ("response", torch_tracker.net.track(x), onnx_tracker.net.track(x))]
         if torch_tracker.net.has_box_head:
             pairs.append(("edges", torch_tracker.net.track_boxes(x)[1], onnx_tracker.net.track_boxes(x)[1]))
         for key, a, b in pairs:
-            out[key] = float((a.float().cpu() - b.float()).abs().max())
+            out[key] = float(np.abs(a.float().cpu().numpy() - b).max())
     return out
 
 

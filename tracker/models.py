@@ -26,11 +26,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .effnet import EffNetLite0Backbone
+from .ops import TOTAL_STRIDE
 
 __all__ = ["AlexNet", "LiteNet", "BoxHead", "SiamNet", "xcorr", "xcorr_depthwise", "build_model", "ARCHITECTURES",
            "prepare_for_inference", "fold_batchnorm", "response_positions", "TOTAL_STRIDE"]
 
-TOTAL_STRIDE = 8  # pixels of search crop per response cell
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:

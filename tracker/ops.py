@@ -15,10 +15,9 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 __all__ = [
+    "TOTAL_STRIDE",
     "xywh_to_cxcywh",
     "cxcywh_to_xywh",
     "one_based_to_zero_based",
@@ -30,6 +29,8 @@ __all__ = [
     "iou",
     "center_error",
 ]
+
+TOTAL_STRIDE = 8  # pixels of search crop per response cell, for every backbone
 
 
 def xywh_to_cxcywh(box: Sequence[float]) -> np.ndarray:
@@ -131,6 +132,9 @@ def crop_torch(
     ``(len(sizes), 3, out_size, out_size)`` tensor on the same device. Padding is the
     mean colour (computed on the device when ``pad_color`` is None).
     """
+    import torch
+    import torch.nn.functional as F
+
     _, h, w = image.shape
     if pad_color is None:
         pad_color = image.mean(dim=(1, 2))

@@ -4,8 +4,10 @@ one frame loop runs on either.
 
 ``template(z)`` embeds and caches the exemplar; ``track(x)``, ``track_boxes(x)`` and
 ``track_zoomed_boxes(x, scales, boxes)`` score search crops against it. Crops come in as
-NCHW float32 numpy arrays (or CPU tensors), BGR 0-255; outputs go back as tensors sharing
-the sessions' numpy arrays, so the frame loop reads them as it reads torch's.
+NCHW float32 numpy arrays (or CPU tensors), BGR 0-255; outputs are numpy arrays.
+
+Nothing here imports torch: with an exported folder, numpy, OpenCV and ONNX Runtime
+are all that tracking needs.
 """
 from __future__ import annotations
 
@@ -16,18 +18,24 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import torch
 
 from .config import TrackerConfig
-from .export import FORMAT, META_NAME
 
-__all__ = ["OnnxNet", "OnnxExportError", "load_export"]
+__all__ = ["FORMAT", "META_NAME", "OnnxNet", "OnnxExportError", "load_export", "is_export"]
+
+FORMAT = "siamtrack-onnx"  # model.json's "format"
+META_NAME = "model.json"
 
 _REQUIRED = ("exemplar.onnx", "backbone.onnx", "head.onnx")
 
 
 class OnnxExportError(ValueError):
     """An exported model folder is incomplete, altered or inconsistent with its ``model.json``."""
+
+
+def is_export(path: str | os.PathLike | None) -> bool:
+    """Whether ``path`` is a folder made by ``siamtrack export`` (it holds a ``model.json``)."""
+    return path is not None and (Path(path) / META_NAME).is_file()
 
 
 def _import_ort():
@@ -148,17 +156,18 @@ class OnnxNet:
         return self._sessions[fname].run(None, feed)[0]
 
     @staticmethod
-    def _array(x: torch.Tensor | np.ndarray) -> np.ndarray:
-        if isinstance(x, torch.Tensor):
+    def _array(x) -> np.ndarray:
+        """A contiguous float32 array of ``x`` (a numpy array, or a torch tensor on the CPU)."""
+        if not isinstance(x, np.ndarray):
             x = x.detach().cpu().float().numpy()
         return np.ascontiguousarray(x, dtype=np.float32)
 
-    def template(self, z: torch.Tensor | np.ndarray) -> np.ndarray:
+    def template(self, z: np.ndarray) -> np.ndarray:
         """Embed the exemplar crop (1, 3, Z, Z) and cache its kernel."""
         self._zf = self._run("exemplar.onnx", exemplar_crop=self._array(z))
         return self._zf
 
-    def update_template(self, z: torch.Tensor | np.ndarray, rate: float) -> np.ndarray:
+    def update_template(self, z: np.ndarray, rate: float) -> np.ndarray:
         """Blend a new exemplar crop into the cached kernel: ``(1 - rate) * old + rate * new``."""
         if self._zf is None:
             raise RuntimeError("OnnxNet.update_template called before template()")
@@ -166,29 +175,29 @@ class OnnxNet:
         self._zf = self._zf + np.float32(rate) * (new - self._zf)
         return self._zf
 
-    def _features(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
+    def _features(self, x: np.ndarray) -> np.ndarray:
         if self._zf is None:
             raise RuntimeError("OnnxNet.track called before template()")
         return self._run("backbone.onnx", search_crops=self._array(x))
 
-    def _response(self, xf: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(self._run("head.onnx", zf=self._zf, xf=xf))
+    def _response(self, xf: np.ndarray) -> np.ndarray:
+        return self._run("head.onnx", zf=self._zf, xf=xf)
 
-    def _edges(self, xf: np.ndarray) -> torch.Tensor:
+    def _edges(self, xf: np.ndarray) -> np.ndarray:
         if not self.has_box_head:
             raise RuntimeError(f"{self.source}: this {self.arch} network has no box head")
-        return torch.from_numpy(self._run("box_head.onnx", zf=self._zf, xf=xf))
+        return self._run("box_head.onnx", zf=self._zf, xf=xf)
 
-    def track(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def track(self, x: np.ndarray) -> np.ndarray:
         """Responses (S, 1, R, R) of S search crops."""
         return self._response(self._features(x))
 
-    def track_boxes(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def track_boxes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Responses (S, 1, R, R) and edge distances (S, 4, R, R), crop px."""
         xf = self._features(x)
         return self._response(xf), self._edges(xf)
 
-    def track_zoomed_boxes(self, x: torch.Tensor | np.ndarray, scales, boxes: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def track_zoomed_boxes(self, x: np.ndarray, scales, boxes: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """The feature pyramid (scales fixed at export; see :meth:`check_config`): responses (S, 1, R, R)
         and, with ``boxes``, edge distances (1, 4, R, R) on the crop itself."""
         xf = self._features(x)

@@ -13,27 +13,40 @@ transfer per frame brings back the peak.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+try:  # a deployment install (numpy, OpenCV, ONNX Runtime) tracks exported models without torch
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    torch = F = None
 
 from . import ops, postprocess
 from .config import TrackerConfig
 from .inputs import as_bgr_frame, as_box
-from .models import TOTAL_STRIDE, SiamNet, prepare_for_inference
-from .runtime import OnnxNet
+from .ops import TOTAL_STRIDE
+from .runtime import OnnxNet, is_export
 from .weights import DEFAULT, load_model
+
+if TYPE_CHECKING:
+    from .models import SiamNet
 
 BACKENDS = ("torch", "onnxruntime")
 
-__all__ = ["SiamFCTracker", "TrackResult", "resolve_device"]
+__all__ = ["SiamFCTracker", "TrackResult", "resolve_device", "BACKENDS"]
+
+
+def _host(a) -> np.ndarray:
+    """A network output as a float32 numpy array (ONNX Runtime gives arrays, torch tensors)."""
+    return a if isinstance(a, np.ndarray) else a.float().cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,9 @@ class TrackResult:
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
+    if torch is None:
+        raise ImportError(f"device={device!r}: PyTorch is not installed; without it only exported models run "
+                          "(SiamFCTracker.from_onnx, siamtrack track --model EXPORT_DIR)")
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
@@ -80,22 +96,26 @@ class SiamFCTracker:
             config = config.replace(exemplar_sz=config.exemplar_sz or net.exemplar_sz,
                                     instance_sz=config.instance_sz or net.instance_sz)
         self.config = config
-        onnx = not isinstance(net, SiamNet)
+        onnx = isinstance(net, OnnxNet)
         self.backend = "onnxruntime" if onnx else "torch"
-        self.device = torch.device("cpu") if onnx and str(device) == "auto" else resolve_device(device)
         if pipeline not in ("auto", "numpy", "torch"):
             raise ValueError(f"pipeline must be 'auto', 'numpy' or 'torch', got {pipeline!r}")
-        if onnx and (self.device.type != "cpu" or pipeline == "torch"):
-            raise ValueError(f"the ONNX Runtime back-end runs on the CPU with the numpy pipeline, not "
-                             f"device={device!r}, pipeline={pipeline!r}")
-        self.pipeline = ("torch" if self.device.type == "cuda" else "numpy") if pipeline == "auto" else pipeline
-        self.name = name or f"siamfc-{net.arch}"
-        self.dtype = torch.float16 if (self.config.half and self.device.type == "cuda") else torch.float32
         if onnx:
+            if str(device) not in ("auto", "cpu") or pipeline == "torch":
+                raise ValueError(f"the ONNX Runtime back-end runs on the CPU with the numpy pipeline, not "
+                                 f"device={device!r}, pipeline={pipeline!r}")
+            self.device = torch.device("cpu") if torch is not None else "cpu"
+            self.pipeline = "numpy"
             net.check_config(self.config)
             self.net = net
         else:
+            from .models import prepare_for_inference
+
+            self.device = resolve_device(device)
+            self.pipeline = ("torch" if self.device.type == "cuda" else "numpy") if pipeline == "auto" else pipeline
+            self.dtype = torch.float16 if (self.config.half and self.device.type == "cuda") else torch.float32
             self.net = prepare_for_inference(net).to(self.device, self.dtype).to(memory_format=torch.channels_last)
+        self.name = name or f"siamfc-{net.arch}"
         n = self.config.scale_num
         self.scale_factors = self.config.scale_step ** np.linspace(-(n // 2), n // 2, n)
         self.penalties = np.where(np.arange(n) == n // 2, 1.0, self.config.scale_penalty)
@@ -148,13 +168,13 @@ class SiamFCTracker:
         runs it with ONNX Runtime on the CPU (``threads``: its intra-op threads; None: its default)."""
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if name_or_path is not None and Path(name_or_path).is_dir():  # an export folder: ONNX Runtime
+        if is_export(name_or_path):  # a folder made by siamtrack export: ONNX Runtime
             if isinstance(config, TrackerConfig):
                 raise ValueError(f"{name_or_path}: an ONNX export takes config overrides as a dict")
             if str(device) not in ("auto", "cpu"):
                 raise ValueError(f"{name_or_path}: an ONNX export runs on the CPU, not device={device!r}")
             return cls.from_onnx(name_or_path, config, threads, **kwargs)
-        dev = torch.device("cpu") if backend == "onnxruntime" and str(device) == "auto" else resolve_device(device)
+        dev = "cpu" if backend == "onnxruntime" and str(device) in ("auto", "cpu") else resolve_device(device)
         if name_or_path is None:
             name_or_path = DEFAULT
         net, info = load_model(name_or_path)
@@ -205,7 +225,7 @@ class SiamFCTracker:
         self.x_sz = z_sz * cfg.instance_sz / cfg.exemplar_sz
         self.init_x_sz = self.x_sz
         self.avg_color = np.array(cv2.mean(frame)[:3])
-        with torch.inference_mode():
+        with self._inference():
             img = None
             if self.pipeline == "torch":
                 img = self._to_device(frame)
@@ -216,7 +236,7 @@ class SiamFCTracker:
             self.size_bias = np.ones(2)
             if self.uses_box_head or self.sizes_from_head:
                 resp, edges = self.net.track_boxes(x)
-                self.size_bias = self._size_bias(edges[0].float().cpu().numpy(), self.target_sz * cfg.instance_sz / self.x_sz)
+                self.size_bias = self._size_bias(_host(edges)[0], self.target_sz * cfg.instance_sz / self.x_sz)
             else:
                 resp = self.net.track(x)
             ref = float(resp.max())
@@ -232,24 +252,23 @@ class SiamFCTracker:
             raise ValueError(f"frame: size changed from {self._frame_size[0]}x{self._frame_size[1]} "
                              f"to {size[0]}x{size[1]} mid-stream; call init() again for a new stream")
         cfg = self.config
-        with torch.inference_mode():
+        with self._inference():
             img = self._to_device(frame) if self.pipeline == "torch" else None
             x = self._crops(frame, img, self.search_sizes(), cfg.instance_sz)
             resp, edges = self.network(x)
             if self.uses_box_head:
                 # A few KB to the host, on CUDA too: one post-processing for both pipelines.
-                choice = postprocess.find_box(resp[:, 0].float().cpu().numpy(), edges.float().cpu().numpy(),
+                choice = postprocess.find_box(_host(resp)[:, 0], _host(edges),
                                               self.x_sz * self.scale_factors / cfg.instance_sz, self.target_sz,
                                               self.cell_window, cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE,
                                               self.size_bias)
                 self._move_box(choice)
                 peak = choice.logit
             else:
-                resp = resp[:, 0].float()
                 if self.pipeline == "torch":
-                    scale_id, row, col, peak = self._peak_torch(resp)
+                    scale_id, row, col, peak = self._peak_torch(resp[:, 0].float())
                 else:
-                    resp = resp.numpy()
+                    resp = _host(resp)[:, 0]
                     up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
                                    for r in resp])
                     scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
@@ -257,7 +276,7 @@ class SiamFCTracker:
                 old_x_sz = self.x_sz
                 self._move(scale_id, row, col)
                 if edges is not None:
-                    self._resize_from_head(edges[0].float().cpu().numpy(), scale_id, row, col, old_x_sz)
+                    self._resize_from_head(_host(edges)[0], scale_id, row, col, old_x_sz)
             score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
             lost = score < cfg.lost_threshold
             if cfg.template_lr > 0 and not lost:
@@ -342,6 +361,10 @@ class SiamFCTracker:
             # (N, H, W, 3) uint8 -> (N, 3, H, W): a permuted view, already channels-last in memory.
             x = torch.from_numpy(ops.crop_multi(frame, self.center, sizes, out_sz, self.avg_color)).permute(0, 3, 1, 2)
         return x.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+
+    def _inference(self) -> contextlib.AbstractContextManager:
+        """torch's inference mode around a frame's work, where torch runs it."""
+        return torch.inference_mode() if self.backend == "torch" else contextlib.nullcontext()
 
     def _to_device(self, frame: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(frame).to(self.device, non_blocking=True).permute(2, 0, 1).float()

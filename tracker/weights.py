@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
+from typing import TYPE_CHECKING
 
-from .models import ARCHITECTURES, SiamNet, build_model
+if TYPE_CHECKING:  # torch is imported where weights are loaded, so a torch-free install can still resolve names
+    import torch
+
+    from .models import SiamNet
 
 __all__ = ["WeightsError", "WeightsInfo", "resolve", "load_model", "save_weights", "sha256_of", "search_dirs", "available"]
 
@@ -104,6 +107,8 @@ def _first_line(e: Exception) -> str:
 
 def _infer_arch(state: dict[str, torch.Tensor]) -> tuple[str, bool] | None:
     """``(arch, has_box_head)`` whose tensors match ``state`` exactly, or None."""
+    from .models import ARCHITECTURES, build_model
+
     box = any(k.startswith("box_head.") for k in state)
     for arch in ARCHITECTURES:
         ref = build_model(arch, box_head=box).state_dict()
@@ -114,6 +119,10 @@ def _infer_arch(state: dict[str, torch.Tensor]) -> tuple[str, bool] | None:
 
 def load_model(name_or_path: str | os.PathLike) -> tuple[SiamNet, WeightsInfo]:
     """Load weights into a :class:`SiamNet`; raise :class:`WeightsError` naming the file on any mismatch."""
+    import torch
+
+    from .models import ARCHITECTURES, build_model
+
     info = resolve(name_or_path)
     path = info.path
     if info.sha256 is not None:
@@ -150,6 +159,8 @@ def load_model(name_or_path: str | os.PathLike) -> tuple[SiamNet, WeightsInfo]:
 
 def save_weights(net: SiamNet, path: str | Path, config: dict[str, Any] | None = None, **extra: Any) -> Path:
     """Write ``net``'s state_dict to ``path`` and its ``.json`` (sha256, arch, config), both atomically."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
