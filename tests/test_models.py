@@ -107,3 +107,14 @@ def test_effnet_exemplar_peak_is_at_the_response_centre():
     with torch.no_grad():
         r = net(z, x)[0, 0]
     assert divmod(int(r.argmax()), 27) == (13, 13)
+
+
+@pytest.mark.parametrize("k,h", [(6, 22), (7, 25), (7, 33)])
+def test_xcorr_gather_equals_the_convolution(k, h):
+    from tracker.models import correlation_index, xcorr_gather
+
+    z, x = torch.randn(1, 32, k, k), torch.randn(3, 32, h, h)
+    ref = xcorr(z, x)
+    got = xcorr_gather(z, x, correlation_index(k, h, h))
+    assert got.shape == ref.shape == (3, 1, h - k + 1, h - k + 1)
+    assert torch.allclose(got, ref, atol=1e-4 * float(ref.abs().max()))

@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import TrackerConfig
-from .models import SiamNet, prepare_for_inference
+from .models import SiamNet, correlation_index, prepare_for_inference, xcorr_gather
 from .runtime import FORMAT, META_NAME
 
 __all__ = ["FORMAT", "META_NAME", "OPSET", "zoom_matrix", "export_model", "write_export", "max_differences", "opencv_check", "register"]
@@ -60,26 +60,17 @@ class _Backbone(_Exemplar):
 
 
 class _Head(nn.Module):
-    """:meth:`SiamNet.head` for one exemplar kernel (1, C, k, k) and features (N, C, H, W) of fixed H, W.
-
-    The correlation as a matrix product and a gather: ``Y = Z^T X`` gives every kernel cell's dot product
-    with every feature position, (N, k*k, H*W); each response cell sums its k*k entries of ``Y``.
-    Same result as the convolution (to float rounding); ONNX Runtime runs it in half the time, as the
-    convolution cannot pre-pack a kernel that is an input."""
+    """:meth:`SiamNet.head` for one exemplar kernel (1, C, k, k) and features (N, C, H, W) of fixed H, W,
+    as the tracker computes it (:func:`tracker.models.xcorr_gather`: a matrix product and a gather, which
+    ONNX Runtime runs in half the time of a convolution whose kernel is a graph input)."""
 
     def __init__(self, net: SiamNet, kernel_shape: tuple[int, ...], feature_shape: tuple[int, ...]) -> None:
         super().__init__()
         self.net = net
-        k, (h, w) = kernel_shape[-1], feature_shape[-2:]
-        self.k, self.rows, self.cols = k, h - k + 1, w - k + 1
-        dy, dx, y, x = np.meshgrid(np.arange(k), np.arange(k), np.arange(self.rows), np.arange(self.cols), indexing="ij")
-        self.register_buffer("index", torch.tensor(((dy * k + dx) * h * w + (y + dy) * w + (x + dx)).reshape(-1)))
+        self.register_buffer("index", correlation_index(kernel_shape[-1], *feature_shape[-2:]))
 
     def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = xf.shape
-        y = torch.matmul(zf.reshape(c, self.k * self.k).t(), xf.reshape(n, c, h * w)).reshape(n, -1)
-        corr = torch.index_select(y, 1, self.index).reshape(n, self.k * self.k, self.rows, self.cols).sum(1, keepdim=True)
-        return corr * self.net.out_scale + self.net.bias
+        return xcorr_gather(zf, xf, self.index) * self.net.out_scale + self.net.bias
 
 
 class _BoxHead(_Exemplar):
