@@ -16,21 +16,19 @@ pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip instal
 from tests.helpers import siamtrack_cmd  # noqa: E402
 from tracker import SiamFCTracker, TrackerConfig  # noqa: E402
 from tracker.eval.datasets import load_otb  # noqa: E402
-from tracker.export import META_NAME, _Head, _Zoom, export_model, max_differences, opencv_check, write_export, zoom_matrix  # noqa: E402
+from tracker.export import META_NAME, _Head, _Zoom, max_differences, opencv_check, zoom_matrix  # noqa: E402
 from tracker.models import build_model, xcorr  # noqa: E402
 from tracker.runtime import OnnxExportError, OnnxNet, load_export  # noqa: E402
 from tracker.video import read_image  # noqa: E402
-from tracker.weights import load_model  # noqa: E402
+from tracker.weights import find_export, load_model, resolve  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def effnet_export(tmp_path_factory):
-    """The shipped default exported with its own tracking parameters plus the feature pyramid's zoom."""
-    net, info = load_model("siamfc-effnet")
-    cfg = TrackerConfig.from_dict({**info.config, "feature_pyramid": True})
-    out = tmp_path_factory.mktemp("effnet_onnx")
-    write_export(*export_model(net, cfg, "siamfc-effnet"), out)
-    return out
+def effnet_export():
+    """The export shipped beside the default weights (weights/siamfc-effnet-onnx, from siamtrack export)."""
+    folder = find_export("siamfc-effnet")
+    assert folder is not None, "weights/siamfc-effnet-onnx is missing: siamtrack export --out weights/siamfc-effnet-onnx"
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +60,13 @@ def test_gather_head_equals_the_convolution(arch):
     assert got.shape == ref.shape and torch.allclose(got, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
 
 
-def test_export_files_check_and_match_torch(effnet_export, david):
+def test_shipped_export_is_of_the_shipped_weights_and_matches_torch(effnet_export, david):
     meta = json.loads((effnet_export / META_NAME).read_text())
     assert set(meta["sha256"]) == {"exemplar.onnx", "backbone.onnx", "head.onnx", "box_head.onnx", "zoom.onnx"}
+    assert meta["source_sha256"] == resolve("siamfc-effnet").sha256, "re-export: siamtrack export --out weights/siamfc-effnet-onnx"
+    load_export(effnet_export)  # every file's sha256
+    _, info = load_model("siamfc-effnet")
+    assert meta["config"] == TrackerConfig.from_dict({**info.config, "exemplar_sz": 129}).to_dict()
     assert meta["exemplar_sz"] == 129 and meta["instance_sz"] == 193 and meta["opset"] >= 17
     assert meta["input"]["colour"] == "BGR" and meta["config"]["lost_threshold"] == 0.22
     for fname in meta["sha256"]:
@@ -79,7 +81,7 @@ def test_export_files_check_and_match_torch(effnet_export, david):
 def test_onnxruntime_tracks_as_torch_does(effnet_export, david, mode):
     """Both shipped paths of the default: 100 frames of a real dev sequence, boxes within 0.5 px."""
     frames, box = david
-    ours = SiamFCTracker.from_onnx(effnet_export, config={"feature_pyramid": False, **mode}, threads=1)
+    ours = SiamFCTracker.from_onnx(effnet_export, config=mode, threads=1)
     ref = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", config=mode)
     assert ours.backend == "onnxruntime" and ref.backend == "torch"
     out = []
@@ -149,6 +151,13 @@ def test_config_the_export_cannot_serve_is_refused(effnet_export, tmp_path):
         SiamFCTracker.from_pretrained(str(effnet_export), device="cuda")
 
 
+def test_onnxruntime_backend_uses_the_shipped_export_when_it_serves_the_config():
+    t = SiamFCTracker.from_pretrained("siamfc-effnet", backend="onnxruntime", config={"feature_pyramid": True})
+    assert t.net.source == str(find_export("siamfc-effnet")) and t.config.feature_pyramid
+    lite = SiamFCTracker.from_pretrained("siamfc-lite", backend="onnxruntime")  # none shipped: exported in memory
+    assert "in memory" in lite.net.source
+
+
 def test_missing_onnxruntime_names_the_extra(monkeypatch, effnet_export):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ImportError, match=r"pip install 'siamtrack\[onnx\]'"):
@@ -185,19 +194,20 @@ def test_bench_times_both_backends(dev_root):
 
 def test_an_export_tracks_without_torch(effnet_export, tmp_path):
     """The deployment install: numpy, OpenCV and ONNX Runtime. torch is made unimportable in a fresh
-    interpreter; tracking an export folder must not need it, and torch-only commands say so."""
+    interpreter; tracking with the default (its shipped export) must not need it, and torch-only
+    commands say so."""
     from tracker.demo import demo_clip
 
     clip, box = demo_clip()
     out = tmp_path / "boxes.txt"
     code = ("import sys; sys.modules['torch'] = None\n"
             "from tracker.cli import main\n"
-            f"rc = main(['track', {str(clip)!r}, '--box', {','.join(map(str, box))!r}, '--model', {str(effnet_export)!r},"
+            f"rc = main(['track', {str(clip)!r}, '--box', {','.join(map(str, box))!r},"
             f" '--no-display', '--boxes', {str(out)!r}, '--max-frames', '20'])\n"
             "assert main(['bench']) == 2\n"
             "sys.exit(rc)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "on cpu (onnxruntime)" in r.stdout
+    assert "with siamfc-effnet on cpu (onnxruntime)" in r.stdout
     assert "siamtrack bench: needs PyTorch" in r.stderr
     assert np.loadtxt(out, delimiter=",").shape == (20, 5)

@@ -25,7 +25,8 @@ def test_building_the_package_gives_no_setuptools_warnings(tmp_path):
 
     (wheel,) = tmp_path.glob("siamtrack-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"tracker/data/demo.mp4", "tracker/_weights/siamfc-effnet.pt", "tracker/_weights/siamfc-effnet.json"} <= names
+    assert {"tracker/data/demo.mp4", "tracker/_weights/siamfc-effnet.pt", "tracker/_weights/siamfc-effnet.json",
+            "tracker/_weights/siamfc-effnet-onnx/model.json", "tracker/_weights/siamfc-effnet-onnx/backbone.onnx"} <= names
 
 
 def test_demo_output_is_ignored_by_git():

@@ -28,7 +28,7 @@ import numpy as np
 from .inputs import as_box
 from .progress import ProgressBar
 from .runtime import is_export
-from .siamfc import BACKENDS, SiamFCTracker, TrackResult, resolve_device
+from .siamfc import BACKENDS, HAS_TORCH, SiamFCTracker, TrackResult, resolve_device
 from .video import (FPSMeter, SinkError, SourceError, VideoSink, check_writable, open_source, part_path,
                     remove_stale_parts, same_file)
 from .weights import WeightsError
@@ -383,7 +383,8 @@ def run(opts: DemoOptions) -> int:
                 box = as_box(box, src.size, name="--box" if opts.box else "demo box")
             except ValueError as e:
                 raise DemoError(f"{e} (first frame of {src.name})") from None
-        cpu_only = opts.backend == "onnxruntime" or is_export(opts.model)  # ONNX Runtime: no torch device to resolve
+        # ONNX Runtime (asked for, an export folder, or no torch installed): no torch device to resolve
+        cpu_only = opts.backend == "onnxruntime" or is_export(opts.model) or not HAS_TORCH
         if cpu_only and opts.device not in ("auto", "cpu"):
             raise DemoError(f"--device {opts.device}: ONNX Runtime runs on the CPU here; use --device cpu or auto")
         try:

@@ -9,10 +9,12 @@ weights. As OpenCV does for NanoTrack, the export splits it where the features m
 * ``backbone.onnx``: search crops (N, 3, X, X) -> features ``xf`` (N: the scales; dynamic);
 * ``head.onnx``: ``zf`` (1, C, k, k) and ``xf`` (N, C, H, W) -> responses (N, 1, R, R);
 * ``box_head.onnx`` (networks with a box head): ``zf`` and ``xf`` -> edge distances (N, 4, R, R);
-* ``zoom.onnx`` (``feature_pyramid`` configs): one crop's ``xf`` (1, C, H, W) -> the
-  scale pyramid's features (S, C, H, W), as :meth:`SiamNet.track_zoomed` resamples them;
+* ``zoom.onnx`` (configs with several scales): one crop's ``xf`` (1, C, H, W) -> the
+  scale pyramid's features (S, C, H, W), as :meth:`SiamNet.track_zoomed` resamples them
+  (the feature pyramid);
 * ``model.json``: format, architecture, crop sizes, input layout and normalisation, opset,
-  the tracking parameters (:class:`TrackerConfig`) and the sha256 of every file.
+  the tracking parameters (:class:`TrackerConfig`), the sha256 of every file and of the
+  weights file it came from.
 
 Crops are float32 NCHW holding BGR pixel values in [0, 255], exactly what the torch
 network takes: normalisation is inside the graphs. BatchNorm is folded before export.
@@ -134,10 +136,13 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def export_model(net: SiamNet, config: TrackerConfig, name: str) -> tuple[dict[str, bytes], dict[str, Any]]:
+def export_model(net: SiamNet, config: TrackerConfig, name: str,
+                 source_sha256: str | None = None) -> tuple[dict[str, bytes], dict[str, Any]]:
     """``net`` as ONNX files for tracking with ``config`` (crop sizes unset = the network's):
     ``(files, meta)`` with ``files`` mapping file names to ONNX bytes and ``meta`` the content
-    of ``model.json``. Nothing is written (see :func:`write_export`)."""
+    of ``model.json``; ``source_sha256``, the weights file's, is recorded there. Nothing is written
+    (see :func:`write_export`). ``zoom.onnx`` is always included, so the export serves the image
+    pyramid and, at the config's scales, the feature pyramid."""
     cfg = config.replace(exemplar_sz=config.exemplar_sz or net.exemplar_sz,
                          instance_sz=config.instance_sz or net.instance_sz)
     net = prepare_for_inference(net).cpu().float()
@@ -155,7 +160,7 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str) -> tuple[dict[s
     if net.has_box_head:
         files["box_head.onnx"] = _to_onnx(_BoxHead(net), (zf, xf), ["zf", "xf"], "edges", {"xf": batch})
     scales = cfg.scale_step ** np.linspace(-(cfg.scale_num // 2), cfg.scale_num // 2, cfg.scale_num)
-    if cfg.feature_pyramid:
+    if cfg.scale_num > 1:
         files["zoom.onnx"] = _to_onnx(_Zoom(scales, tuple(xf[:1].shape)), (xf[:1],), ["xf"], "xf_scales", {})
     meta = {
         "format": FORMAT,
@@ -171,7 +176,8 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str) -> tuple[dict[s
         "kernel_shape": list(zf.shape),
         "feature_shape": list(xf.shape[1:]),
         "response_size": int(resp_sz),
-        "zoom_scales": [float(s) for s in scales] if cfg.feature_pyramid else None,
+        "zoom_scales": [float(s) for s in scales] if cfg.scale_num > 1 else None,
+        "source_sha256": source_sha256,
         "config": cfg.to_dict(),
         "sha256": {k: _sha256(v) for k, v in files.items()},
     }
@@ -252,7 +258,7 @@ def _main(args) -> int:
     from .demo import DemoError, demo_clip, parse_config
     from .siamfc import SiamFCTracker
     from .video import open_source
-    from .weights import WeightsError
+    from .weights import WeightsError, resolve
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -268,7 +274,7 @@ def _main(args) -> int:
         print(f"siamtrack export: {'--config' if str(e).startswith('TrackerConfig') else '--model'}: {e}", file=sys.stderr)
         return 2
     name = args.model or ref.name
-    files, meta = export_model(ref.net, ref.config, Path(str(name)).stem)
+    files, meta = export_model(ref.net, ref.config, Path(str(name)).stem, resolve(name).sha256)
     for fname, data in files.items():
         onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
     path = write_export(files, meta, out)

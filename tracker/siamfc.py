@@ -34,14 +34,35 @@ from .config import TrackerConfig
 from .inputs import as_bgr_frame, as_box
 from .ops import TOTAL_STRIDE
 from .runtime import OnnxNet, is_export
-from .weights import DEFAULT, load_model
+from .weights import DEFAULT, find_export, load_model, resolve
 
 if TYPE_CHECKING:
     from .models import SiamNet
 
 BACKENDS = ("torch", "onnxruntime")
 
-__all__ = ["SiamFCTracker", "TrackResult", "resolve_device", "BACKENDS"]
+__all__ = ["SiamFCTracker", "TrackResult", "resolve_device", "BACKENDS", "HAS_TORCH"]
+
+HAS_TORCH = torch is not None  # False in a deployment install: only ONNX exports run
+
+
+def _shipped_export(name: str, config: TrackerConfig | dict | None,
+                    threads: int | None) -> tuple[OnnxNet, TrackerConfig] | None:
+    """The export shipped beside weights ``name`` (``<name>-onnx/``), loaded, with its tracking parameters
+    and ``config`` applied, when it was made from that very weights file (its sha256) and its graphs serve
+    the config; else None."""
+    folder = find_export(name)
+    if folder is None or isinstance(config, TrackerConfig):
+        return None
+    net = OnnxNet.from_dir(folder, threads=threads)
+    if net.meta.get("source_sha256") != resolve(name).sha256:
+        return None  # the weights changed since: not this network
+    cfg = TrackerConfig.from_dict({**net.meta["config"], **(config or {})})
+    try:
+        net.check_config(cfg)
+    except ValueError:
+        return None
+    return net, cfg
 
 
 def _host(a) -> np.ndarray:
@@ -164,19 +185,32 @@ class SiamFCTracker:
         Tracking parameters: the paper's defaults, then those stored with the weights, then ``config``
         (a :class:`TrackerConfig` replaces, a dict overrides); crop sizes left unset are the network's.
         A folder made by ``siamtrack export`` is loaded with :meth:`from_onnx`.
-        ``backend="onnxruntime"`` exports the network in memory (:func:`tracker.export.export_model`) and
-        runs it with ONNX Runtime on the CPU (``threads``: its intra-op threads; None: its default)."""
+        ``backend="onnxruntime"`` runs the network with ONNX Runtime on the CPU (``threads``: its intra-op
+        threads; None: its default): from the export shipped beside the weights (``<name>-onnx/``) when
+        it was made from this very file and serves ``config``, else exported in memory
+        (:func:`tracker.export.export_model`, ~10 s). Without torch installed, only exports can run:
+        the shipped export of a name is then used whatever ``backend`` says."""
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "onnxruntime" and str(device) not in ("auto", "cpu"):
+            raise ValueError(f"the ONNX Runtime back-end runs on the CPU, not device={device!r}")
         if is_export(name_or_path):  # a folder made by siamtrack export: ONNX Runtime
             if isinstance(config, TrackerConfig):
                 raise ValueError(f"{name_or_path}: an ONNX export takes config overrides as a dict")
             if str(device) not in ("auto", "cpu"):
                 raise ValueError(f"{name_or_path}: an ONNX export runs on the CPU, not device={device!r}")
             return cls.from_onnx(name_or_path, config, threads, **kwargs)
-        dev = "cpu" if backend == "onnxruntime" and str(device) in ("auto", "cpu") else resolve_device(device)
         if name_or_path is None:
             name_or_path = DEFAULT
+        if backend == "onnxruntime" or torch is None:
+            shipped = _shipped_export(str(name_or_path), config, threads)
+            if shipped is not None:
+                return cls(shipped[0], shipped[1], "cpu", name=str(name_or_path), **kwargs)
+            if torch is None:
+                raise ImportError(f"{name_or_path}: PyTorch is not installed, and no export of these weights is "
+                                  "shipped; without torch only exported models run (siamtrack export on a machine "
+                                  "with torch, then SiamFCTracker.from_onnx(DIR) or siamtrack track --model DIR)")
+        dev = "cpu" if backend == "onnxruntime" and str(device) in ("auto", "cpu") else resolve_device(device)
         net, info = load_model(name_or_path)
         if not info.has_meta and not isinstance(config, TrackerConfig):
             warnings.warn(f"{info.path}: no {info.path.with_suffix('.json').name} beside it, so no tracking parameters "
@@ -196,7 +230,8 @@ class SiamFCTracker:
             from .export import export_model
 
             cfg = cfg.replace(exemplar_sz=cfg.exemplar_sz or net.exemplar_sz, instance_sz=cfg.instance_sz or net.instance_sz)
-            net = OnnxNet(*export_model(net, cfg, name), threads=threads, source=f"{name} (exported in memory)")
+            net = OnnxNet(*export_model(net, cfg, name, info.sha256), threads=threads,
+                          source=f"{name} (exported in memory)")
         return cls(net, cfg, dev, name=name, **kwargs)
 
     @classmethod

@@ -24,10 +24,12 @@ if TYPE_CHECKING:  # torch is imported where weights are loaded, so a torch-free
 
     from .models import SiamNet
 
-__all__ = ["WeightsError", "WeightsInfo", "resolve", "load_model", "save_weights", "sha256_of", "search_dirs", "available"]
+__all__ = ["WeightsError", "WeightsInfo", "resolve", "load_model", "save_weights", "sha256_of", "search_dirs", "available",
+           "find_export"]
 
 ENV_VAR = "SIAMTRACK_WEIGHTS"
 DEFAULT = "siamfc-effnet"  # the shipped default, on CPU and GPU
+EXPORT_SUFFIX = "-onnx"  # <name>-onnx/: the ONNX export shipped beside <name>.pt (tracker.export)
 
 
 class WeightsError(ValueError):
@@ -55,6 +57,18 @@ def search_dirs() -> list[Path]:
     dirs.append(Path(__file__).resolve().parent.parent / "weights")  # repository checkout
     dirs.append(Path(__file__).resolve().parent / "_weights")  # installed package data
     return dirs
+
+
+def find_export(name: str) -> Path | None:
+    """The ONNX export shipped for weights ``name`` (a folder ``<name>-onnx`` beside ``<name>.pt``, made
+    by ``siamtrack export``), or None. Names only, not paths."""
+    if os.sep in name or name.endswith(".pt"):
+        return None
+    for d in search_dirs():
+        if (d / f"{name}.pt").is_file():
+            folder = d / f"{name}{EXPORT_SUFFIX}"
+            return folder if (folder / "model.json").is_file() else None
+    return None
 
 
 def available() -> list[str]:
