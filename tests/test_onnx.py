@@ -211,3 +211,16 @@ def test_an_export_tracks_without_torch(effnet_export, tmp_path):
     assert "with siamfc-effnet on cpu (onnxruntime)" in r.stdout
     assert "siamtrack bench: needs PyTorch" in r.stderr
     assert np.loadtxt(out, delimiter=",").shape == (20, 5)
+
+
+def test_demo_default_backend_is_onnxruntime_on_cpu_with_the_same_boxes(tmp_path):
+    """`siamtrack track` picks ONNX Runtime (the shipped export) on a CPU; torch gives the same boxes."""
+    out = {}
+    for backend in ("auto", "torch"):
+        path = tmp_path / f"{backend}.txt"
+        r = subprocess.run([*siamtrack_cmd(), "track", "--no-display", "--max-frames", "60", "--boxes", str(path),
+                            "--backend", backend, "--device", "cpu"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert ("on cpu (onnxruntime)" in r.stdout) == (backend == "auto"), r.stdout
+        out[backend] = np.loadtxt(path, delimiter=",")
+    assert np.abs(out["auto"][:, :4] - out["torch"][:, :4]).max() <= 0.5

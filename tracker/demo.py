@@ -66,7 +66,7 @@ class DemoOptions:
     device: str = "auto"
     max_frames: int | None = None
     config: dict | None = None  # tracking-parameter overrides (TrackerConfig keys)
-    backend: str = "torch"  # network back-end: torch or onnxruntime (CPU)
+    backend: str = "auto"  # network back-end: torch, onnxruntime (CPU) or auto (see SiamFCTracker.from_pretrained)
 
 
 def parse_config(text: str) -> dict:
@@ -486,9 +486,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-display", action="store_true", help="run without a window (needs --box)")
     p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: siamfc-effnet, "
                                                         "on CPU and GPU), or a folder made by siamtrack export")
-    p.add_argument("--backend", choices=BACKENDS, default="torch",
-                   help="run the network on torch (CPU or GPU) or onnxruntime (CPU; exports the model in memory; "
-                        "needs pip install 'siamtrack[onnx]')")
+    p.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
+                   help="network back-end: torch (CPU or GPU), onnxruntime (CPU; the shipped export of the weights, "
+                        "else one made in memory at start-up; needs pip install 'siamtrack[onnx]'), or auto (default: "
+                        "onnxruntime on a CPU when it is installed and the weights ship an export, else torch)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
     p.add_argument("--config", metavar="JSON", help="tracking-parameter overrides, e.g. '{\"feature_pyramid\": true}' "
                                                     "(siamfc-effnet's faster mode; keys: tracker.TrackerConfig)")

@@ -14,6 +14,7 @@ transfer per frame brings back the peak.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import warnings
 from dataclasses import dataclass
@@ -188,10 +189,11 @@ class SiamFCTracker:
         ``backend="onnxruntime"`` runs the network with ONNX Runtime on the CPU (``threads``: its intra-op
         threads; None: its default): from the export shipped beside the weights (``<name>-onnx/``) when
         it was made from this very file and serves ``config``, else exported in memory
-        (:func:`tracker.export.export_model`, ~10 s). Without torch installed, only exports can run:
+        (:func:`tracker.export.export_model`, ~10 s). ``backend="auto"`` (the demos' default) takes that
+        shipped export when the run is on the CPU and onnxruntime is installed, and torch otherwise. Without torch installed, only exports can run:
         the shipped export of a name is then used whatever ``backend`` says."""
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend not in BACKENDS + ("auto",):
+            raise ValueError(f"backend must be one of {BACKENDS + ('auto',)}, got {backend!r}")
         if backend == "onnxruntime" and str(device) not in ("auto", "cpu"):
             raise ValueError(f"the ONNX Runtime back-end runs on the CPU, not device={device!r}")
         if is_export(name_or_path):  # a folder made by siamtrack export: ONNX Runtime
@@ -202,10 +204,15 @@ class SiamFCTracker:
             return cls.from_onnx(name_or_path, config, threads, **kwargs)
         if name_or_path is None:
             name_or_path = DEFAULT
-        if backend == "onnxruntime" or torch is None:
+        if backend == "auto":  # ONNX Runtime where it is installed, the run is on the CPU and an export ships
+            on_cpu = str(device) == "cpu" or (str(device) == "auto" and not (torch is not None and torch.cuda.is_available()))
+            if not (on_cpu and importlib.util.find_spec("onnxruntime") is not None):
+                backend = "torch"
+        if backend in ("onnxruntime", "auto") or torch is None:
             shipped = _shipped_export(str(name_or_path), config, threads)
             if shipped is not None:
                 return cls(shipped[0], shipped[1], "cpu", name=str(name_or_path), **kwargs)
+            backend = "torch" if backend == "auto" else backend
             if torch is None:
                 raise ImportError(f"{name_or_path}: PyTorch is not installed, and no export of these weights is "
                                   "shipped; without torch only exported models run (siamtrack export on a machine "
