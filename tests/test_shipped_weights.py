@@ -34,3 +34,12 @@ def test_default_tracker_uses_the_default_weights():
     t = SiamFCTracker.from_pretrained(device="cpu")
     assert t.name == DEFAULT
     assert t.net.arch == json.loads((WEIGHTS / f"{DEFAULT}.json").read_text())["arch"]
+
+
+@pytest.mark.parametrize("pt", SHIPPED, ids=lambda p: p.stem)
+def test_model_card_lists_the_shipped_sha256(pt):
+    """The model card's file table names each shipped file with the sha256 its .json records."""
+    card = (WEIGHTS / "README.md").read_text()
+    row = next((line for line in card.splitlines() if line.startswith(f"| `{pt.name}`")), None)
+    assert row is not None, f"weights/README.md has no table row for {pt.name}"
+    assert json.loads(pt.with_suffix(".json").read_text())["sha256"] in row
