@@ -8,6 +8,7 @@ them from a camera or a decoder; JPEG decoding is excluded for every tracker ali
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -228,7 +229,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"siamtrack bench: --root {root}: not a directory of OTB-layout sequences")
         return 2
     peers = None if args.no_peer else Path(args.peers)
-    backends = tuple(args.backends or ["torch"])
+    backends = tuple(args.backends or (["torch", "onnxruntime"] if importlib.util.find_spec("onnxruntime") else ["torch"]))
     try:
         run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device, backends,
                   tuple(args.threads or [None]))
@@ -256,6 +257,6 @@ def register(sub) -> None:
                    help="CPU threads for torch, OpenCV and ONNX Runtime; several (e.g. 1 2) time every row at each "
                         "(default: theirs)")
     p.add_argument("--backends", nargs="+", choices=BACKENDS, metavar="BACKEND",
-                   help=f"network back-ends to time each model on: {', '.join(BACKENDS)} (default: torch; "
-                        "onnxruntime needs pip install 'siamtrack[onnx]')")
+                   help=f"network back-ends to time each model on: {', '.join(BACKENDS)} (default: both where "
+                        "onnxruntime is installed, pip install 'siamtrack[onnx]'; else torch)")
     p.set_defaults(func=_main)
