@@ -36,6 +36,10 @@ class TrackerConfig:
     box_head: bool = True  # use the network's box head when it has one (False: the scale pyramid, response only)
     feature_pyramid: bool = False  # scale pyramid from one crop's features resampled per scale (SiamNet.track_zoomed)
     box_size_lr: float = 0.0  # pyramid with a box-head network: also move (w, h) this far towards the head's size at the peak
+    dcf_weight: float = 0.0  # online correlation filter (tracker.dcf) fused with the response at this weight; 0: off
+    dcf_lambda: float = 1e-2  # its ridge regularisation
+    dcf_sigma: float = 0.1  # its Gaussian label's std, times the target's side (sqrt of its area) in feature cells
+    dcf_rate: float = 0.02  # its update rate on frames not lost
     half: bool = field(default=False)  # fp16 network on CUDA
 
     def __post_init__(self) -> None:
@@ -61,6 +65,12 @@ class TrackerConfig:
         need(0 <= self.template_lr < 1, f"template_lr must be in [0, 1), got {self.template_lr}")
         need(self.penalty_k >= 0, f"penalty_k must be >= 0, got {self.penalty_k}")
         need(0 <= self.box_size_lr <= 1, f"box_size_lr must be in [0, 1], got {self.box_size_lr}")
+        need(0 <= self.dcf_weight <= 1, f"dcf_weight must be in [0, 1], got {self.dcf_weight}")
+        need(self.dcf_lambda > 0 and self.dcf_sigma > 0, f"dcf_lambda and dcf_sigma must be > 0, got "
+             f"{self.dcf_lambda}, {self.dcf_sigma}")
+        need(0 <= self.dcf_rate <= 1, f"dcf_rate must be in [0, 1], got {self.dcf_rate}")
+        need(not (self.dcf_weight > 0 and self.feature_pyramid), "dcf_weight > 0 needs the image pyramid "
+             "(feature_pyramid=False)")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrackerConfig":

@@ -280,6 +280,13 @@ class SiamNet(nn.Module):
             raise RuntimeError("SiamNet.track called before template()")
         return self._score(self.embed(x))
 
+    def track_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`track`'s responses (S, 1, R, R) and the search crops' features (S, C, H, W) they came from."""
+        if self._zf is None:
+            raise RuntimeError("SiamNet.track called before template()")
+        xf = self.embed(x)
+        return self._score(xf), xf
+
     def track_zoomed(self, x: torch.Tensor, scales) -> torch.Tensor:
         """Responses (S, 1, R, R) for S search regions ``scales`` times the size of the one crop ``x``
         (1, 3, H, W), all centred on it: the crop is embedded once and each scale's embedding is resampled

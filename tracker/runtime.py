@@ -192,6 +192,11 @@ class OnnxNet:
         """Responses (S, 1, R, R) of S search crops."""
         return self._response(self._features(x))
 
+    def track_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Responses (S, 1, R, R) and the search crops' features (S, C, H, W) they came from."""
+        xf = self._features(x)
+        return self._response(xf), xf
+
     def track_boxes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Responses (S, 1, R, R) and edge distances (S, 4, R, R), crop px."""
         xf = self._features(x)

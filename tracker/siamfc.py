@@ -32,6 +32,7 @@ except ImportError:
 
 from . import ops, postprocess
 from .config import TrackerConfig
+from .dcf import CorrelationFilter
 from .inputs import as_bgr_frame, as_box
 from .ops import TOTAL_STRIDE
 from .runtime import OnnxNet, is_export
@@ -138,6 +139,9 @@ class SiamFCTracker:
             self.dtype = torch.float16 if (self.config.half and self.device.type == "cuda") else torch.float32
             self.net = prepare_for_inference(net).to(self.device, self.dtype).to(memory_format=torch.channels_last)
         self.name = name or f"siamfc-{net.arch}"
+        self.uses_dcf = self.config.dcf_weight > 0
+        if self.uses_dcf and self.uses_box_head:
+            raise ValueError("dcf_weight > 0 needs the scale pyramid: pass box_head=False for this box-head network")
         n = self.config.scale_num
         self.scale_factors = self.config.scale_step ** np.linspace(-(n // 2), n // 2, n)
         self.penalties = np.where(np.arange(n) == n // 2, 1.0, self.config.scale_penalty)
@@ -276,7 +280,12 @@ class SiamFCTracker:
             # Reference peak for the score: the exemplar against its own frame.
             x = self._crops(frame, img, [self.x_sz], cfg.instance_sz)
             self.size_bias = np.ones(2)
-            if self.uses_box_head or self.sizes_from_head:
+            if self.uses_dcf:
+                resp, feats = self.net.track_features(x)
+                side = np.sqrt(np.prod(self.target_sz)) * cfg.instance_sz / self.x_sz / TOTAL_STRIDE  # in cells
+                self.dcf = CorrelationFilter(cfg.dcf_lambda, cfg.dcf_sigma * side, cfg.dcf_rate)
+                self.dcf.fit(_host(feats)[0])
+            elif self.uses_box_head or self.sizes_from_head:
                 resp, edges = self.net.track_boxes(x)
                 self.size_bias = self._size_bias(_host(edges)[0], self.target_sz * cfg.instance_sz / self.x_sz)
             else:
@@ -297,7 +306,11 @@ class SiamFCTracker:
         with self._inference():
             img = self._to_device(frame) if self.pipeline == "torch" else None
             x = self._crops(frame, img, self.search_sizes(), cfg.instance_sz)
-            resp, edges = self.network(x)
+            if self.uses_dcf:
+                resp, feats = self.net.track_features(x)
+                resp, feats, edges = _host(resp)[:, 0], _host(feats), None
+            else:
+                resp, edges = self.network(x)
             if self.uses_box_head:
                 # A few KB to the host, on CUDA too: one post-processing for both pipelines.
                 choice = postprocess.find_box(_host(resp)[:, 0], _host(edges),
@@ -307,12 +320,13 @@ class SiamFCTracker:
                 self._move_box(choice)
                 peak = choice.logit
             else:
-                if self.pipeline == "torch":
+                if self.pipeline == "torch" and not self.uses_dcf:
                     scale_id, row, col, peak = self._peak_torch(resp[:, 0].float())
                 else:
-                    resp = _host(resp)[:, 0]
+                    resp = resp if self.uses_dcf else _host(resp)[:, 0]
+                    fused = self._fuse_dcf(resp, feats) if self.uses_dcf else resp
                     up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
-                                   for r in resp])
+                                   for r in fused])
                     scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
                     peak = float(resp[scale_id].max())
                 old_x_sz = self.x_sz
@@ -321,6 +335,10 @@ class SiamFCTracker:
                     self._resize_from_head(_host(edges)[0], scale_id, row, col, old_x_sz)
             score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
             lost = score < cfg.lost_threshold
+            if self.uses_dcf and cfg.dcf_rate > 0 and not lost:
+                # The target now sits at the peak's displacement in the chosen scale's feature map.
+                cells = (np.array([row, col]) - (self.upscale_sz - 1) / 2) / cfg.response_up
+                self.dcf.update(feats[scale_id], (float(cells[0]), float(cells[1])))
             if cfg.template_lr > 0 and not lost:
                 z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
                 self.net.update_template(self._crops(frame, img, [z_sz], cfg.exemplar_sz), cfg.template_lr)
@@ -350,6 +368,16 @@ class SiamFCTracker:
         rel = np.clip(self.target_sz[0] * scale / self.init_sz[0], lo, cfg.max_scale)
         self.target_sz = self.init_sz * rel
         self.x_sz = self.init_x_sz * rel
+
+    def _fuse_dcf(self, resp: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        """Responses (S, R, R) blended with the correlation filter's on the same cells: the Siamese one
+        relative to the first frame's peak, the filter's (1 at a perfect match) cut to the same R x R
+        around its middle, at weight ``dcf_weight``."""
+        d = self.dcf.respond(feats)
+        r = resp.shape[-1]
+        start = d.shape[-1] // 2 - (r - 1) // 2
+        w = self.config.dcf_weight
+        return ((1 - w) * resp / self.ref_peak + w * d[:, start:start + r, start:start + r]).astype(np.float32)
 
     @staticmethod
     def _size_bias(edges: np.ndarray, true_wh: np.ndarray) -> np.ndarray:

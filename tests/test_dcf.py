@@ -1,0 +1,70 @@
+"""The online correlation filter: its closed form, its geometry, and its place in the frame loop."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tracker import SiamFCTracker, TrackerConfig
+from tracker.dcf import CorrelationFilter, gaussian_label
+from tracker.synthetic import make_sequence
+
+
+def test_closed_form_equals_a_direct_ridge_regression():
+    """Over all circular shifts of a tiny 2-channel map, the Fourier-domain solution is the spatial
+    least-squares one: same responses to a new map."""
+    rng = np.random.default_rng(0)
+    c, h, w, lam = 2, 5, 4, 0.3
+    x, z = rng.normal(size=(c, h, w)), rng.normal(size=(c, h, w))
+    f = CorrelationFilter(lam=lam, sigma=1.0)
+    f.window = np.ones((h, w), np.float32)  # the solve below has no window
+    f.num, f.den = f._terms(x, (0.0, 0.0))
+    y = gaussian_label((h, w), 1.0)
+    shifts = [(sy, sx) for sy in range(h) for sx in range(w)]
+    a = np.stack([np.roll(x, (-sy, -sx), axis=(1, 2)).reshape(-1) for sy, sx in shifts])  # row s . h = response at s
+    filt = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ y.reshape(-1)).reshape(c, h, w)
+    direct = np.array([(filt * np.roll(z, (-sy, -sx), axis=(1, 2))).sum() for sy, sx in shifts]).reshape(h, w)
+    assert np.allclose(np.fft.ifftshift(f.respond(z)), direct, atol=1e-10)
+
+
+def test_response_peak_follows_the_target():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(8, 25, 25))
+    f = CorrelationFilter(lam=1e-3)
+    f.fit(x)
+    assert np.unravel_index(f.respond(x).argmax(), (25, 25)) == (12, 12)  # the middle: no displacement
+    moved = f.respond(np.roll(x, (2, -3), axis=(1, 2)))
+    assert np.unravel_index(moved.argmax(), (25, 25)) == (14, 9)
+    # Learned with the target displaced by (2, -3): that map now answers at the middle's offset (2, -3).
+    f.fit(np.roll(x, (2, -3), axis=(1, 2)), center=(2.0, -3.0))
+    assert np.unravel_index(f.respond(np.roll(x, (2, -3), axis=(1, 2))).argmax(), (25, 25)) == (14, 9)
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError, match="lam > 0"):
+        CorrelationFilter(lam=0)
+    with pytest.raises(ValueError, match="dcf_weight must be in"):
+        TrackerConfig(dcf_weight=1.5)
+    with pytest.raises(ValueError, match="needs the image pyramid"):
+        TrackerConfig(dcf_weight=0.3, feature_pyramid=True)
+
+
+def test_no_filter_update_while_lost_and_updates_while_held():
+    frames, boxes = make_sequence(n_frames=60, seed=3)
+    t = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", config={"dcf_weight": 0.3, "dcf_lambda": 1e4})
+    t.init(frames[0], boxes[0])
+    learned = t.dcf.num.copy()
+    held = t.update(frames[1])
+    assert not held.lost
+    assert not np.array_equal(t.dcf.num, learned)  # a held frame is learned from
+    before = (t.dcf.num.copy(), t.dcf.den.copy())
+    grey = np.full_like(frames[0], 127)
+    results = [t.update(grey) for _ in range(3)]
+    assert all(r.lost for r in results)
+    assert np.array_equal(t.dcf.num, before[0]) and np.array_equal(t.dcf.den, before[1])
+
+
+def test_filter_off_by_default_and_on_only_where_asked():
+    assert SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu").uses_dcf is False
+    with pytest.raises(ValueError, match="needs the scale pyramid"):
+        SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", config={"dcf_weight": 0.3, "box_head": True,
+                                                                              "scale_num": 1})
