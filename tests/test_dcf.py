@@ -48,19 +48,24 @@ def test_bad_parameters_are_refused():
         TrackerConfig(dcf_weight=0.3, feature_pyramid=True)
 
 
+def _state(a) -> np.ndarray:
+    """A copy of the filter's numerator or denominator (a numpy array, or a torch tensor on the torch back-end)."""
+    return np.array(a) if isinstance(a, np.ndarray) else a.detach().cpu().numpy().copy()
+
+
 def test_no_filter_update_while_lost_and_updates_while_held():
     frames, boxes = make_sequence(n_frames=60, seed=3)
     t = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", config={"dcf_weight": 0.3, "dcf_lambda": 1e4})
     t.init(frames[0], boxes[0])
-    learned = t.dcf.num.copy()
+    learned = _state(t.dcf.num)
     held = t.update(frames[1])
     assert not held.lost
-    assert not np.array_equal(t.dcf.num, learned)  # a held frame is learned from
-    before = (t.dcf.num.copy(), t.dcf.den.copy())
+    assert not np.array_equal(_state(t.dcf.num), learned)  # a held frame is learned from
+    before = (_state(t.dcf.num), _state(t.dcf.den))
     grey = np.full_like(frames[0], 127)
     results = [t.update(grey) for _ in range(3)]
     assert all(r.lost for r in results)
-    assert np.array_equal(t.dcf.num, before[0]) and np.array_equal(t.dcf.den, before[1])
+    assert np.array_equal(_state(t.dcf.num), before[0]) and np.array_equal(_state(t.dcf.den), before[1])
 
 
 def test_filter_off_by_default_and_on_only_where_asked():
@@ -68,3 +73,34 @@ def test_filter_off_by_default_and_on_only_where_asked():
     with pytest.raises(ValueError, match="needs the scale pyramid"):
         SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", config={"dcf_weight": 0.3, "box_head": True,
                                                                               "scale_num": 1})
+
+
+def test_numpy_and_torch_filters_agree():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    x, z = rng.normal(size=(16, 25, 25)).astype(np.float32), rng.normal(size=(3, 16, 25, 25)).astype(np.float32)
+    a, b = CorrelationFilter(lam=10.0, sigma=0.8, rate=0.1), CorrelationFilter(lam=10.0, sigma=0.8, rate=0.1)
+    a.fit(x)
+    b.fit(torch.from_numpy(x))
+    a.update(z[1], (1.5, -0.5))
+    b.update(torch.from_numpy(z[1]), (1.5, -0.5))
+    ra, rb = a.respond(z), b.respond(torch.from_numpy(z))
+    assert isinstance(rb, torch.Tensor) and rb.shape == ra.shape == (3, 25, 25)
+    assert np.allclose(ra, rb.numpy(), atol=1e-4 * float(np.abs(ra).max()))
+
+
+def test_torch_and_onnxruntime_trackers_agree_with_the_filter_on(dev_root):
+    pytest.importorskip("onnxruntime")
+    from tracker.eval.datasets import load_otb
+    from tracker.video import read_image
+
+    seq = load_otb(dev_root, ["David"], max_frames=60)[0]
+    frames = [read_image(f) for f in seq.img_files]
+    cfg = {"dcf_weight": 0.5, "dcf_lambda": 1e4}
+    out = []
+    for backend in ("torch", "onnxruntime"):
+        t = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", config=cfg, backend=backend)
+        assert t.backend == backend and t.uses_dcf
+        t.init(frames[0], seq.init_box)
+        out.append(np.array([t.update(f).box for f in frames[1:]]))
+    assert np.abs(out[0] - out[1]).max() <= 0.5

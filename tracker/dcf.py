@@ -11,13 +11,65 @@ regression over all circular shifts of a feature map, solved in closed form per 
 with ``y`` a Gaussian on the target. Numerator and denominator are running averages over the
 frames where the target is held (DSST's update); the response to features ``z`` is
 ``IFFT(sum_c conj(H_c) Z_c)``, centred so that the middle cell means "no displacement".
-numpy FFTs (the maps are 25 x 25 x 64: tenths of a millisecond).
+The filter computes with what it is given: numpy arrays (numpy's FFTs; the ONNX Runtime
+back-end) or torch tensors (``torch.fft``, on their device: the torch back-end, CPU or GPU).
 """
 from __future__ import annotations
 
 import numpy as np
 
 __all__ = ["CorrelationFilter", "gaussian_label"]
+
+
+class _NumpyFFT:
+    rfft2 = staticmethod(np.fft.rfft2)
+    conj = staticmethod(np.conj)
+
+    @staticmethod
+    def irfft2(a, shape):
+        return np.fft.irfft2(a, s=shape)
+
+    @staticmethod
+    def fftshift(a):
+        return np.fft.fftshift(a, axes=(-2, -1))
+
+    @staticmethod
+    def like(a: np.ndarray, ref):
+        return a.astype(ref.dtype, copy=False)
+
+
+class _TorchFFT:
+    @staticmethod
+    def rfft2(a):
+        import torch
+
+        return torch.fft.rfft2(a)
+
+    @staticmethod
+    def conj(a):
+        return a.conj()
+
+    @staticmethod
+    def irfft2(a, shape):
+        import torch
+
+        return torch.fft.irfft2(a, s=tuple(shape))
+
+    @staticmethod
+    def fftshift(a):
+        import torch
+
+        return torch.fft.fftshift(a, dim=(-2, -1))
+
+    @staticmethod
+    def like(a: np.ndarray, ref):
+        import torch
+
+        return torch.as_tensor(a, dtype=ref.dtype, device=ref.device)
+
+
+def _fft(x):
+    return _NumpyFFT if isinstance(x, np.ndarray) else _TorchFFT
 
 
 def gaussian_label(size: tuple[int, int], sigma: float, center: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
@@ -32,7 +84,8 @@ def gaussian_label(size: tuple[int, int], sigma: float, center: tuple[float, flo
 class CorrelationFilter:
     """Multi-channel linear DCF. ``fit`` once on features (C, H, W) where the target sits at
     displacement ``center`` (cells from the map's middle), ``update`` on later frames, ``respond``
-    on new features: (H, W) responses, middle cell = the target where it was when learned."""
+    on new features: (H, W) responses, middle cell = the target where it was when learned.
+    Features are numpy arrays or torch tensors, the same kind throughout."""
 
     def __init__(self, lam: float = 1e-2, sigma: float = 1.0, rate: float = 0.02) -> None:
         if lam <= 0 or sigma <= 0 or not 0 <= rate <= 1:
@@ -42,13 +95,17 @@ class CorrelationFilter:
         self.den: np.ndarray | None = None  # (H, W // 2 + 1) real: sum_c |X_c|^2
         self.window: np.ndarray | None = None
 
-    def _terms(self, x: np.ndarray, center: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    def _window(self, x):
         h, w = x.shape[-2:]
-        if self.window is None or self.window.shape != (h, w):
-            self.window = np.outer(np.hanning(h + 2)[1:-1], np.hanning(w + 2)[1:-1]).astype(np.float32)
-        xf = np.fft.rfft2(x * self.window)  # real maps: half the spectrum holds it all
-        yf = np.fft.rfft2(gaussian_label((h, w), self.sigma, center))
-        return yf * np.conj(xf), (xf.real**2 + xf.imag**2).sum(0)
+        if self.window is None or tuple(self.window.shape) != (h, w) or type(self.window) is not type(x):
+            self.window = _fft(x).like(np.outer(np.hanning(h + 2)[1:-1], np.hanning(w + 2)[1:-1]), x)
+        return self.window
+
+    def _terms(self, x, center: tuple[float, float]):
+        ops = _fft(x)
+        xf = ops.rfft2(x * self._window(x))  # real maps: half the spectrum holds it all
+        yf = ops.rfft2(ops.like(gaussian_label(tuple(x.shape[-2:]), self.sigma, center), x))
+        return yf * ops.conj(xf), (xf.real**2 + xf.imag**2).sum(0)
 
     def fit(self, x: np.ndarray, center: tuple[float, float] = (0.0, 0.0)) -> None:
         """Learn from features ``x`` (C, H, W) with the target at ``center`` = (dy, dx) cells from the middle."""
@@ -67,7 +124,8 @@ class CorrelationFilter:
         (``(H - 1) // 2`` for odd sizes) meaning no displacement; 1 at a perfect match of the label."""
         if self.num is None:
             raise RuntimeError("CorrelationFilter.respond called before fit()")
-        zf = np.fft.rfft2(z * self.window)
-        r = np.fft.irfft2((self.num * zf).sum(-3) / (self.den + self.lam), s=z.shape[-2:])
+        ops = _fft(z)
+        zf = ops.rfft2(z * self._window(z))
+        r = ops.irfft2((self.num * zf).sum(-3) / (self.den + self.lam), z.shape[-2:])
         # A label centred at shift 0 -> response peaks at index 0: roll it to the middle.
-        return np.fft.fftshift(r, axes=(-2, -1))
+        return ops.fftshift(r)

@@ -284,7 +284,7 @@ class SiamFCTracker:
                 resp, feats = self.net.track_features(x)
                 side = np.sqrt(np.prod(self.target_sz)) * cfg.instance_sz / self.x_sz / TOTAL_STRIDE  # in cells
                 self.dcf = CorrelationFilter(cfg.dcf_lambda, cfg.dcf_sigma * side, cfg.dcf_rate)
-                self.dcf.fit(_host(feats)[0])
+                self.dcf.fit(self._dcf_input(feats)[0])
             elif self.uses_box_head or self.sizes_from_head:
                 resp, edges = self.net.track_boxes(x)
                 self.size_bias = self._size_bias(_host(edges)[0], self.target_sz * cfg.instance_sz / self.x_sz)
@@ -308,7 +308,7 @@ class SiamFCTracker:
             x = self._crops(frame, img, self.search_sizes(), cfg.instance_sz)
             if self.uses_dcf:
                 resp, feats = self.net.track_features(x)
-                resp, feats, edges = _host(resp)[:, 0], _host(feats), None
+                resp, feats, edges = _host(resp)[:, 0], self._dcf_input(feats), None
             else:
                 resp, edges = self.network(x)
             if self.uses_box_head:
@@ -369,11 +369,17 @@ class SiamFCTracker:
         self.target_sz = self.init_sz * rel
         self.x_sz = self.init_x_sz * rel
 
+    @staticmethod
+    def _dcf_input(feats):
+        """Features for the correlation filter: ONNX Runtime's numpy arrays as they are, torch's tensors
+        in float32 on their device (torch.fft there, on the GPU too)."""
+        return feats if isinstance(feats, np.ndarray) else feats.float()
+
     def _fuse_dcf(self, resp: np.ndarray, feats: np.ndarray) -> np.ndarray:
         """Responses (S, R, R) blended with the correlation filter's on the same cells: the Siamese one
         relative to the first frame's peak, the filter's (1 at a perfect match) cut to the same R x R
         around its middle, at weight ``dcf_weight``."""
-        d = self.dcf.respond(feats)
+        d = _host(self.dcf.respond(feats))
         r = resp.shape[-1]
         start = d.shape[-1] // 2 - (r - 1) // 2
         w = self.config.dcf_weight
