@@ -285,6 +285,9 @@ class SiamFCTracker:
                 side = np.sqrt(np.prod(self.target_sz)) * cfg.instance_sz / self.x_sz / TOTAL_STRIDE  # in cells
                 self.dcf = CorrelationFilter(cfg.dcf_lambda, cfg.dcf_sigma * side, cfg.dcf_rate)
                 self.dcf.fit(self._dcf_input(feats)[0])
+                # Its peak on the frame it learned from: its responses are scaled by this, as the Siamese
+                # ones by ref_peak, so both are 1 at the first frame's match whatever the regularisation.
+                self.dcf_ref = max(float(_host(self.dcf.respond(self._dcf_input(feats)[0])).max()), 1e-12)
             elif self.uses_box_head or self.sizes_from_head:
                 resp, edges = self.net.track_boxes(x)
                 self.size_bias = self._size_bias(_host(edges)[0], self.target_sz * cfg.instance_sz / self.x_sz)
@@ -376,10 +379,9 @@ class SiamFCTracker:
         return feats if isinstance(feats, np.ndarray) else feats.float()
 
     def _fuse_dcf(self, resp: np.ndarray, feats: np.ndarray) -> np.ndarray:
-        """Responses (S, R, R) blended with the correlation filter's on the same cells: the Siamese one
-        relative to the first frame's peak, the filter's (1 at a perfect match) cut to the same R x R
-        around its middle, at weight ``dcf_weight``."""
-        d = _host(self.dcf.respond(feats))
+        """Responses (S, R, R) blended with the correlation filter's on the same cells, each relative to its
+        peak on the first frame, the filter's cut to the same R x R around its middle, at weight ``dcf_weight``."""
+        d = _host(self.dcf.respond(feats)) / self.dcf_ref
         r = resp.shape[-1]
         start = d.shape[-1] // 2 - (r - 1) // 2
         w = self.config.dcf_weight
