@@ -204,12 +204,12 @@ def test_an_export_tracks_without_torch(effnet_export, tmp_path):
             "from tracker.cli import main\n"
             f"rc = main(['track', {str(clip)!r}, '--box', {','.join(map(str, box))!r},"
             f" '--no-display', '--boxes', {str(out)!r}, '--max-frames', '20'])\n"
-            "assert main(['bench']) == 2\n"
+            "assert main(['bench', '--threads', '1']) == 2 and main(['export', '--out', 'x']) == 2\n"
             "sys.exit(rc)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "with siamfc-effnet on cpu (onnxruntime)" in r.stdout
-    assert "siamtrack bench: needs PyTorch" in r.stderr
+    assert "siamtrack bench: needs PyTorch" in r.stderr and "siamtrack export: needs PyTorch" in r.stderr
     assert np.loadtxt(out, delimiter=",").shape == (20, 5)
 
 

@@ -37,8 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         if needs_torch and not torch_ok:
             for command in commands:
                 p = sub.add_parser(command, help="(needs PyTorch, not installed)", add_help=False)
-                p.add_argument("rest", nargs=argparse.REMAINDER)
-                p.set_defaults(func=_needs_torch(command))
+                p.set_defaults(func=_needs_torch(command), takes_anything=True)
             continue
         importlib.import_module(name).register(sub)
     return parser
@@ -46,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_anything", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -5,6 +5,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import numpy as np
+
 __all__ = ["TrackerConfig", "PRESETS"]
 
 
@@ -94,6 +96,13 @@ class TrackerConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def scale_factors(self) -> np.ndarray:
+        """The search region's size factors of the scale pyramid, smallest first: ``scale_step ** k`` for
+        k = -(scale_num // 2) .. scale_num // 2."""
+        n = self.scale_num
+        return self.scale_step ** np.linspace(-(n // 2), n // 2, n)
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -16,7 +16,12 @@ back-end) or torch tensors (``torch.fft``, on their device: the torch back-end, 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["CorrelationFilter", "gaussian_label"]
 
@@ -107,11 +112,11 @@ class CorrelationFilter:
         yf = ops.rfft2(ops.like(gaussian_label(tuple(x.shape[-2:]), self.sigma, center), x))
         return yf * ops.conj(xf), (xf.real**2 + xf.imag**2).sum(0)
 
-    def fit(self, x: np.ndarray, center: tuple[float, float] = (0.0, 0.0)) -> None:
+    def fit(self, x: np.ndarray | torch.Tensor, center: tuple[float, float] = (0.0, 0.0)) -> None:
         """Learn from features ``x`` (C, H, W) with the target at ``center`` = (dy, dx) cells from the middle."""
         self.num, self.den = self._terms(x, center)
 
-    def update(self, x: np.ndarray, center: tuple[float, float] = (0.0, 0.0)) -> None:
+    def update(self, x: np.ndarray | torch.Tensor, center: tuple[float, float] = (0.0, 0.0)) -> None:
         """Blend in a new sample at learning rate ``rate`` (call only on frames where the target is held)."""
         if self.num is None:
             raise RuntimeError("CorrelationFilter.update called before fit()")
@@ -119,8 +124,8 @@ class CorrelationFilter:
         self.num = (1 - self.rate) * self.num + self.rate * num
         self.den = (1 - self.rate) * self.den + self.rate * den
 
-    def respond(self, z: np.ndarray) -> np.ndarray:
-        """Responses to features ``z`` (C, H, W) or (S, C, H, W): (H, W) or (S, H, W), the middle cell
+    def respond(self, z: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Responses to features ``z`` (C, H, W) or (S, C, H, W): (H, W) or (S, H, W) of the same kind, the middle cell
         (``(H - 1) // 2`` for odd sizes) meaning no displacement; 1 at a perfect match of the label."""
         if self.num is None:
             raise RuntimeError("CorrelationFilter.respond called before fit()")

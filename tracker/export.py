@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from .config import TrackerConfig
 from .models import SiamNet, correlation_index, prepare_for_inference, xcorr_gather
-from .runtime import FORMAT, META_NAME
+from .runtime import FORMAT, META_NAME, is_export
 
 __all__ = ["FORMAT", "META_NAME", "OPSET", "zoom_matrix", "export_model", "write_export", "max_differences", "opencv_check", "register"]
 
@@ -64,7 +64,7 @@ class _Backbone(_Exemplar):
 class _Head(nn.Module):
     """:meth:`SiamNet.head` for one exemplar kernel (1, C, k, k) and features (N, C, H, W) of fixed H, W,
     as the tracker computes it (:func:`tracker.models.xcorr_gather`: a matrix product and a gather, which
-    ONNX Runtime runs in half the time of a convolution whose kernel is a graph input)."""
+    ONNX Runtime ran in half the time of a convolution whose kernel is a graph input)."""
 
     def __init__(self, net: SiamNet, kernel_shape: tuple[int, ...], feature_shape: tuple[int, ...]) -> None:
         super().__init__()
@@ -141,8 +141,8 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
     """``net`` as ONNX files for tracking with ``config`` (crop sizes unset = the network's):
     ``(files, meta)`` with ``files`` mapping file names to ONNX bytes and ``meta`` the content
     of ``model.json``; ``source_sha256``, the weights file's, is recorded there. Nothing is written
-    (see :func:`write_export`). ``zoom.onnx`` is always included, so the export serves the image
-    pyramid and, at the config's scales, the feature pyramid."""
+    (see :func:`write_export`). With several scales ``zoom.onnx`` is included, so the export serves
+    the image pyramid and, at the config's scales, the feature pyramid."""
     cfg = config.replace(exemplar_sz=config.exemplar_sz or net.exemplar_sz,
                          instance_sz=config.instance_sz or net.instance_sz)
     net = prepare_for_inference(net).cpu().float()
@@ -159,7 +159,7 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
     }
     if net.has_box_head:
         files["box_head.onnx"] = _to_onnx(_BoxHead(net), (zf, xf), ["zf", "xf"], "edges", {"xf": batch})
-    scales = cfg.scale_step ** np.linspace(-(cfg.scale_num // 2), cfg.scale_num // 2, cfg.scale_num)
+    scales = cfg.scale_factors
     if cfg.scale_num > 1:
         files["zoom.onnx"] = _to_onnx(_Zoom(scales, tuple(xf[:1].shape)), (xf[:1],), ["xf"], "xf_scales", {})
     meta = {
@@ -253,7 +253,11 @@ def opencv_check(out_dir: str | os.PathLike) -> dict[str, str]:
 
 
 def _main(args) -> int:
-    import onnx
+    try:
+        import onnx
+    except ImportError:
+        print("siamtrack export: needs onnx, onnxruntime and onnxscript: pip install 'siamtrack[onnx]'", file=sys.stderr)
+        return 2
 
     from .demo import DemoError, demo_clip, parse_config
     from .siamfc import SiamFCTracker
@@ -261,6 +265,10 @@ def _main(args) -> int:
     from .weights import WeightsError, resolve
 
     out = Path(args.out)
+    if args.model and is_export(args.model):
+        print(f"siamtrack export: --model {args.model} is an export already; give weights (a name or a .pt file)",
+              file=sys.stderr)
+        return 2
     if out.exists() and not out.is_dir():
         print(f"siamtrack export: --out {out}: exists and is not a folder", file=sys.stderr)
         return 2
@@ -295,8 +303,8 @@ def _main(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a model to ONNX (backbone and head files) for ONNX Runtime or OpenCV",
-                       description="Write exemplar.onnx, backbone.onnx, head.onnx (and box_head.onnx, zoom.onnx "
-                                   "where the model and config use them) with model.json into --out, check them "
+                       description="Write exemplar.onnx, backbone.onnx, head.onnx (box_head.onnx for a model with "
+                                   "a box head, zoom.onnx for configs with several scales) with model.json into --out, check them "
                                    "with the ONNX checker, compare ONNX Runtime with PyTorch on real crops and try "
                                    "OpenCV's DNN module. Track with it: siamtrack track --model DIR.")
     p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: siamfc-effnet)")

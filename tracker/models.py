@@ -154,8 +154,9 @@ def xcorr_gather(z: torch.Tensor, x: torch.Tensor, index: torch.Tensor) -> torch
     """:func:`xcorr` for one exemplar ``z`` (1, C, k, k) and search maps ``x`` (N, C, H, W), written as a
     matrix product and a gather (``index`` from :func:`correlation_index`): ``Z^T X`` holds every kernel
     cell's dot product with every feature position, and each response cell sums its k*k entries.
-    Same result to float rounding, in a quarter of the time of a convolution whose weights change per
-    sequence on a CPU (and in ONNX Runtime, where such weights are a graph input); (N, 1, H-k+1, W-k+1)."""
+    Same result to float rounding; for 3 x 64 x 25 x 25 features and a 7 x 7 kernel on 2 CPU cores it took
+    0.21 ms in PyTorch against the convolution's 0.91, and 0.42 ms in ONNX Runtime against 0.84 (a
+    convolution whose weights are a graph input cannot be pre-packed); (N, 1, H-k+1, W-k+1)."""
     n, c, h, w = x.shape
     k = z.shape[-1]
     y = torch.matmul(z.reshape(c, k * k).t(), x.reshape(n, c, h * w)).reshape(n, -1)

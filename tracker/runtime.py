@@ -132,14 +132,14 @@ class OnnxNet:
                                       f"{side} px; export again")
 
     def check_config(self, config: TrackerConfig) -> None:
-        """Refuse tracking parameters the exported graphs cannot serve (crop sizes, zoom scales, box head)."""
+        """Refuse tracking parameters the exported graphs cannot serve (crop sizes, zoom scales, box head).
+        ``half`` (fp16 on CUDA) does not apply: the graphs are float32 on the CPU."""
         m = self.meta
         if (config.exemplar_sz, config.instance_sz) != (self.exemplar_sz, self.instance_sz):
             raise ValueError(f"{self.source}: exported for {self.exemplar_sz}/{self.instance_sz} px crops, not "
                              f"{config.exemplar_sz}/{config.instance_sz}; export again with these sizes")
-        if config.feature_pyramid and not (config.box_head and self.has_box_head):
-            n = config.scale_num
-            scales = config.scale_step ** np.linspace(-(n // 2), n // 2, n)
+        if config.feature_pyramid and config.scale_num > 1 and not (config.box_head and self.has_box_head):
+            scales = config.scale_factors
             exported = np.asarray(m.get("zoom_scales") or [])
             if "zoom.onnx" not in self._sessions or exported.shape != scales.shape or not np.allclose(scales, exported):
                 raise ValueError(f"{self.source}: feature_pyramid needs zoom.onnx for scales {list(scales)}; "
@@ -207,4 +207,4 @@ class OnnxNet:
         and, with ``boxes``, edge distances (1, 4, R, R) on the crop itself."""
         xf = self._features(x)
         edges = self._edges(xf) if boxes else None
-        return self._response(self._run("zoom.onnx", xf=xf)), edges
+        return self._response(self._run("zoom.onnx", xf=xf) if len(scales) > 1 else xf), edges

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from .config import TrackerConfig
 from .dcf import CorrelationFilter
 from .inputs import as_bgr_frame, as_box
 from .ops import TOTAL_STRIDE
-from .runtime import OnnxNet, is_export
+from .runtime import META_NAME, OnnxNet, is_export
 from .weights import DEFAULT, find_export, load_model, resolve
 
 if TYPE_CHECKING:
@@ -54,12 +55,15 @@ def _shipped_export(name: str, config: TrackerConfig | dict | None,
     and ``config`` applied, when it was made from that very weights file (its sha256) and its graphs serve
     the config; else None."""
     folder = find_export(name)
-    if folder is None or isinstance(config, TrackerConfig):
+    if folder is None:
         return None
+    source = json.loads((folder / META_NAME).read_text()).get("source_sha256")
+    if source is None or source != resolve(name).sha256:
+        return None  # the weights changed since (or are unrecorded): not this network
     net = OnnxNet.from_dir(folder, threads=threads)
-    if net.meta.get("source_sha256") != resolve(name).sha256:
-        return None  # the weights changed since: not this network
-    cfg = TrackerConfig.from_dict({**net.meta["config"], **(config or {})})
+    cfg = config if isinstance(config, TrackerConfig) else TrackerConfig.from_dict({**net.meta["config"], **(config or {})})
+    if cfg.exemplar_sz is None or cfg.instance_sz is None:
+        cfg = cfg.replace(exemplar_sz=cfg.exemplar_sz or net.exemplar_sz, instance_sz=cfg.instance_sz or net.instance_sz)
     try:
         net.check_config(cfg)
     except ValueError:
@@ -143,7 +147,7 @@ class SiamFCTracker:
         if self.uses_dcf and self.uses_box_head:
             raise ValueError("dcf_weight > 0 needs the scale pyramid: pass box_head=False for this box-head network")
         n = self.config.scale_num
-        self.scale_factors = self.config.scale_step ** np.linspace(-(n // 2), n // 2, n)
+        self.scale_factors = self.config.scale_factors
         self.penalties = np.where(np.arange(n) == n // 2, 1.0, self.config.scale_penalty)
         self.upscale_sz = self.config.response_up * self.net.response_size(self.config.exemplar_sz, self.config.instance_sz)
         hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
@@ -173,7 +177,7 @@ class SiamFCTracker:
         sizes = self.x_sz * self.scale_factors
         return sizes[[len(sizes) // 2]] if self.config.feature_pyramid and not self.uses_box_head else sizes
 
-    def network(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def network(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray | None]:
         """The network's part of a frame on the crops of :meth:`search_sizes`, in this tracker's mode:
         responses (S, 1, R, R) and, where boxes come from the box head, its edge distances."""
         if self.uses_box_head:
@@ -208,9 +212,12 @@ class SiamFCTracker:
             return cls.from_onnx(name_or_path, config, threads, **kwargs)
         if name_or_path is None:
             name_or_path = DEFAULT
+        if torch is None and str(device) not in ("auto", "cpu"):
+            raise ImportError(f"device={device!r}: PyTorch is not installed; without it exports run on the CPU only")
         if backend == "auto":  # ONNX Runtime where it is installed, the run is on the CPU and an export ships
             on_cpu = str(device) == "cpu" or (str(device) == "auto" and not (torch is not None and torch.cuda.is_available()))
-            if not (on_cpu and importlib.util.find_spec("onnxruntime") is not None):
+            if not (on_cpu and kwargs.get("pipeline", "auto") != "torch"
+                    and importlib.util.find_spec("onnxruntime") is not None):
                 backend = "torch"
         if backend in ("onnxruntime", "auto") or torch is None:
             shipped = _shipped_export(str(name_or_path), config, threads)

@@ -134,10 +134,13 @@ def _run_job(spec: str, seq: Sequence, layout: Layout, reps: list[int], peers: s
     """Run the missing repetitions of one (tracker, sequence); returns (label, seq, frames, seconds)."""
     if threads:
         cv2.setNumThreads(threads)
-        import torch
+        from ..siamfc import HAS_TORCH
 
-        torch.set_num_threads(threads)
-    tracker = make_tracker(spec, peers, device)
+        if HAS_TORCH:
+            import torch
+
+            torch.set_num_threads(threads)
+    tracker = make_tracker(spec, peers, device, threads=threads)
     name = label_of(spec)
     spent = 0.0
     for rep in reps:

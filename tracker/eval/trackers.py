@@ -122,17 +122,19 @@ class OpenCVTracker:
 class SiamFCEvalTracker:
     """Our :class:`~tracker.siamfc.SiamFCTracker` behind the harness interface."""
 
-    def __init__(self, name_or_path: str, device: str = "auto", name: str | None = None) -> None:
+    def __init__(self, name_or_path: str, device: str = "auto", name: str | None = None,
+                 threads: int | None = None) -> None:
         from ..siamfc import BACKENDS, SiamFCTracker
         from ..weights import WeightsError
 
-        weights, at, backend = name_or_path.rpartition("@") if "@" in name_or_path else (name_or_path, "", "torch")
-        if backend not in BACKENDS:
-            raise TrackerSpecError(f"tracker {name_or_path!r}: unknown back-end {backend!r}; choose from {BACKENDS}")
+        weights, backend = name_or_path, "torch"
+        for b in BACKENDS:  # NAME@BACKEND (a path may hold '@' itself)
+            if name_or_path.endswith(f"@{b}"):
+                weights, backend = name_or_path[: -len(b) - 1], b
         try:
             self.tracker = SiamFCTracker.from_pretrained(weights, device="cpu" if backend == "onnxruntime" else device,
-                                                         backend=backend)
-        except (WeightsError, ImportError) as e:
+                                                         backend=backend, threads=threads)
+        except (WeightsError, ImportError, ValueError) as e:
             raise TrackerSpecError(f"tracker {name_or_path!r}: {e}") from None
         self.name = name or label_of(name_or_path)
         self.is_deterministic = True
@@ -144,12 +146,14 @@ class SiamFCEvalTracker:
         return self.tracker.update(frame).box
 
 
-def make_tracker(spec: str, peers_dir: str | Path | None = None, device: str = "auto") -> EvalTracker:
-    """Build the tracker a spec names (see the module docstring)."""
+def make_tracker(spec: str, peers_dir: str | Path | None = None, device: str = "auto",
+                 threads: int | None = None) -> EvalTracker:
+    """Build the tracker a spec names (see the module docstring); ``threads``: ONNX Runtime's, for ours
+    on that back-end (torch and OpenCV take theirs process-wide)."""
     label, target = _split(spec)
     if not target:
         raise TrackerSpecError(f"tracker spec {spec!r}: empty")
     name = label or label_of(target)
     if target.lower() in OPENCV_TRACKERS:
         return OpenCVTracker(target, peers_dir, name)
-    return SiamFCEvalTracker(target, device, name)
+    return SiamFCEvalTracker(target, device, name, threads)
