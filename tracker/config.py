@@ -97,6 +97,13 @@ class TrackerConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def with_crop_sizes(self, net) -> "TrackerConfig":
+        """This config with unset crop sizes (None) filled in with ``net``'s own (``exemplar_sz``/``instance_sz``
+        of a :class:`tracker.models.SiamNet` or an ONNX export's network)."""
+        if self.exemplar_sz is not None and self.instance_sz is not None:
+            return self
+        return self.replace(exemplar_sz=self.exemplar_sz or net.exemplar_sz, instance_sz=self.instance_sz or net.instance_sz)
+
     @property
     def scale_factors(self) -> np.ndarray:
         """The search region's size factors of the scale pyramid, smallest first: ``scale_step ** k`` for

@@ -143,8 +143,7 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
     of ``model.json``; ``source_sha256``, the weights file's, is recorded there. Nothing is written
     (see :func:`write_export`). With several scales ``zoom.onnx`` is included, so the export serves
     the image pyramid and, at the config's scales, the feature pyramid."""
-    cfg = config.replace(exemplar_sz=config.exemplar_sz or net.exemplar_sz,
-                         instance_sz=config.instance_sz or net.instance_sz)
+    cfg = config.with_crop_sizes(net)
     net = prepare_for_inference(net).cpu().float()
     z = torch.full((1, 3, cfg.exemplar_sz, cfg.exemplar_sz), 127.0)
     x = torch.full((cfg.scale_num, 3, cfg.instance_sz, cfg.instance_sz), 127.0)

@@ -62,8 +62,7 @@ def _shipped_export(name: str, config: TrackerConfig | dict | None,
         return None  # the weights changed since (or are unrecorded): not this network
     net = OnnxNet.from_dir(folder, threads=threads)
     cfg = config if isinstance(config, TrackerConfig) else TrackerConfig.from_dict({**net.meta["config"], **(config or {})})
-    if cfg.exemplar_sz is None or cfg.instance_sz is None:
-        cfg = cfg.replace(exemplar_sz=cfg.exemplar_sz or net.exemplar_sz, instance_sz=cfg.instance_sz or net.instance_sz)
+    cfg = cfg.with_crop_sizes(net)
     try:
         net.check_config(cfg)
     except ValueError:
@@ -118,11 +117,7 @@ class SiamFCTracker:
         Runtime, CPU; its exported crop sizes and scales must match ``config``).
         ``pipeline``: ``"numpy"`` (OpenCV crops, host post-processing), ``"torch"`` (all on
         ``device``) or ``"auto"`` (torch on CUDA, numpy on CPU)."""
-        config = config or TrackerConfig()
-        if config.exemplar_sz is None or config.instance_sz is None:  # the crop sizes the network is built for
-            config = config.replace(exemplar_sz=config.exemplar_sz or net.exemplar_sz,
-                                    instance_sz=config.instance_sz or net.instance_sz)
-        self.config = config
+        self.config = (config or TrackerConfig()).with_crop_sizes(net)  # unset: the sizes the network is built for
         onnx = isinstance(net, OnnxNet)
         self.backend = "onnxruntime" if onnx else "torch"
         if pipeline not in ("auto", "numpy", "torch"):
@@ -247,7 +242,7 @@ class SiamFCTracker:
         if backend == "onnxruntime":
             from .export import export_model
 
-            cfg = cfg.replace(exemplar_sz=cfg.exemplar_sz or net.exemplar_sz, instance_sz=cfg.instance_sz or net.instance_sz)
+            cfg = cfg.with_crop_sizes(net)
             net = OnnxNet(*export_model(net, cfg, name, info.sha256), threads=threads,
                           source=f"{name} (exported in memory)")
         return cls(net, cfg, dev, name=name, **kwargs)
