@@ -181,7 +181,7 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
         OpenCVTracker("nano", peers)  # fails here, with the missing file named, if the models are absent
     for nthreads in threads:
         set_threads(nthreads)
-        shown = nthreads or torch.get_num_threads()
+        shown = nthreads or torch.get_num_threads()  # ONNX Runtime runs at this count too (its default: one per core)
         start = len(rows)
         if peers is not None:
             add("cv2.TrackerNano", lambda: OpenCVTracker("nano", peers), shown)
@@ -189,7 +189,7 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
             m, overrides = parse_model_spec(spec)
             for backend in backends:
                 make = lambda m=m, o=overrides, b=backend: SiamFCTracker.from_pretrained(  # noqa: E731
-                    m, device="cpu" if b == "onnxruntime" else device, config=o, backend=b, threads=nthreads)
+                    m, device="cpu" if b == "onnxruntime" else device, config=o, backend=b, threads=shown)
                 try:
                     t = make()
                 except WeightsError:
