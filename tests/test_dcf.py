@@ -70,7 +70,7 @@ def test_no_filter_update_while_lost_and_updates_while_held():
 
 def test_filter_off_by_default_and_on_only_where_asked():
     assert SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu").uses_dcf is False
-    with pytest.raises(ValueError, match="needs the scale pyramid"):
+    with pytest.raises(ValueError, match="need the scale pyramid"):
         SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", config={"dcf_weight": 0.3, "box_head": True,
                                                                               "scale_num": 1})
 
@@ -103,4 +103,36 @@ def test_torch_and_onnxruntime_trackers_agree_with_the_filter_on(dev_root):
         assert t.backend == backend and t.uses_dcf
         t.init(frames[0], seq.init_box)
         out.append(np.array([t.update(f).box for f in frames[1:]]))
+    assert np.abs(out[0] - out[1]).max() <= 0.5
+
+
+def test_exemplar_memory_keeps_confident_frames_only():
+    frames, boxes = make_sequence(n_frames=60, seed=3)
+    t = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu",
+                                      config={"memory_size": 2, "memory_every": 2, "memory_score": 0.3})
+    t.init(frames[0], boxes[0])
+    assert t.memory == []
+    results = [t.update(f) for f in frames[1:9]]
+    assert all(not r.lost and r.score >= 0.3 for r in results)
+    assert len(t.memory) == 2  # four confident additions, the two oldest gone
+    kept = [_state(m) for m in t.memory]
+    grey = np.full_like(frames[0], 127)
+    assert all(t.update(grey).lost for _ in range(4))
+    assert len(t.memory) == 2 and all(np.array_equal(a, _state(m)) for a, m in zip(kept, t.memory))
+    t.init(frames[0], boxes[0])
+    assert t.memory == []  # a new target starts without one
+    with pytest.raises(ValueError, match="memory_size must be"):
+        TrackerConfig(memory_size=-1)
+
+
+def test_torch_and_onnxruntime_agree_with_the_memory_on():
+    pytest.importorskip("onnxruntime")
+    frames, boxes = make_sequence(n_frames=60, seed=4)
+    cfg = {"memory_size": 2, "memory_every": 3, "memory_score": 0.3}
+    out = []
+    for backend in ("torch", "onnxruntime"):
+        t = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", config=cfg, backend=backend)
+        t.init(frames[0], boxes[0])
+        out.append(np.array([t.update(f).box for f in frames[1:30]]))
+        assert len(t.memory) == 2
     assert np.abs(out[0] - out[1]).max() <= 0.5

@@ -42,6 +42,9 @@ class TrackerConfig:
     dcf_lambda: float = 1e-2  # its ridge regularisation
     dcf_sigma: float = 0.1  # its Gaussian label's std, times the target's side (sqrt of its area) in feature cells
     dcf_rate: float = 0.02  # its update rate on frames not lost
+    memory_size: int = 0  # past exemplars kept beside the first (confident frames); the response is the max over all
+    memory_every: int = 10  # frames between additions to the memory
+    memory_score: float = 0.7  # the score a frame needs to be added
     half: bool = field(default=False)  # fp16 network on CUDA
 
     def __post_init__(self) -> None:
@@ -72,6 +75,11 @@ class TrackerConfig:
              f"{self.dcf_lambda}, {self.dcf_sigma}")
         need(0 <= self.dcf_rate <= 1, f"dcf_rate must be in [0, 1], got {self.dcf_rate}")
         need(not (self.dcf_weight > 0 and self.feature_pyramid), "dcf_weight > 0 needs the image pyramid "
+             "(feature_pyramid=False)")
+        need(self.memory_size >= 0 and self.memory_every >= 1, f"memory_size must be >= 0 and memory_every >= 1, "
+             f"got {self.memory_size}, {self.memory_every}")
+        need(0 <= self.memory_score <= 1, f"memory_score must be in [0, 1], got {self.memory_score}")
+        need(not (self.memory_size > 0 and self.feature_pyramid), "memory_size > 0 needs the image pyramid "
              "(feature_pyramid=False)")
 
     @classmethod

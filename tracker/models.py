@@ -253,12 +253,18 @@ class SiamNet(nn.Module):
     def head(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
         return xcorr(zf, xf) * self.out_scale + self.bias
 
-    def _score(self, xf: torch.Tensor) -> torch.Tensor:
-        """:meth:`head` of the cached exemplar on search maps ``xf``, as :func:`xcorr_gather`."""
-        key = (tuple(self._zf.shape), tuple(xf.shape[-2:]), xf.device)
+    def _score(self, xf: torch.Tensor, zf: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`head` of the cached exemplar (or of kernel ``zf``) on search maps ``xf``, as :func:`xcorr_gather`."""
+        zf = self._zf if zf is None else zf
+        key = (tuple(zf.shape), tuple(xf.shape[-2:]), xf.device)
         if self._corr_index is None or self._corr_index[0] != key:  # the same every frame: build it once
-            self._corr_index = (key, correlation_index(self._zf.shape[-1], *xf.shape[-2:], device=xf.device))
-        return xcorr_gather(self._zf, xf, self._corr_index[1]) * self.out_scale + self.bias
+            self._corr_index = (key, correlation_index(zf.shape[-1], *xf.shape[-2:], device=xf.device))
+        return xcorr_gather(zf, xf, self._corr_index[1]) * self.out_scale + self.bias
+
+    def score(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
+        """Responses (S, 1, R, R) of another kernel ``zf`` (1, C, k, k) (:meth:`embed_exemplar`) on search
+        features ``xf`` (:meth:`track_features`): e.g. a memory of past exemplars beside the cached one."""
+        return self._score(xf, zf)
 
     def _cache(self, zf: torch.Tensor) -> torch.Tensor:
         self._zf = zf

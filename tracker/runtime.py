@@ -183,6 +183,14 @@ class OnnxNet:
     def _response(self, xf: np.ndarray) -> np.ndarray:
         return self._run("head.onnx", zf=self._zf, xf=xf)
 
+    def embed_exemplar(self, z: np.ndarray) -> np.ndarray:
+        """The correlation kernel of an exemplar crop (1, 3, Z, Z), not cached."""
+        return self._run("exemplar.onnx", exemplar_crop=self._array(z))
+
+    def score(self, xf: np.ndarray, zf: np.ndarray) -> np.ndarray:
+        """Responses (S, 1, R, R) of another kernel ``zf`` on search features ``xf`` (:meth:`track_features`)."""
+        return self._run("head.onnx", zf=zf, xf=xf)
+
     def _edges(self, xf: np.ndarray) -> np.ndarray:
         if not self.has_box_head:
             raise RuntimeError(f"{self.source}: this {self.arch} network has no box head")

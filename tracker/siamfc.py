@@ -139,8 +139,12 @@ class SiamFCTracker:
             self.net = prepare_for_inference(net).to(self.device, self.dtype).to(memory_format=torch.channels_last)
         self.name = name or f"siamfc-{net.arch}"
         self.uses_dcf = self.config.dcf_weight > 0
-        if self.uses_dcf and self.uses_box_head:
-            raise ValueError("dcf_weight > 0 needs the scale pyramid: pass box_head=False for this box-head network")
+        self.uses_features = self.uses_dcf or self.config.memory_size > 0
+        if self.uses_features and self.uses_box_head:
+            raise ValueError("dcf_weight > 0 and memory_size > 0 need the scale pyramid: pass box_head=False for this "
+                             "box-head network")
+        self.memory: list = []  # kernels of past confident exemplars (memory_size > 0)
+        self._frames = 0
         n = self.config.scale_num
         self.scale_factors = self.config.scale_factors
         self.penalties = np.where(np.arange(n) == n // 2, 1.0, self.config.scale_penalty)
@@ -272,6 +276,7 @@ class SiamFCTracker:
         z_sz = ops.context_size(w, h, cfg.context)
         self.x_sz = z_sz * cfg.instance_sz / cfg.exemplar_sz
         self.init_x_sz = self.x_sz
+        self.memory, self._frames = [], 0
         self.avg_color = np.array(cv2.mean(frame)[:3])
         with self._inference():
             img = None
@@ -311,9 +316,10 @@ class SiamFCTracker:
         with self._inference():
             img = self._to_device(frame) if self.pipeline == "torch" else None
             x = self._crops(frame, img, self.search_sizes(), cfg.instance_sz)
-            if self.uses_dcf:
+            if self.uses_features:  # the correlation filter and/or the exemplar memory read the features
                 resp, feats = self.net.track_features(x)
-                resp, feats, edges = _host(resp)[:, 0], self._dcf_input(feats), None
+                resp = np.maximum.reduce([_host(r)[:, 0] for r in [resp, *(self.net.score(feats, m) for m in self.memory)]])
+                feats, edges = (self._dcf_input(feats) if self.uses_dcf else feats), None
             else:
                 resp, edges = self.network(x)
             if self.uses_box_head:
@@ -325,10 +331,10 @@ class SiamFCTracker:
                 self._move_box(choice)
                 peak = choice.logit
             else:
-                if self.pipeline == "torch" and not self.uses_dcf:
+                if self.pipeline == "torch" and not self.uses_features:
                     scale_id, row, col, peak = self._peak_torch(resp[:, 0].float())
                 else:
-                    resp = resp if self.uses_dcf else _host(resp)[:, 0]
+                    resp = resp if self.uses_features else _host(resp)[:, 0]
                     fused = self._fuse_dcf(resp, feats) if self.uses_dcf else resp
                     up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
                                    for r in fused])
@@ -347,6 +353,12 @@ class SiamFCTracker:
             if cfg.template_lr > 0 and not lost:
                 z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
                 self.net.update_template(self._crops(frame, img, [z_sz], cfg.exemplar_sz), cfg.template_lr)
+            self._frames += 1
+            if (cfg.memory_size and not lost and score >= cfg.memory_score and self._frames % cfg.memory_every == 0):
+                # A confident frame's exemplar joins the memory (the oldest leaves); the first one stays.
+                z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
+                self.memory = [*self.memory, self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))]
+                self.memory = self.memory[-cfg.memory_size:]
         return TrackResult(self.box, score, lost)
 
     @property
