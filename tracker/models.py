@@ -283,9 +283,7 @@ class SiamNet(nn.Module):
 
     def track(self, x: torch.Tensor) -> torch.Tensor:
         """Response maps (S, 1, R, R) of S search crops (S, 3, instance_sz, instance_sz) against the cached exemplar."""
-        if self._zf is None:
-            raise RuntimeError("SiamNet.track called before template()")
-        return self._score(self.embed(x))
+        return self.track_features(x)[0]
 
     def track_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`track`'s responses (S, 1, R, R) and the search crops' features (S, C, H, W) they came from."""

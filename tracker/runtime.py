@@ -198,7 +198,7 @@ class OnnxNet:
 
     def track(self, x: np.ndarray) -> np.ndarray:
         """Responses (S, 1, R, R) of S search crops."""
-        return self._response(self._features(x))
+        return self.track_features(x)[0]
 
     def track_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Responses (S, 1, R, R) and the search crops' features (S, C, H, W) they came from."""

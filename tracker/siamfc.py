@@ -206,9 +206,7 @@ class SiamFCTracker:
         if is_export(name_or_path):  # a folder made by siamtrack export: ONNX Runtime
             if isinstance(config, TrackerConfig):
                 raise ValueError(f"{name_or_path}: an ONNX export takes config overrides as a dict")
-            if str(device) not in ("auto", "cpu"):
-                raise ValueError(f"{name_or_path}: an ONNX export runs on the CPU, not device={device!r}")
-            return cls.from_onnx(name_or_path, config, threads, **kwargs)
+            return cls.from_onnx(name_or_path, config, threads, device=device, **kwargs)
         if name_or_path is None:
             name_or_path = DEFAULT
         if torch is None and str(device) not in ("auto", "cpu"):
@@ -253,13 +251,14 @@ class SiamFCTracker:
 
     @classmethod
     def from_onnx(cls, path: str | os.PathLike, config: dict | None = None, threads: int | None = None,
-                  **kwargs) -> "SiamFCTracker":
-        """Track with an exported model folder (``siamtrack export``) on ONNX Runtime, CPU. Tracking
-        parameters: those in its ``model.json``, then ``config`` overrides (crop sizes and the feature
-        pyramid's scales are fixed by the export). ``threads``: ONNX Runtime's intra-op threads."""
+                  device: str = "cpu", **kwargs) -> "SiamFCTracker":
+        """Track with an exported model folder (``siamtrack export``) on ONNX Runtime, CPU (``device``
+        "auto" or "cpu"). Tracking parameters: those in its ``model.json``, then ``config`` overrides (crop
+        sizes and the feature pyramid's scales are fixed by the export). ``threads``: ONNX Runtime's
+        intra-op threads."""
         net = OnnxNet.from_dir(path, threads=threads)
         cfg = TrackerConfig.from_dict({**net.meta["config"], **(config or {})})
-        return cls(net, cfg, "cpu", name=str(net.meta.get("name") or Path(path).name), **kwargs)
+        return cls(net, cfg, device, name=str(net.meta.get("name") or Path(path).name), **kwargs)
 
     # -- the frame loop -------------------------------------------------------------------
 
