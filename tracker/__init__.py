@@ -1,11 +1,13 @@
 """siamtrack: a real-time SiamFC-style Siamese visual object tracker.
 
 Images are BGR ``uint8`` arrays as OpenCV gives them; boxes are ``(x, y, w, h)`` in
-0-based pixels. Start with :meth:`SiamFCTracker.from_pretrained`.
+0-based pixels. Start with :meth:`SiamFCTracker.from_pretrained` (one target) or
+:meth:`MultiTracker.from_pretrained` (several, one batched network pass per frame).
 """
 from .config import TrackerConfig
+from .multi import MultiTracker
 from .siamfc import SiamFCTracker, TrackResult
 from .weights import WeightsError
 
-__all__ = ["SiamFCTracker", "TrackResult", "TrackerConfig", "WeightsError"]
+__all__ = ["SiamFCTracker", "MultiTracker", "TrackResult", "TrackerConfig", "WeightsError"]
 __version__ = "0.1.0"

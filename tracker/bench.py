@@ -230,9 +230,18 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     peers = None if args.no_peer else Path(args.peers)
     backends = tuple(args.backends or (["torch", "onnxruntime"] if importlib.util.find_spec("onnxruntime") else ["torch"]))
+    if args.targets and min(args.targets) < 1:
+        print(f"siamtrack bench: --targets must be counts >= 1, got {args.targets}")
+        return 2
     try:
-        run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device, backends,
-                  tuple(args.threads or [None]))
+        if args.targets:
+            from .bench_multi import run_multi_bench
+
+            run_multi_bench(root, peers, args.models, args.sequences, args.max_frames, args.device, backends,
+                            tuple(args.threads or [None]), tuple(args.targets))
+        else:
+            run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device, backends,
+                      tuple(args.threads or [None]))
     except ValueError as e:  # a bad --models spec or tracking parameter, a missing peer model
         print(f"siamtrack bench: {e}")
         return 2
@@ -259,4 +268,7 @@ def register(sub) -> None:
     p.add_argument("--backends", nargs="+", choices=BACKENDS, metavar="BACKEND",
                    help=f"network back-ends to time each model on: {', '.join(BACKENDS)} (default: both where "
                         "onnxruntime is installed, pip install 'siamtrack[onnx]'; else torch)")
+    p.add_argument("--targets", type=int, nargs="+", metavar="N",
+                   help="time N targets per frame instead (e.g. 1 4 16): batched (MultiTracker), one after another, "
+                        "and TrackerNano x N, per model and back-end (tracker.bench_multi)")
     p.set_defaults(func=_main)

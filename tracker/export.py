@@ -208,10 +208,11 @@ def max_differences(torch_tracker, onnx_tracker, frame: np.ndarray, box) -> dict
     with torch.inference_mode():
         x = torch_tracker._crops(frame, None, torch_tracker.x_sz * torch_tracker.scale_factors,
                                  torch_tracker.config.instance_sz)
-        pairs = [("zf", torch_tracker.net._zf, onnx_tracker.net._zf),
-                 ("response", torch_tracker.net.track(x), onnx_tracker.net.track(x))]
-        if torch_tracker.net.has_box_head:
-            pairs.append(("edges", torch_tracker.net.track_boxes(x)[1], onnx_tracker.net.track_boxes(x)[1]))
+        xt, xo = torch_tracker.net.embed(x), onnx_tracker.net.embed(x)
+        boxes = torch_tracker.net.has_box_head
+        (rt, et), (ro, eo) = (torch_tracker.net.respond(xt, torch_tracker.zf, boxes=boxes),
+                              onnx_tracker.net.respond(xo, onnx_tracker.zf, boxes=boxes))
+        pairs = [("zf", torch_tracker.zf, onnx_tracker.zf), ("response", rt, ro)] + ([("edges", et, eo)] if boxes else [])
         for key, a, b in pairs:
             out[key] = float(np.abs(a.float().cpu().numpy() - b).max())
     return out

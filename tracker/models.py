@@ -217,7 +217,6 @@ class SiamNet(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1))
         self.box_head = box_head
         self._zf: torch.Tensor | None = None
-        self._zk: torch.Tensor | None = None
         self._zoom_grid: tuple | None = None  # (key, sampling grid) of track_zoomed
         self._corr_index: tuple | None = None  # (key, gather index) of the cached exemplar's correlation
 
@@ -268,44 +267,36 @@ class SiamNet(nn.Module):
 
     def _cache(self, zf: torch.Tensor) -> torch.Tensor:
         self._zf = zf
-        self._zk = self.box_head.kernel(zf) if self.box_head is not None else None
         return zf
 
     def template(self, z: torch.Tensor) -> torch.Tensor:
-        """Embed the exemplar crop (1, 3, exemplar_sz, exemplar_sz) and cache it for :meth:`track`."""
+        """Embed the exemplar crop (1, 3, exemplar_sz, exemplar_sz) and cache its kernel for :meth:`track`."""
         return self._cache(self.embed_exemplar(z))
 
     def update_template(self, z: torch.Tensor, rate: float) -> torch.Tensor:
-        """Blend a new exemplar crop into the cached embedding: ``(1 - rate) * old + rate * new``."""
+        """Blend a new exemplar crop into the cached kernel: ``(1 - rate) * old + rate * new``."""
         if self._zf is None:
             raise RuntimeError("SiamNet.update_template called before template()")
         return self._cache(torch.lerp(self._zf, self.embed_exemplar(z), rate))
 
-    def track(self, x: torch.Tensor) -> torch.Tensor:
-        """Response maps (S, 1, R, R) of S search crops (S, 3, instance_sz, instance_sz) against the cached exemplar."""
-        return self.track_features(x)[0]
-
-    def track_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`track`'s responses (S, 1, R, R) and the search crops' features (S, C, H, W) they came from."""
+    def _cached(self, what: str) -> torch.Tensor:
         if self._zf is None:
-            raise RuntimeError("SiamNet.track called before template()")
-        xf = self.embed(x)
-        return self._score(xf), xf
+            raise RuntimeError(f"SiamNet.{what} called before template()")
+        return self._zf
 
-    def track_zoomed(self, x: torch.Tensor, scales) -> torch.Tensor:
-        """Responses (S, 1, R, R) for S search regions ``scales`` times the size of the one crop ``x``
-        (1, 3, H, W), all centred on it: the crop is embedded once and each scale's embedding is resampled
-        from it (zoomed about the centre, bilinear; outside the crop: zero). A feature pyramid: about
-        1/S of the network's cost of embedding S crops, and close to it for scales near 1."""
-        return self.track_zoomed_boxes(x, scales, boxes=False)[0]
-
-    def track_zoomed_boxes(self, x: torch.Tensor, scales, boxes: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`track_zoomed`'s responses and, with ``boxes`` (needs a box head), the box head's edge
-        distances (1, 4, R, R) on the crop itself (scale 1)."""
-        if self._zf is None:
-            raise RuntimeError("SiamNet.track_zoomed called before template()")
-        xf = self.embed(x)
-        edges = self.box_head(self._zk, xf) if boxes else None
+    def respond(self, xf: torch.Tensor, zf: torch.Tensor, scales=None,
+                boxes: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The head's part of a frame, for kernel ``zf`` (1, C, k, k) (:meth:`embed_exemplar`) on search
+        features ``xf`` (S, C, H, W) (:meth:`embed`): responses (S, 1, R, R) and, with ``boxes`` (needs a box
+        head), the box head's edge distances (S, 4, R, R), crop px. With ``scales`` (the feature pyramid,
+        one crop's features): responses (len(scales), 1, R, R) of regions ``scales`` times the crop's size,
+        each resampled from its features (zoomed about the centre, bilinear; outside the crop: zero), and
+        edges on the crop itself. The kernel is an argument, not state, so one network serves many targets."""
+        if boxes and self.box_head is None:
+            raise RuntimeError(f"SiamNet: this {self.arch} network has no box head")
+        edges = self.box_head(self.box_head.kernel(zf), xf) if boxes else None
+        if scales is None:
+            return self._score(xf, zf), edges
         scales = tuple(float(v) for v in scales)
         key = (scales, tuple(xf.shape), xf.dtype, xf.device)
         if self._zoom_grid is None or self._zoom_grid[0] != key:  # the same every frame: build it once
@@ -315,16 +306,37 @@ class SiamNet(nn.Module):
             self._zoom_grid = (key, grid)
         zoomed = F.grid_sample(xf.expand(len(scales), -1, -1, -1), self._zoom_grid[1], mode="bilinear",
                                padding_mode="zeros", align_corners=True)
-        return self._score(zoomed), edges
+        return self._score(zoomed, zf), edges
+
+    def track(self, x: torch.Tensor) -> torch.Tensor:
+        """Response maps (S, 1, R, R) of S search crops (S, 3, instance_sz, instance_sz) against the cached exemplar."""
+        return self.track_features(x)[0]
+
+    def track_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`track`'s responses (S, 1, R, R) and the search crops' features (S, C, H, W) they came from."""
+        zf = self._cached("track")
+        xf = self.embed(x)
+        return self.respond(xf, zf)[0], xf
+
+    def track_zoomed(self, x: torch.Tensor, scales) -> torch.Tensor:
+        """Responses (S, 1, R, R) for S search regions ``scales`` times the size of the one crop ``x``
+        (1, 3, H, W), all centred on it: the crop is embedded once and each scale's embedding is resampled
+        from it (:meth:`respond`). A feature pyramid: about 1/S of the network's cost of embedding S crops,
+        and close to it for scales near 1."""
+        return self.track_zoomed_boxes(x, scales, boxes=False)[0]
+
+    def track_zoomed_boxes(self, x: torch.Tensor, scales, boxes: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`track_zoomed`'s responses and, with ``boxes`` (needs a box head), the box head's edge
+        distances (1, 4, R, R) on the crop itself (scale 1)."""
+        zf = self._cached("track_zoomed")
+        return self.respond(self.embed(x), zf, scales, boxes)
 
     def track_boxes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Responses (S, 1, R, R) and edge distances (S, 4, R, R), crop px (needs a box head)."""
-        if self._zf is None:
-            raise RuntimeError("SiamNet.track_boxes called before template()")
+        zf = self._cached("track_boxes")
         if self.box_head is None:
             raise RuntimeError(f"SiamNet.track_boxes: this {self.arch} network has no box head")
-        xf = self.embed(x)
-        return self._score(xf), self.box_head(self._zk, xf)
+        return self.respond(self.embed(x), zf, boxes=True)
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Training path: responses (B, 1, R, R) of B exemplar/search pairs."""

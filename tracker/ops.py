@@ -26,6 +26,7 @@ __all__ = [
     "crop",
     "crop_multi",
     "crop_torch",
+    "crop_torch_many",
     "iou",
     "center_error",
 ]
@@ -132,29 +133,44 @@ def crop_torch(
     ``(len(sizes), 3, out_size, out_size)`` tensor on the same device. Padding is the
     mean colour (computed on the device when ``pad_color`` is None).
     """
+    if pad_color is None:
+        pad_color = image.mean(dim=(1, 2))
+    n = len(sizes)
+    return crop_torch_many(image, [center] * n, sizes, out_size, pad_color.view(1, 3).expand(n, 3))
+
+
+def crop_torch_many(
+    image: torch.Tensor,
+    centers: Sequence[Sequence[float]],
+    sizes: Sequence[float],
+    out_size: int,
+    pad_colors: torch.Tensor,
+) -> torch.Tensor:
+    """Square crops of one image, each with its own centre ``(cx, cy)``, side (px) and padding colour
+    (``pad_colors`` (N, 3) on the image's device): ``(N, 3, out_size, out_size)`` float, one ``grid_sample``
+    call for every crop (several targets' scales at once). Outside the image the crop takes its padding
+    colour, blended at the border by the same bilinear weights (sampled from a channel of ones)."""
     import torch
     import torch.nn.functional as F
 
     _, h, w = image.shape
-    if pad_color is None:
-        pad_color = image.mean(dim=(1, 2))
-    pad = pad_color.view(3, 1, 1)
     n = len(sizes)
     dev, dt = image.device, image.dtype
     s = torch.as_tensor(list(sizes), device=dev, dtype=torch.float32)
+    c = torch.as_tensor(np.asarray(centers, dtype=np.float64).reshape(n, 2), device=dev, dtype=torch.float32)
     # Output pixel centres in source pixel coordinates (see _affine), then to [-1, 1]
     # with align_corners=False: u = (2 * (idx + 0.5) / W) - 1.
     j = torch.arange(out_size, device=dev, dtype=torch.float32) + 0.5
     offs = (j / out_size - 0.5).view(1, -1) * s.view(-1, 1)  # (n, out) continuous offsets
-    gx = (float(center[0]) + offs) * (2.0 / w) - 1.0
-    gy = (float(center[1]) + offs) * (2.0 / h) - 1.0
+    gx = (c[:, :1] + offs) * (2.0 / w) - 1.0
+    gy = (c[:, 1:] + offs) * (2.0 / h) - 1.0
     grid = torch.stack(
         [gx.view(n, 1, out_size).expand(n, out_size, out_size), gy.view(n, out_size, 1).expand(n, out_size, out_size)],
         dim=-1,
     ).to(dt)
-    src = (image - pad).unsqueeze(0).expand(n, -1, -1, -1)
+    src = torch.cat([image, torch.ones_like(image[:1])]).unsqueeze(0).expand(n, -1, -1, -1)
     out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out + pad
+    return out[:, :3] + pad_colors.to(dt).view(n, 3, 1, 1) * (1 - out[:, 3:])
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -81,7 +81,8 @@ def load_export(path: str | os.PathLike) -> tuple[dict[str, bytes], dict[str, An
 
 class OnnxNet:
     """SiamNet's tracking API (``template``, ``update_template``, ``track``, ``track_boxes``,
-    ``track_zoomed_boxes``) on ONNX Runtime sessions, one per exported file (CPU)."""
+    ``track_zoomed_boxes``, and the stateless ``embed_exemplar``, ``embed``, ``respond``) on ONNX Runtime
+    sessions, one per exported file (CPU)."""
 
     def __init__(self, files: Mapping[str, bytes], meta: Mapping[str, Any], threads: int | None = None,
                  source: str = "exported model") -> None:
@@ -164,37 +165,45 @@ class OnnxNet:
 
     def template(self, z: np.ndarray) -> np.ndarray:
         """Embed the exemplar crop (1, 3, Z, Z) and cache its kernel."""
-        self._zf = self._run("exemplar.onnx", exemplar_crop=self._array(z))
+        self._zf = self.embed_exemplar(z)
         return self._zf
 
     def update_template(self, z: np.ndarray, rate: float) -> np.ndarray:
         """Blend a new exemplar crop into the cached kernel: ``(1 - rate) * old + rate * new``."""
         if self._zf is None:
             raise RuntimeError("OnnxNet.update_template called before template()")
-        new = self._run("exemplar.onnx", exemplar_crop=self._array(z))
+        new = self.embed_exemplar(z)
         self._zf = self._zf + np.float32(rate) * (new - self._zf)
         return self._zf
 
-    def _features(self, x: np.ndarray) -> np.ndarray:
+    def _cached(self) -> np.ndarray:
         if self._zf is None:
             raise RuntimeError("OnnxNet.track called before template()")
-        return self._run("backbone.onnx", search_crops=self._array(x))
-
-    def _response(self, xf: np.ndarray) -> np.ndarray:
-        return self._run("head.onnx", zf=self._zf, xf=xf)
+        return self._zf
 
     def embed_exemplar(self, z: np.ndarray) -> np.ndarray:
         """The correlation kernel of an exemplar crop (1, 3, Z, Z), not cached."""
         return self._run("exemplar.onnx", exemplar_crop=self._array(z))
 
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        """Features (N, C, H, W) of N search crops (N, 3, X, X)."""
+        return self._run("backbone.onnx", search_crops=self._array(x))
+
     def score(self, xf: np.ndarray, zf: np.ndarray) -> np.ndarray:
         """Responses (S, 1, R, R) of another kernel ``zf`` on search features ``xf`` (:meth:`track_features`)."""
         return self._run("head.onnx", zf=zf, xf=xf)
 
-    def _edges(self, xf: np.ndarray) -> np.ndarray:
-        if not self.has_box_head:
+    def respond(self, xf: np.ndarray, zf: np.ndarray, scales=None,
+                boxes: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`tracker.models.SiamNet.respond`: responses (S, 1, R, R) of kernel ``zf`` on features ``xf``
+        (S, C, H, W) and, with ``boxes``, edge distances; with ``scales`` (the feature pyramid, fixed at export;
+        see :meth:`check_config`) the responses of the zoomed features."""
+        if boxes and not self.has_box_head:
             raise RuntimeError(f"{self.source}: this {self.arch} network has no box head")
-        return self._run("box_head.onnx", zf=self._zf, xf=xf)
+        edges = self._run("box_head.onnx", zf=zf, xf=xf) if boxes else None
+        if scales is not None and len(scales) > 1:
+            xf = self._run("zoom.onnx", xf=xf)
+        return self.score(xf, zf), edges
 
     def track(self, x: np.ndarray) -> np.ndarray:
         """Responses (S, 1, R, R) of S search crops."""
@@ -202,17 +211,17 @@ class OnnxNet:
 
     def track_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Responses (S, 1, R, R) and the search crops' features (S, C, H, W) they came from."""
-        xf = self._features(x)
-        return self._response(xf), xf
+        zf = self._cached()
+        xf = self.embed(x)
+        return self.score(xf, zf), xf
 
     def track_boxes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Responses (S, 1, R, R) and edge distances (S, 4, R, R), crop px."""
-        xf = self._features(x)
-        return self._response(xf), self._edges(xf)
+        zf = self._cached()
+        return self.respond(self.embed(x), zf, boxes=True)
 
     def track_zoomed_boxes(self, x: np.ndarray, scales, boxes: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """The feature pyramid (scales fixed at export; see :meth:`check_config`): responses (S, 1, R, R)
         and, with ``boxes``, edge distances (1, 4, R, R) on the crop itself."""
-        xf = self._features(x)
-        edges = self._edges(xf) if boxes else None
-        return self._response(self._run("zoom.onnx", xf=xf) if len(scales) > 1 else xf), edges
+        zf = self._cached()
+        return self.respond(self.embed(x), zf, scales, boxes)

@@ -14,6 +14,7 @@ transfer per frame brings back the peak.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import json
 import os
@@ -157,6 +158,14 @@ class SiamFCTracker:
             self._hann_t = torch.from_numpy(self.hann).to(self.device)
             self._pen_t = torch.as_tensor(self.penalties, dtype=torch.float32, device=self.device).view(-1, 1, 1)
         self._frame_size: tuple[int, int] | None = None
+        self.zf = None  # the target's correlation kernel (net.embed_exemplar), set by init()
+
+    def spawn(self) -> "SiamFCTracker":
+        """A tracker for another target, not started (``init`` it): it shares this one's network (no copy
+        of the weights), configuration, device and pipeline, and has its own state (box, kernel, scale)."""
+        new = copy.copy(self)
+        new._frame_size, new.zf, new.memory, new._frames = None, None, [], 0
+        return new
 
     @property
     def uses_box_head(self) -> bool:
@@ -179,11 +188,15 @@ class SiamFCTracker:
     def network(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray | None]:
         """The network's part of a frame on the crops of :meth:`search_sizes`, in this tracker's mode:
         responses (S, 1, R, R) and, where boxes come from the box head, its edge distances."""
+        return self._respond(self.net.embed(x))
+
+    def _respond(self, xf: torch.Tensor | np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray | None]:
+        """:meth:`network` after the backbone: the head on search features ``xf`` with this target's kernel."""
         if self.uses_box_head:
-            return self.net.track_boxes(x)
+            return self.net.respond(xf, self.zf, boxes=True)
         if self.config.feature_pyramid:
-            return self.net.track_zoomed_boxes(x, self.scale_factors, boxes=self.sizes_from_head)
-        return self.net.track(x), None
+            return self.net.respond(xf, self.zf, self.scale_factors, boxes=self.sizes_from_head)
+        return self.net.respond(xf, self.zf)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device = "auto",
@@ -282,12 +295,12 @@ class SiamFCTracker:
             if self.pipeline == "torch":
                 img = self._to_device(frame)
                 self._avg_t = torch.as_tensor(self.avg_color, dtype=torch.float32, device=self.device)
-            self.net.template(self._crops(frame, img, [z_sz], cfg.exemplar_sz))
+            self.zf = self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))  # this target's kernel
             # Reference peak for the score: the exemplar against its own frame.
-            x = self._crops(frame, img, [self.x_sz], cfg.instance_sz)
+            xf = self.net.embed(self._crops(frame, img, [self.x_sz], cfg.instance_sz))
             self.size_bias = np.ones(2)
             if self.uses_dcf:
-                resp, feats = self.net.track_features(x)
+                resp, feats = self.net.respond(xf, self.zf)[0], xf
                 side = np.sqrt(np.prod(self.target_sz)) * cfg.instance_sz / self.x_sz / TOTAL_STRIDE  # in cells
                 self.dcf = CorrelationFilter(cfg.dcf_lambda, cfg.dcf_sigma * side, cfg.dcf_rate)
                 self.dcf.fit(self._dcf_input(feats)[0])
@@ -295,69 +308,82 @@ class SiamFCTracker:
                 # ones by ref_peak, so both are 1 at the first frame's match whatever the regularisation.
                 self.dcf_ref = max(float(_host(self.dcf.respond(self._dcf_input(feats)[0])).max()), 1e-12)
             elif self.uses_box_head or self.sizes_from_head:
-                resp, edges = self.net.track_boxes(x)
+                resp, edges = self.net.respond(xf, self.zf, boxes=True)
                 self.size_bias = self._size_bias(_host(edges)[0], self.target_sz * cfg.instance_sz / self.x_sz)
             else:
-                resp = self.net.track(x)
+                resp = self.net.respond(xf, self.zf)[0]
             ref = float(resp.max())
         self.ref_peak = max(ref, 1e-6)
 
     def update(self, frame: np.ndarray) -> TrackResult:
         """Locate the target in the next frame; returns its box and a confidence score."""
+        frame = self._check_frame(frame, "SiamFCTracker.update")
+        with self._inference():
+            img = self._to_device(frame) if self.pipeline == "torch" else None
+            xf = self.net.embed(self._crops(frame, img, self.search_sizes(), self.config.instance_sz))
+            return self._step(frame, img, xf)
+
+    def _check_frame(self, frame: np.ndarray, caller: str) -> np.ndarray:
+        """``frame`` validated as a BGR image of the size tracking started on."""
         if self._frame_size is None:
-            raise RuntimeError("SiamFCTracker.update called before init()")
+            raise RuntimeError(f"{caller} called before init()")
         frame = as_bgr_frame(frame)
         size = (frame.shape[1], frame.shape[0])
         if size != self._frame_size:
             raise ValueError(f"frame: size changed from {self._frame_size[0]}x{self._frame_size[1]} "
                              f"to {size[0]}x{size[1]} mid-stream; call init() again for a new stream")
+        return frame
+
+    def _step(self, frame: np.ndarray, img: torch.Tensor | None, xf: torch.Tensor | np.ndarray) -> TrackResult:
+        """The rest of :meth:`update` once the backbone has embedded this frame's search crops (``xf``,
+        those of :meth:`search_sizes`): head, peak, box update, online updates. Runs inside
+        :meth:`_inference`; ``img`` is the frame on the device (torch pipeline) or None."""
         cfg = self.config
-        with self._inference():
-            img = self._to_device(frame) if self.pipeline == "torch" else None
-            x = self._crops(frame, img, self.search_sizes(), cfg.instance_sz)
-            if self.uses_features:  # the correlation filter and/or the exemplar memory read the features
-                resp, feats = self.net.track_features(x)
-                resp = np.maximum.reduce([_host(r)[:, 0] for r in [resp, *(self.net.score(feats, m) for m in self.memory)]])
-                feats, edges = (self._dcf_input(feats) if self.uses_dcf else feats), None
+        if self.uses_features:  # the correlation filter and/or the exemplar memory read the features
+            resp = self.net.respond(xf, self.zf)[0]
+            resp = np.maximum.reduce([_host(r)[:, 0] for r in [resp, *(self.net.score(xf, m) for m in self.memory)]])
+            feats, edges = (self._dcf_input(xf) if self.uses_dcf else xf), None
+        else:
+            resp, edges = self._respond(xf)
+        if self.uses_box_head:
+            # A few KB to the host, on CUDA too: one post-processing for both pipelines.
+            choice = postprocess.find_box(_host(resp)[:, 0], _host(edges),
+                                          self.x_sz * self.scale_factors / cfg.instance_sz, self.target_sz,
+                                          self.cell_window, cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE,
+                                          self.size_bias)
+            self._move_box(choice)
+            peak = choice.logit
+        else:
+            if self.pipeline == "torch" and not self.uses_features:
+                scale_id, row, col, peak = self._peak_torch(resp[:, 0].float())
             else:
-                resp, edges = self.network(x)
-            if self.uses_box_head:
-                # A few KB to the host, on CUDA too: one post-processing for both pipelines.
-                choice = postprocess.find_box(_host(resp)[:, 0], _host(edges),
-                                              self.x_sz * self.scale_factors / cfg.instance_sz, self.target_sz,
-                                              self.cell_window, cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE,
-                                              self.size_bias)
-                self._move_box(choice)
-                peak = choice.logit
-            else:
-                if self.pipeline == "torch" and not self.uses_features:
-                    scale_id, row, col, peak = self._peak_torch(resp[:, 0].float())
-                else:
-                    resp = resp if self.uses_features else _host(resp)[:, 0]
-                    fused = self._fuse_dcf(resp, feats) if self.uses_dcf else resp
-                    up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
-                                   for r in fused])
-                    scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
-                    peak = float(resp[scale_id].max())
-                old_x_sz = self.x_sz
-                self._move(scale_id, row, col)
-                if edges is not None:
-                    self._resize_from_head(_host(edges)[0], scale_id, row, col, old_x_sz)
-            score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
-            lost = score < cfg.lost_threshold
-            if self.uses_dcf and cfg.dcf_rate > 0 and not lost:
-                # The target now sits at the peak's displacement in the chosen scale's feature map.
-                cells = (np.array([row, col]) - (self.upscale_sz - 1) / 2) / cfg.response_up
-                self.dcf.update(feats[scale_id], (float(cells[0]), float(cells[1])))
-            if cfg.template_lr > 0 and not lost:
-                z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
-                self.net.update_template(self._crops(frame, img, [z_sz], cfg.exemplar_sz), cfg.template_lr)
-            self._frames += 1
-            if (cfg.memory_size and not lost and score >= cfg.memory_score and self._frames % cfg.memory_every == 0):
-                # A confident frame's exemplar joins the memory (the oldest leaves); the first one stays.
-                z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
-                self.memory = [*self.memory, self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))]
-                self.memory = self.memory[-cfg.memory_size:]
+                resp = resp if self.uses_features else _host(resp)[:, 0]
+                fused = self._fuse_dcf(resp, feats) if self.uses_dcf else resp
+                up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
+                               for r in fused])
+                scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
+                peak = float(resp[scale_id].max())
+            old_x_sz = self.x_sz
+            self._move(scale_id, row, col)
+            if edges is not None:
+                self._resize_from_head(_host(edges)[0], scale_id, row, col, old_x_sz)
+        score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
+        lost = score < cfg.lost_threshold
+        if self.uses_dcf and cfg.dcf_rate > 0 and not lost:
+            # The target now sits at the peak's displacement in the chosen scale's feature map.
+            cells = (np.array([row, col]) - (self.upscale_sz - 1) / 2) / cfg.response_up
+            self.dcf.update(feats[scale_id], (float(cells[0]), float(cells[1])))
+        if cfg.template_lr > 0 and not lost:
+            z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
+            new = self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))
+            self.zf = torch.lerp(self.zf, new, cfg.template_lr) if torch is not None and torch.is_tensor(new) \
+                else self.zf + np.float32(cfg.template_lr) * (new - self.zf)
+        self._frames += 1
+        if (cfg.memory_size and not lost and score >= cfg.memory_score and self._frames % cfg.memory_every == 0):
+            # A confident frame's exemplar joins the memory (the oldest leaves); the first one stays.
+            z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
+            self.memory = [*self.memory, self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))]
+            self.memory = self.memory[-cfg.memory_size:]
         return TrackResult(self.box, score, lost)
 
     @property
@@ -440,18 +466,30 @@ class SiamFCTracker:
         self._set_size((1 - lr) * self.target_sz + lr * np.array([c.w, c.h]))
 
     def _crops(self, frame: np.ndarray, img: torch.Tensor | None, sizes, out_sz: int) -> torch.Tensor | np.ndarray:
-        """Square crops around the current centre, ready for the network: (len(sizes), 3, out_sz, out_sz)
-        float, channels-last. Cropped on the device from ``img`` (torch pipeline) or by OpenCV from ``frame``;
-        for ONNX Runtime a contiguous NCHW float32 numpy array."""
-        if self.pipeline == "torch":
-            x = ops.crop_torch(img, self.center, sizes, out_sz, self._avg_t)
-        elif self.backend == "onnxruntime":  # numpy end to end: no torch kernels (nor their threads) per frame
-            crops = ops.crop_multi(frame, self.center, sizes, out_sz, self.avg_color)
-            return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+        """Square crops of ``sizes`` (image px) around the current centre, ready for the network:
+        (len(sizes), 3, out_sz, out_sz) float, channels-last (see :meth:`_cut`)."""
+        return self._cut(frame, img, [(self, sizes)], out_sz)
+
+    @staticmethod
+    def _cut(frame: np.ndarray, img: torch.Tensor | None, plans: Sequence[tuple["SiamFCTracker", Sequence[float]]],
+             out_sz: int) -> torch.Tensor | np.ndarray:
+        """One batch of crops for one or more targets of the same network: for each ``(tracker, sizes)`` in
+        ``plans``, squares of ``sizes`` image px around that tracker's centre, padded with its mean colour,
+        in order: (N, 3, out_sz, out_sz) float, channels-last. Cut on the device from ``img`` in one
+        ``grid_sample`` (torch pipeline) or by OpenCV from ``frame``; for ONNX Runtime a contiguous NCHW
+        float32 numpy array."""
+        first = plans[0][0]
+        if first.pipeline == "torch":
+            crops = [(t.center, s, t._avg_t) for t, sizes in plans for s in sizes]
+            x = ops.crop_torch_many(img, [c for c, _, _ in crops], [s for _, s, _ in crops], out_sz,
+                                    torch.stack([p for _, _, p in crops]))
         else:
+            crops = np.concatenate([ops.crop_multi(frame, t.center, sizes, out_sz, t.avg_color) for t, sizes in plans])
+            if first.backend == "onnxruntime":  # numpy end to end: no torch kernels (nor their threads) per frame
+                return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
             # (N, H, W, 3) uint8 -> (N, 3, H, W): a permuted view, already channels-last in memory.
-            x = torch.from_numpy(ops.crop_multi(frame, self.center, sizes, out_sz, self.avg_color)).permute(0, 3, 1, 2)
-        return x.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+            x = torch.from_numpy(crops).permute(0, 3, 1, 2)
+        return x.to(first.device, first.dtype).contiguous(memory_format=torch.channels_last)
 
     def _inference(self) -> contextlib.AbstractContextManager:
         """torch's inference mode around a frame's work, where torch runs it."""

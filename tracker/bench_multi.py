@@ -1,0 +1,121 @@
+"""``siamtrack bench --targets 1 4 16``: the cost of several targets per frame.
+
+For each target count N and each model and back-end, three ways in one run, on the same frames:
+:class:`tracker.multi.MultiTracker` batched (one network call per frame for all targets), the same
+targets one after another (``batched=False``: N network calls, as N separate trackers), and, for
+reference, N OpenCV TrackerNano instances one after another (OpenCV's ``MultiTracker`` does just
+that). Targets: the sequence's first ground-truth box and N - 1 boxes of its size spread over a
+grid across the frame (for timing only what they hold does not matter: every target costs its
+crops and its share of the network). Frames are decoded before timing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .bench import hardware, load_average, load_clips, parse_model_spec, set_threads
+
+__all__ = ["spread_boxes", "time_targets", "run_multi_bench"]
+
+
+def spread_boxes(box: Sequence[float], size: tuple[int, int], n: int) -> list[tuple[float, float, float, float]]:
+    """``box`` and ``n - 1`` boxes of its size, centred on the cells of a near-square grid over an
+    image of ``size`` = (width, height); all inside the image."""
+    x, y, w, h = (float(v) for v in box)
+    W, H = size
+    cols = int(np.ceil(np.sqrt(max(n - 1, 1))))
+    rows = int(np.ceil(max(n - 1, 1) / cols))
+    out = [(x, y, w, h)]
+    for k in range(n - 1):
+        cx = (k % cols + 0.5) * W / cols
+        cy = (k // cols + 0.5) * H / rows
+        out.append((float(np.clip(cx - w / 2, 0, W - w)), float(np.clip(cy - h / 2, 0, H - h)), w, h))
+    return out
+
+
+class _OneAfterAnother:
+    """N single-target trackers updated in turn (the reference: OpenCV's MultiTracker does this)."""
+
+    def __init__(self, make: Callable[[], object]) -> None:
+        self._make, self._trackers = make, []
+
+    def add(self, frame: np.ndarray, box) -> int:
+        t = self._make()
+        t.init(frame, box)
+        self._trackers.append(t)
+        return len(self._trackers)
+
+    def update(self, frame: np.ndarray) -> dict:
+        return {i + 1: t.update(frame) for i, t in enumerate(self._trackers)}
+
+
+def time_targets(make, clips, n: int, warmup: int = 5) -> float:
+    """Mean ms per frame of ``make()`` (with ``add``/``update``) tracking ``n`` targets over ``clips``
+    (first ``warmup`` updates of each clip excluded)."""
+    import time
+
+    lat = []
+    for frames, box in clips:
+        t = make()
+        for b in spread_boxes(box, (frames[0].shape[1], frames[0].shape[0]), n):
+            t.add(frames[0], b)
+        for k, f in enumerate(frames[1:]):
+            s = time.perf_counter()
+            t.update(f)
+            if k >= warmup:
+                lat.append(time.perf_counter() - s)
+    return float(np.mean(lat)) * 1e3
+
+
+def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences: list[str], max_frames: int,
+                    device: str, backends: tuple[str, ...], threads: tuple[int | None, ...],
+                    targets: tuple[int, ...]) -> list[dict]:
+    """Time every target count in ``targets`` for each model and back-end, batched and one after another,
+    with TrackerNano x N when ``peers`` is given; print and return the rows."""
+    from .eval.trackers import OpenCVTracker
+    from .multi import MultiTracker
+    from .siamfc import SiamFCTracker
+    from .weights import WeightsError
+
+    clips = load_clips(root, sequences, max_frames)
+    print(hardware())
+    print(f"{len(clips)} sequences from {root}, {sum(len(f) - 1 for f, _ in clips)} frames per row, frames pre-decoded; "
+          f"targets: the first box and N - 1 more of its size on a grid")
+    rows: list[dict] = []
+    for nthreads in threads:
+        set_threads(nthreads)
+        shown = nthreads or torch.get_num_threads()
+        for spec in models:
+            m, overrides = parse_model_spec(spec)
+            for backend in backends:
+                try:
+                    base = SiamFCTracker.from_pretrained(m, device="cpu" if backend == "onnxruntime" else device,
+                                                         config=overrides, backend=backend, threads=shown)
+                except WeightsError as e:
+                    print(f"skipped {spec}: {e}")
+                    break
+                where = f"{base.device}" if backend == "torch" else "onnxruntime, cpu"
+                for batched in (True, False):
+                    label = f"{spec} ({where}), {'batched' if batched else 'one after another'}"
+                    for n in targets:
+                        ms = time_targets(lambda b=batched: MultiTracker(base, batched=b), clips, n)
+                        rows.append({"tracker": label, "threads": shown, "targets": n, "ms": ms})
+        if peers is not None:
+            for n in targets:
+                ms = time_targets(lambda: _OneAfterAnother(lambda: OpenCVTracker("nano", peers)), clips, n)
+                rows.append({"tracker": "cv2.TrackerNano x N, one after another", "threads": shown, "targets": n,
+                             "ms": ms})
+    one = {(r["tracker"], r["threads"]): r["ms"] for r in rows if r["targets"] == min(targets)}
+    width = max(44, *(len(r["tracker"]) for r in rows)) if rows else 44
+    print(f"{'tracker':{width}s} {'threads':>7s} {'targets':>7s} {'ms/frame':>9s} {'ms/target':>9s} {'fps':>7s} "
+          f"{'vs fewest':>9s}")
+    for r in rows:
+        r["vs_fewest"] = r["ms"] / one[(r["tracker"], r["threads"])]
+        print(f"{r['tracker']:{width}s} {r['threads']:7d} {r['targets']:7d} {r['ms']:9.2f} {r['ms'] / r['targets']:9.2f} "
+              f"{1000.0 / r['ms']:7.1f} {r['vs_fewest']:8.2f}x")
+    print(f"vs fewest: the row's ms per frame / the same tracker's with {min(targets)} target(s), same run")
+    print(f"after the run: {load_average()}")
+    return rows
