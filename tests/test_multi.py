@@ -115,3 +115,92 @@ def test_spread_boxes_are_inside_the_image():
     assert (b[:, 0] >= 0).all() and (b[:, 1] >= 0).all()
     assert (b[:, 0] + b[:, 2] <= 320).all() and (b[:, 1] + b[:, 3] <= 240).all()
     assert len({(x, y) for x, y, _, _ in boxes}) == 16  # all different places
+
+
+# -- the demo with several targets (headless, in a subprocess as a user runs it) -----------------
+
+def test_track_several_boxes_writes_mot_and_per_target_files(tmp_path):
+    import cv2
+
+    from tracker.outputs import read_mot
+
+    from .helpers import encode, read_video
+    from .test_demo_headless import box_arg, read_boxes, siamtrack
+
+    frames, gt = make_sequence(20, (320, 240), target=(48, 36), seed=3)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(frames, 1):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    (folder / "008.png").write_bytes(b"broken")  # frame 8 cannot be decoded
+    other = (200.0, 150.0, 40.0, 30.0)
+    out, boxes = tmp_path / "out.mp4", tmp_path / "b.txt"
+    p = siamtrack("track", folder, "--no-display", "--box", box_arg(gt[0]), "--box", box_arg(other), "--output", out,
+                  "--boxes", boxes, "--boxes-per-target")
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr and "tracking 2 targets" in p.stdout
+    lines = boxes.read_text().splitlines()
+    assert len(lines) == 2 * 20  # one line per target per source frame
+    assert all(len(line.split(",")) == 10 and line.endswith(",-1,-1,-1") for line in lines)
+    mot = read_mot(boxes)
+    assert sorted(mot) == [1, 2] and all(sorted(rows) == list(range(1, 21)) for rows in mot.values())
+    assert np.allclose(mot[1][1], [*gt[0], 1.0], atol=0.01) and np.allclose(mot[2][1], [*other, 1.0], atol=0.01)
+    assert all(np.isnan(mot[i][8][:4]).all() and mot[i][8][4] == 0 for i in (1, 2))  # the broken frame
+    from tracker.ops import iou
+
+    held = np.array([mot[1][k][:4] for k in range(1, 21) if k != 8])
+    assert iou(held, np.delete(gt, 7, axis=0)).mean() > 0.6  # target 1 follows its object
+    for i in (1, 2):  # the per-target files say the same in the one-target format
+        rows = read_boxes(tmp_path / f"b.{i}.txt")
+        assert len(rows) == 20
+        want = np.array([mot[i][k] for k in range(1, 21)])
+        assert np.allclose(rows, want, equal_nan=True, atol=1e-4)
+    assert read_video(out) == (20, (320, 240))
+
+
+def test_mot_flag_with_one_target_and_per_target_needs_boxes(tmp_path):
+    from .helpers import encode
+    from .test_demo_headless import assert_clean_error, box_arg, siamtrack
+
+    frames, gt = make_sequence(6, (160, 120), target=(32, 24), seed=3)
+    clip = encode(frames, tmp_path / "c.mp4")
+    p = siamtrack("track", clip, "--no-display", "--box", box_arg(gt[0]), "--boxes", tmp_path / "b.txt", "--mot")
+    assert p.returncode == 0, p.stderr
+    lines = (tmp_path / "b.txt").read_text().splitlines()
+    assert [line.split(",")[:2] for line in lines] == [[str(k), "1"] for k in range(1, 7)]
+    p = siamtrack("track", clip, "--no-display", "--box", box_arg(gt[0]), "--output", tmp_path / "o.mp4",
+                  "--boxes-per-target")
+    assert_clean_error(p, "--boxes-per-target", "--boxes")
+    p = siamtrack("track", clip, "--no-display", "--box", box_arg(gt[0]), "--box", "500,10,20,20",
+                  "--boxes", tmp_path / "c.txt")
+    assert_clean_error(p, "--box")  # the second box is outside the 160x120 frame
+    assert not (tmp_path / "c.txt").exists()
+
+
+def test_read_mot_names_a_malformed_line(tmp_path):
+    from tracker.outputs import read_mot
+
+    f = tmp_path / "m.txt"
+    f.write_text("1,1,2.00,3.00,4.00,5.00,1.0000,-1,-1,-1\n2,1,2.0,3.0\n")
+    with pytest.raises(ValueError, match=r"m\.txt:2"):
+        read_mot(f)
+
+
+def test_draw_targets_gives_each_target_its_colour_and_marks_the_lost():
+    from tracker.overlay import draw_targets, target_color
+    from tracker.siamfc import TrackResult
+
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    results = {1: TrackResult((20.0, 40.0, 60.0, 40.0), 0.9, False), 2: TrackResult((150.0, 120.0, 60.0, 40.0), 0.8, False),
+               3: TrackResult((240.0, 60.0, 50.0, 50.0), 0.1, True)}
+    img = draw_targets(frame, results, 25.0, "siamfc-effnet", "cpu")
+    assert len({target_color(i) for i in results}) == 3
+
+    def count(i):
+        x, y, w, h = (int(v) for v in results[i].box)
+        region = img[y - 3:y + h + 3, x - 3:x + w + 3]
+        return int(np.all(region == target_color(i), axis=2).sum())
+
+    assert count(1) >= 2 * (60 + 40) and count(2) >= 2 * (60 + 40)
+    assert 0 < count(3) < 2 * (50 + 50)  # dashed: the lost target's outline is broken
+    assert np.array_equal(frame, np.full((240, 320, 3), 128, np.uint8))  # the input is not drawn on

@@ -1,13 +1,16 @@
-"""The ``siamtrack track`` and ``siamtrack webcam`` demos: track one object in a video,
-image folder, stream or camera, show it in a window and/or write the results.
+"""The ``siamtrack track`` and ``siamtrack webcam`` demos: track one or several objects in a
+video, image folder, stream or camera, show them in a window and/or write the results.
 
-Outputs: ``--output`` an annotated video (box, confidence, fps, model and device);
-``--boxes`` a text file with one ``x,y,w,h,score`` line per frame (0-based pixels; the
-first frame's line is the initial box with score 1). Both are finalised on a normal end,
+Outputs: ``--output`` an annotated video (boxes, confidence, fps, model and device);
+``--boxes`` a text file: for one target one ``x,y,w,h,score`` line per frame (0-based pixels; the
+first frame's line is the initial box with score 1); for several targets (several ``--box``, several
+boxes dragged on the first frame, or ``--mot``) the MOTChallenge format
+``frame,id,x,y,w,h,score,-1,-1,-1``, one line per target per frame (:mod:`tracker.outputs`);
+``--boxes-per-target`` also one ``x,y,w,h,score`` file per target. All are finalised on a normal end,
 ``q``/Esc, a closed window, Ctrl-C or SIGTERM, and hold every frame done.
 
-Keys in the window: SPACE pause/resume, ``r`` re-select the target on the current frame
-(drag a box, then ENTER or SPACE; ``c`` cancels), ``q`` or Esc quit.
+Keys in the window (:mod:`tracker.window`): SPACE pause/resume, ``r`` re-select the target,
+``a`` add a target, ``d`` + click remove one, ``q`` or Esc quit.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import signal
 import sys
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence, TextIO
 
@@ -26,13 +29,16 @@ import cv2
 import numpy as np
 
 from .inputs import as_box
-from .overlay import BANNER_COLOR, LOST_COLOR, TRACKED_COLOR, draw_overlay, skipped_frame  # noqa: F401 (re-exported)
+from .multi import MultiTracker
+from .outputs import SKIPPED_LINE, ResultFiles  # noqa: F401 (SKIPPED_LINE re-exported)
+from .overlay import (BANNER_COLOR, LOST_COLOR, TRACKED_COLOR, draw_overlay, draw_targets,  # noqa: F401
+                      skipped_frame)
 from .progress import ProgressBar
 from .runtime import is_export
 from .siamfc import BACKENDS, HAS_TORCH, SiamFCTracker, TrackResult, resolve_device
-from .video import (FPSMeter, SinkError, SourceError, VideoSink, check_writable, open_source, part_path,
-                    remove_stale_parts, same_file)
+from .video import FPSMeter, SinkError, SourceError, VideoSink, check_writable, open_source, same_file
 from .weights import WeightsError
+from .window import WINDOW, Window, interact  # noqa: F401 (WINDOW re-exported)
 
 __all__ = ["DEMO_CLIP", "DEMO_OUTPUT", "DemoOptions", "DemoError", "run", "register", "parse_box",
            "draw_overlay", "has_display", "demo_clip"]
@@ -40,11 +46,6 @@ __all__ = ["DEMO_CLIP", "DEMO_OUTPUT", "DemoOptions", "DemoError", "run", "regis
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEMO_CLIP = DATA_DIR / "demo.mp4"
 DEMO_OUTPUT = "siamtrack_demo.mp4"
-WINDOW = "siamtrack"
-SKIPPED_LINE = "nan,nan,nan,nan,0"  # box-file line of a source frame that could not be decoded (not tracked)
-KEY_QUIT = {ord("q"), ord("Q"), 27}
-KEY_PAUSE = {ord(" ")}
-KEY_RESELECT = {ord("r"), ord("R")}
 
 
 class DemoError(Exception):
@@ -56,7 +57,7 @@ class DemoOptions:
     """What to track and where results go. ``source=None`` means the bundled demo clip."""
 
     source: str | None = None
-    box: tuple[float, float, float, float] | None = None
+    init_boxes: list[tuple[float, float, float, float]] = field(default_factory=list)  # empty: drag them
     output: str | None = None
     boxes: str | None = None
     display: bool = True
@@ -65,6 +66,8 @@ class DemoOptions:
     max_frames: int | None = None
     config: dict | None = None  # tracking-parameter overrides (TrackerConfig keys)
     backend: str = "auto"  # network back-end: torch, onnxruntime (CPU) or auto (see SiamFCTracker.from_pretrained)
+    mot: bool = False  # MOT-format box file even for one target (targets may be added in the window)
+    per_target: bool = False  # also one x,y,w,h,score box file per target
 
 
 def parse_config(text: str) -> dict:
@@ -114,41 +117,6 @@ def demo_clip() -> tuple[Path, tuple[float, float, float, float]]:
 
 # -- outputs -----------------------------------------------------------------------------
 
-class BoxLog:
-    """Writes one ``x,y,w,h,score`` line per frame, flushed as it goes, to a temporary
-    file that ``close()`` moves onto ``path`` (atomic, also on an interruption)."""
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = check_writable(path, "box file")
-        self.removed_parts = remove_stale_parts(self.path)  # left by killed runs
-        self._tmp = part_path(self.path)
-        self._f: TextIO | None = open(self._tmp, "w", encoding="ascii")
-        self.lines = 0
-
-    def write(self, result: TrackResult | None) -> None:
-        """One frame's line; ``None`` (a frame of the source that could not be decoded): ``SKIPPED_LINE``."""
-        if result is None:
-            self._f.write(SKIPPED_LINE + "\n")
-        else:
-            x, y, w, h = result.box
-            self._f.write(f"{x:.2f},{y:.2f},{w:.2f},{h:.2f},{result.score:.4f}\n")
-        self._f.flush()
-        self.lines += 1
-
-    def close(self) -> Path:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
-            os.replace(self._tmp, self.path)
-        return self.path
-
-    def __enter__(self) -> "BoxLog":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 @contextmanager
 def _interrupts_held() -> Iterator[None]:
     """Hold Ctrl-C / SIGTERM until the block ends, so a frame's outputs are written together
@@ -188,69 +156,10 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 # -- the loop ----------------------------------------------------------------------------
 
-class _Window:
-    """The OpenCV window and its keys."""
-
-    def __init__(self) -> None:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
-
-    def show(self, img: np.ndarray, wait_ms: int = 1) -> int:
-        cv2.imshow(WINDOW, img)
-        return cv2.waitKey(wait_ms) & 0xFF
-
-    def closed(self) -> bool:
-        try:
-            return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
-        except cv2.error:
-            return True
-
-    def select(self, frame: np.ndarray) -> tuple[float, float, float, float] | None:
-        """Let the user drag a box on ``frame``; ``None`` if cancelled."""
-        x, y, w, h = cv2.selectROI(WINDOW, frame, True, False, False)
-        return (float(x), float(y), float(w), float(h)) if w > 0 and h > 0 else None
-
-    def close(self) -> None:
-        try:
-            cv2.destroyWindow(WINDOW)
-            cv2.waitKey(1)
-        except cv2.error:
-            pass
-
-
 def _say(msg: str, progress: ProgressBar | None = None, stream: TextIO | None = None) -> None:
     if progress is not None:
         progress.clear()
     print(msg, file=stream or sys.stdout, flush=True)
-
-
-def _interact(window: _Window, tracker: SiamFCTracker, frame: np.ndarray, result: TrackResult, fps: float,
-              n: int, meter: FPSMeter) -> tuple[TrackResult, bool]:
-    """Show frame ``n`` and handle the keys: SPACE pauses here until pressed again, ``r``
-    re-selects the target on this frame. Returns the (possibly new) result and whether to quit."""
-    name, device = tracker.name, str(tracker.device)
-    key = window.show(draw_overlay(frame, result, fps, name, device, keys="SPACE pause   r reselect   q/Esc quit"))
-    paused = False
-    while True:
-        if key in KEY_QUIT or window.closed():
-            return result, True
-        if key in KEY_PAUSE:
-            paused = not paused
-            print(f"{'paused' if paused else 'resumed'} at frame {n}", flush=True)
-            meter.reset()  # the pause is not tracking time
-        elif key in KEY_RESELECT:
-            print(f"re-select at frame {n}: drag a box around the target, then press ENTER or SPACE (c cancels)",
-                  flush=True)
-            new = window.select(frame)
-            if new is not None:
-                tracker.init(frame, new)
-                result = TrackResult(new, 1.0, False)
-                print("reselected target at frame {}: {:.0f},{:.0f},{:.0f},{:.0f}".format(n, *new), flush=True)
-            else:
-                print(f"reselection cancelled at frame {n}", flush=True)
-        if not paused:
-            return result, False
-        key = window.show(draw_overlay(frame, result, fps, name, device,
-                                       keys="PAUSED: SPACE resume   r reselect   q/Esc quit"), 50)
 
 
 def _refuse_clobbering(source, outputs: list[tuple[str | None, str]], images: list[str] = ()) -> None:
@@ -274,23 +183,25 @@ def run(opts: DemoOptions) -> int:
     Raises :class:`DemoError` for bad input, before anything is tracked.
     """
     default_clip = opts.source is None
-    source, box = opts.source, opts.box
+    source, boxes = opts.source, list(opts.init_boxes)
     if default_clip:
         clip, clip_box = demo_clip()
-        source, box = str(clip), box or clip_box
+        source, boxes = str(clip), boxes or [clip_box]
     output = opts.output or (DEMO_OUTPUT if default_clip else None)
     display = opts.display
     if display and not has_display():
-        if box is None:
+        if not boxes:
             raise DemoError("no display ($DISPLAY is unset), so the target cannot be drawn: give --box x,y,w,h")
         print("no display ($DISPLAY is unset): running without a window", file=sys.stderr)
         display = False
-    if not display and box is None:
+    if not display and not boxes:
         raise DemoError("--box x,y,w,h is required with --no-display (there is no window to draw it in)")
     if not display and not output and not opts.boxes:
         raise DemoError("nothing to show or write: give --output and/or --boxes with --no-display")
     if opts.max_frames is not None and opts.max_frames < 1:
         raise DemoError(f"--max-frames must be at least 1, got {opts.max_frames}")
+    if opts.per_target and not opts.boxes:
+        raise DemoError("--boxes-per-target names its files after --boxes: give --boxes TXT too")
     progress: ProgressBar | None = None
 
     def on_skip(msg: str) -> None:
@@ -306,14 +217,21 @@ def run(opts: DemoOptions) -> int:
         raise DemoError(str(e)) from None
     if src.kind == "images":
         _refuse_clobbering(None, [(output, "--output"), (opts.boxes, "--boxes")], images=src.image_paths)
+
+    def check_target_file(path: Path) -> None:  # a per-target box file may not be an input or an output
+        _refuse_clobbering(source, [(str(path), "--boxes-per-target file"), (output, "--output")],
+                           images=src.image_paths if src.kind == "images" else [])
+        if same_file(path, opts.boxes):
+            raise DemoError(f"--boxes-per-target file {path} is --boxes {opts.boxes} itself")
+        check_writable(path, "--boxes-per-target file")
+
     with ExitStack() as stack:
         stack.enter_context(src)
         first = src.first_frame
-        if box is not None:
-            try:
-                box = as_box(box, src.size, name="--box" if opts.box else "demo box")
-            except ValueError as e:
-                raise DemoError(f"{e} (first frame of {src.name})") from None
+        try:
+            boxes = [as_box(b, src.size, name="--box" if opts.init_boxes else "demo box") for b in boxes]
+        except ValueError as e:
+            raise DemoError(f"{e} (first frame of {src.name})") from None
         # ONNX Runtime (asked for, an export folder, or no torch installed): no torch device to resolve
         cpu_only = opts.backend == "onnxruntime" or is_export(opts.model) or not HAS_TORCH
         if cpu_only and opts.device not in ("auto", "cpu"):
@@ -323,65 +241,75 @@ def run(opts: DemoOptions) -> int:
         except (ValueError, RuntimeError, ImportError) as e:
             raise DemoError(f"--device {opts.device}: {e}") from None
         try:
-            tracker = SiamFCTracker.from_pretrained(opts.model, device=dev, config=opts.config, backend=opts.backend)
+            tracker = MultiTracker(SiamFCTracker.from_pretrained(opts.model, device=dev, config=opts.config,
+                                                                 backend=opts.backend))
         except ImportError as e:
             raise DemoError(str(e)) from None
         except (WeightsError, ValueError, RuntimeError) as e:
             what = "--config" if opts.config and str(e).startswith("TrackerConfig") else f"--model {opts.model}"
             raise DemoError(f"{what}: {e}" if opts.model or what == "--config" else str(e)) from None
         device = str(tracker.device) + (" (onnxruntime)" if tracker.backend == "onnxruntime" else "")
+        window = Window() if display else None
+        if window is not None:
+            stack.callback(window.close)
+        if not boxes:  # drag them on the first frame
+            print("drag a box around each target, pressing ENTER or SPACE after each; Esc when done", flush=True)
+            boxes = window.select_many(first)
+            if not boxes:
+                raise DemoError("no target selected on the first frame; nothing to track")
+        mot = opts.mot or len(boxes) > 1
         try:
             sink = stack.enter_context(VideoSink(output, fps=src.fps or 30.0)) if output else None
-            log = stack.enter_context(BoxLog(opts.boxes)) if opts.boxes else None
+            log = stack.enter_context(ResultFiles(opts.boxes, mot, opts.per_target, check_target_file)) \
+                if opts.boxes else None
         except SinkError as e:
             raise DemoError(str(e)) from None
         for part in (sink.removed_parts if sink is not None else []) + (log.removed_parts if log is not None else []):
             print(f"removed {part}, a partial output left by an earlier run that was killed", file=sys.stderr)
-        window = _Window() if display else None
-        if window is not None:
-            stack.callback(window.close)
-        if box is None:  # draw it on the first frame
-            print("drag a box around the target, then press ENTER or SPACE (c cancels)", flush=True)
-            box = window.select(first)
-            if box is None:
-                raise DemoError("no target selected on the first frame; nothing to track")
-        print(f"tracking {src.name} ({src.size[0]}x{src.size[1]}) with {tracker.name} on {device}", flush=True)
+        what = f"{len(boxes)} targets" if len(boxes) > 1 else "one target"
+        print(f"tracking {what} in {src.name} ({src.size[0]}x{src.size[1]}) with {tracker.name} on {device}", flush=True)
         if src.frame_count and src.kind in ("video", "images"):
             progress = ProgressBar(src.frame_count if not opts.max_frames else min(src.frame_count, opts.max_frames))
             stack.callback(progress.close)
         stack.enter_context(_sigterm_as_interrupt())
         code, n, t0 = 0, 0, time.perf_counter()
         meter = FPSMeter()
-        frames = src.with_gaps()  # None: a frame of the source that was skipped; it still gets its line
+        frames = src.with_gaps()  # None: a frame of the source that was skipped; it still gets its lines
         last_shown = np.zeros((src.size[1], src.size[0], 3), np.uint8)
 
-        def emit(annotated: np.ndarray, result: TrackResult | None) -> None:
+        def draw(frame: np.ndarray, results: dict[int, TrackResult], fps: float, keys: str | None = None) -> np.ndarray:
+            if not mot and len(results) == 1:  # one target: its box in the tracked/lost colours
+                return draw_overlay(frame, next(iter(results.values())), fps, tracker.name, device, keys)
+            return draw_targets(frame, results, fps, tracker.name, device, keys)
+
+        def emit(annotated: np.ndarray, results: dict[int, TrackResult] | None) -> None:
             nonlocal n
             with _interrupts_held():
                 if sink is not None:
                     sink.write(annotated)
                 if log is not None:
-                    log.write(result)
+                    log.write(n + 1, results, tracker.ids)
                 n += 1
 
         try:
             frame = next(frames)
             while frame is None:  # unreadable frames before the first readable one
-                emit(skipped_frame(last_shown, n + 1), None)
+                emit(skipped_frame(last_shown, n + 1), {})
                 frame = next(frames)
-            tracker.init(frame, box)
-            result = TrackResult(tuple(float(v) for v in box), 1.0, False)
+            results = {tracker.add(frame, b): TrackResult(tuple(float(v) for v in b), 1.0, False) for b in boxes}
             while True:
                 if frame is None:
                     emit(skipped_frame(last_shown, n + 1), None)
                 else:
                     fps = meter.tick()
-                    last_shown = draw_overlay(frame, result, fps, tracker.name, device)
-                    emit(last_shown, result)
+                    last_shown = draw(frame, results, fps)
+                    emit(last_shown, results)
                 if progress is not None:
                     progress.update(n, meter.fps)
                 if window is not None and frame is not None:
-                    result, quit_now = _interact(window, tracker, frame, result, meter.fps, n, meter)
+                    results, quit_now = interact(window, tracker, frame, results, meter.fps, n, meter, draw,
+                                                 can_edit=mot or log is None,
+                                                 say=lambda msg: _say(msg, progress))
                     if quit_now:
                         break
                 if opts.max_frames and n >= opts.max_frames:
@@ -390,30 +318,41 @@ def run(opts: DemoOptions) -> int:
                 if frame is False:
                     break
                 if frame is not None:
-                    result = tracker.update(frame)
+                    results = tracker.update(frame)
         except KeyboardInterrupt:
             code = 130
             _say(f"interrupted after {n} frames", progress, sys.stderr)
         elapsed = time.perf_counter() - t0
         written = sink.close() if sink is not None else None
-        boxes_path = log.close() if log is not None else None
+        box_files = log.close() if log is not None else []
     if progress is not None:
         progress.close()
     print(f"tracked {n} frames in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} fps) with {tracker.name} on {device}")
     if written is not None:
         print(f"wrote annotated video: {Path(written).resolve()}")
-    if boxes_path is not None:
-        print(f"wrote boxes (x,y,w,h,score per frame): {Path(boxes_path).resolve()}")
+    for k, path in enumerate(box_files):
+        form = "frame,id,x,y,w,h,score,-1,-1,-1 per target per frame" if mot and k == 0 else "x,y,w,h,score per frame"
+        print(f"wrote boxes ({form}): {Path(path).resolve()}")
     return code
 
 
 # -- command line ------------------------------------------------------------------------
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--box", metavar="X,Y,W,H", help="initial box in 0-based pixels; default: drag it on the first frame")
+    p.add_argument("--box", metavar="X,Y,W,H", action="append",
+                   help="initial box in 0-based pixels; repeat it for several targets (--box A --box B); "
+                        "default: drag them on the first frame (ENTER or SPACE after each, Esc when done)")
     p.add_argument("--output", "-o", metavar="VIDEO", help="write the annotated video here (.mp4 or .avi)")
-    p.add_argument("--boxes", metavar="TXT", help="write one x,y,w,h,score line per frame of the source here "
-                                               "(0-based px; 'nan,nan,nan,nan,0' for a frame that could not be decoded)")
+    p.add_argument("--boxes", metavar="TXT",
+                   help="write the boxes here: one target, one x,y,w,h,score line per frame of the source (0-based px; "
+                        "'nan,nan,nan,nan,0' for a frame that could not be decoded); several targets (or --mot), the "
+                        "MOTChallenge format frame,id,x,y,w,h,score,-1,-1,-1, one line per target per frame (frame "
+                        "1-based, box 0-based px; 'nan' box and score 0 for a frame that could not be decoded)")
+    p.add_argument("--mot", action="store_true", help="write --boxes in the MOTChallenge format even for one target "
+                                                      "(needed to add targets with 'a' in the window while writing it)")
+    p.add_argument("--boxes-per-target", action="store_true",
+                   help="also write one x,y,w,h,score file per target beside --boxes: boxes.txt -> boxes.1.txt, "
+                        "boxes.2.txt, ... (from the frame the target was added to the one it was removed)")
     p.add_argument("--no-display", action="store_true", help="run without a window (needs --box)")
     p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: siamfc-effnet, "
                                                         "on CPU and GPU), or a folder made by siamtrack export")
@@ -428,10 +367,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace, source: str | None) -> DemoOptions:
-    return DemoOptions(source=source, box=parse_box(args.box) if args.box else None, output=args.output,
+    return DemoOptions(source=source, init_boxes=[parse_box(b) for b in args.box or []], output=args.output,
                        boxes=args.boxes, display=not args.no_display, model=args.model, device=args.device,
                        max_frames=args.max_frames, config=parse_config(args.config) if args.config else None,
-                       backend=args.backend)
+                       backend=args.backend, mot=args.mot, per_target=args.boxes_per_target)
 
 
 def _guard(cmd: str, args: argparse.Namespace, source: str | None) -> int:
@@ -453,17 +392,18 @@ def _cmd_webcam(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``track`` and ``webcam`` subcommands."""
     p = subparsers.add_parser(
-        "track", help="track an object in a video, image folder/glob, stream or camera",
-        description="Track one object. With no SOURCE, runs on the bundled demo clip and writes "
-                    f"./{DEMO_OUTPUT}. Keys: SPACE pause, r re-select, q/Esc quit.")
+        "track", help="track one or several objects in a video, image folder/glob, stream or camera",
+        description="Track one object, or several (--box A --box B ..., or drag several boxes): one batched "
+                    "network pass per frame for all of them. With no SOURCE, runs on the bundled demo clip and writes "
+                    f"./{DEMO_OUTPUT}. Keys: SPACE pause, r re-select, a add a target, d + click remove one, q/Esc quit.")
     p.add_argument("source", nargs="?", help="video file, image folder or glob, stream URL or camera index "
                                              "(default: the bundled demo clip)")
     _common(p)
     p.set_defaults(func=_cmd_track)
     w = subparsers.add_parser(
         "webcam", help="track an object live from a camera",
-        description="Live tracking from a camera: drag a box around the target, then ENTER. "
-                    "Keys: SPACE pause, r re-select, q/Esc quit.")
+        description="Live tracking from a camera: drag a box around each target, ENTER or SPACE after each, "
+                    "Esc when done. Keys: SPACE pause, r re-select, a add a target, d + click remove one, q/Esc quit.")
     w.add_argument("camera", nargs="?", default="0", help="camera index or stream URL (default: 0)")
     _common(w)
     w.set_defaults(func=_cmd_webcam)

@@ -1,6 +1,6 @@
 """What the demos draw on a frame: the box (solid while held, dashed when lost), its score, and a
-banner with the model, device, speed, confidence and state; the stand-in for a frame that could
-not be decoded."""
+banner with the model, device, speed, confidence and state; for several targets each box in its
+own colour with its id; the stand-in for a frame that could not be decoded."""
 from __future__ import annotations
 
 import cv2
@@ -8,11 +8,20 @@ import numpy as np
 
 from .siamfc import TrackResult
 
-__all__ = ["TRACKED_COLOR", "LOST_COLOR", "BANNER_COLOR", "draw_overlay", "skipped_frame"]
+__all__ = ["TRACKED_COLOR", "LOST_COLOR", "BANNER_COLOR", "TARGET_COLORS", "target_color", "draw_overlay",
+           "draw_targets", "skipped_frame"]
 
 TRACKED_COLOR = (0, 255, 0)  # BGR: solid box while the target is held
 LOST_COLOR = (0, 0, 255)  # BGR: dashed box when the score says the target is lost
 BANNER_COLOR = (40, 40, 40)
+# BGR, one per target id in turn (several targets): bright, far from the banner's grey and from each other.
+TARGET_COLORS = ((0, 255, 0), (255, 160, 0), (0, 200, 255), (255, 0, 255), (0, 255, 255), (255, 255, 0),
+                 (128, 128, 255), (0, 128, 255), (255, 128, 128), (160, 255, 160))
+
+
+def target_color(target_id: int) -> tuple[int, int, int]:
+    """The colour of target ``target_id`` (ids from 1): :data:`TARGET_COLORS` in turn."""
+    return TARGET_COLORS[(int(target_id) - 1) % len(TARGET_COLORS)]
 
 
 def skipped_frame(last: np.ndarray, number: int) -> np.ndarray:
@@ -38,6 +47,46 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, color:
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
 
 
+def _draw_box(img: np.ndarray, result: TrackResult, color: tuple, tag: str, scale: float, th: int, base: int,
+              line: int) -> None:
+    """One target's box (solid, or dashed when lost) and its tag on a dark label above it (below at the top)."""
+    h = img.shape[0]
+    x, y, bw, bh = result.box
+    p1 = (int(round(x)), int(round(y)))
+    p2 = (int(round(x + bw)) - 1, int(round(y + bh)) - 1)
+    thick = max(2, int(round(2 * scale)))
+    if result.lost:
+        _dashed_rect(img, p1, p2, color, max(1, thick - 1))
+    else:
+        cv2.rectangle(img, p1, p2, color, thick, cv2.LINE_8)
+    above = p1[1] - base - 3
+    org = (max(p1[0], 2), above if above - th > line else min(p2[1] + th + 6, h - base))
+    tw = cv2.getTextSize(tag, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+    cv2.rectangle(img, (org[0] - 2, org[1] - th - 2), (org[0] + tw + 2, org[1] + base), BANNER_COLOR, -1)
+    _text(img, tag, org, scale, color)
+
+
+def _banners(img: np.ndarray, info: str, state: str, state_color: tuple, keys: str | None, scale: float, base: int,
+             line: int) -> None:
+    """Top banner (``info`` then ``state`` in its colour, on one or two lines) and the key help at the bottom."""
+    h, w = img.shape[:2]
+    one_line = cv2.getTextSize(f"{info}   {state}", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] + 12 <= w
+    cv2.rectangle(img, (0, 0), (w - 1, line * (1 if one_line else 2) - 1), BANNER_COLOR, -1)
+    _text(img, info, (6, line - base - 2), scale)
+    sx = 6 + cv2.getTextSize(info + "   ", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] if one_line else 6
+    _text(img, state, (sx, line * (1 if one_line else 2) - base - 2), scale, state_color)
+    if keys:
+        cv2.rectangle(img, (0, h - line), (w - 1, h - 1), BANNER_COLOR, -1)
+        _text(img, keys, (6, h - base - 2), scale)
+
+
+def _metrics(img: np.ndarray) -> tuple[float, int, int, int]:
+    """Text scale for this frame width, the text's height and baseline, and one text line's height (px)."""
+    scale = float(np.clip(img.shape[1] / 960.0, 0.45, 1.0))
+    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    return scale, th, base, th + base + 4
+
+
 def draw_overlay(frame: np.ndarray, result: TrackResult, fps: float, model: str, device: str,
                  keys: str | None = None) -> np.ndarray:
     """A copy of ``frame`` with the box, a top banner (model, device, fps, confidence, state)
@@ -47,34 +96,28 @@ def draw_overlay(frame: np.ndarray, result: TrackResult, fps: float, model: str,
     dashed :data:`LOST_COLOR` box and the word "LOST", never a confident box on nothing.
     """
     img = frame.copy()
-    h, w = img.shape[:2]
-    scale = float(np.clip(w / 960.0, 0.45, 1.0))
-    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    line = th + base + 4  # one text line's height in px
-    x, y, bw, bh = result.box
-    p1 = (int(round(x)), int(round(y)))
-    p2 = (int(round(x + bw)) - 1, int(round(y + bh)) - 1)
-    thick = max(2, int(round(2 * scale)))
-    if result.lost:
-        _dashed_rect(img, p1, p2, LOST_COLOR, max(1, thick - 1))
-        tag, color = f"lost {result.score:.2f}", LOST_COLOR
-    else:
-        cv2.rectangle(img, p1, p2, TRACKED_COLOR, thick, cv2.LINE_8)
-        tag, color = f"{result.score:.2f}", TRACKED_COLOR
-    above = p1[1] - base - 3
-    org = (max(p1[0], 2), above if above - th > line else min(p2[1] + th + 6, h - base))
-    tw = cv2.getTextSize(tag, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
-    cv2.rectangle(img, (org[0] - 2, org[1] - th - 2), (org[0] + tw + 2, org[1] + base), BANNER_COLOR, -1)
-    _text(img, tag, org, scale, color)
-    # Top banner: model and device, fps, confidence and the state, on one or two lines.
-    info = f"{model} on {device}   {fps:5.1f} fps   conf {result.score:.2f}"
-    state = "LOST" if result.lost else "tracking"
-    one_line = cv2.getTextSize(f"{info}   {state}", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] + 12 <= w
-    cv2.rectangle(img, (0, 0), (w - 1, line * (1 if one_line else 2) - 1), BANNER_COLOR, -1)
-    _text(img, info, (6, line - base - 2), scale)
-    sx = 6 + cv2.getTextSize(info + "   ", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] if one_line else 6
-    _text(img, state, (sx, line * (1 if one_line else 2) - base - 2), scale, color)
-    if keys:
-        cv2.rectangle(img, (0, h - line), (w - 1, h - 1), BANNER_COLOR, -1)
-        _text(img, keys, (6, h - base - 2), scale)
+    scale, th, base, line = _metrics(img)
+    color = LOST_COLOR if result.lost else TRACKED_COLOR
+    _draw_box(img, result, color, f"lost {result.score:.2f}" if result.lost else f"{result.score:.2f}", scale, th,
+              base, line)
+    _banners(img, f"{model} on {device}   {fps:5.1f} fps   conf {result.score:.2f}",
+             "LOST" if result.lost else "tracking", color, keys, scale, base, line)
+    return img
+
+
+def draw_targets(frame: np.ndarray, results: dict[int, TrackResult], fps: float, model: str, device: str,
+                 keys: str | None = None) -> np.ndarray:
+    """:func:`draw_overlay` for several targets: a copy of ``frame`` with each target's box in its colour
+    (:func:`target_color`), solid while held and dashed when lost, tagged ``#id score`` (``#id lost score``),
+    and a banner with the model, device, fps and how many targets are tracked and lost."""
+    img = frame.copy()
+    scale, th, base, line = _metrics(img)
+    for target_id, r in results.items():
+        tag = f"#{target_id} {'lost ' if r.lost else ''}{r.score:.2f}"
+        _draw_box(img, r, target_color(target_id), tag, scale, th, base, line)
+    lost = sum(r.lost for r in results.values())
+    n = len(results)
+    state = f"{n} target{'s' if n != 1 else ''}" + (f", {lost} LOST" if lost else "")
+    _banners(img, f"{model} on {device}   {fps:5.1f} fps", state, LOST_COLOR if lost else TRACKED_COLOR, keys,
+             scale, base, line)
     return img
