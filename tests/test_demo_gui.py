@@ -195,3 +195,80 @@ def test_window_keys_and_reselect(xdisplay, tmp_path):
     assert 0 < n < 300, "q did not end the run early"
     assert len(boxes.read_text().splitlines()) == n
     assert read_video(out) == (n, (W, H))
+
+
+def test_window_adds_and_removes_targets(xdisplay, tmp_path):
+    """With --mot: 'a' plus a drag adds a second target, 'd' plus a click on its box removes it; the MOT
+    file has its lines from the frame after it was added to the frame it was removed on."""
+    from tracker.outputs import read_mot
+    from tracker.overlay import target_color
+
+    frames, gt = make_sequence(60, (W, H), target=(48, 36), seed=11)
+    clip = encode(frames * 5, tmp_path / "clip.mp4")
+    boxes = tmp_path / "b.txt"
+    env = dict(os.environ, DISPLAY=xdisplay)
+    env.pop("WAYLAND_DISPLAY", None)
+
+    def xdo(*args: str) -> str:
+        return subprocess.run(["xdotool", *args], env=env, check=True, capture_output=True, text=True,
+                              timeout=20).stdout
+
+    box = ",".join(f"{v:.2f}" for v in gt[0])
+    proc = subprocess.Popen(siamtrack_cmd() + ["track", str(clip), "--box", box, "--mot", "--boxes", str(boxes)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stderr_lines = Lines(proc.stderr)
+    try:
+        lines = Lines(proc.stdout, other=stderr_lines)
+        lines.wait_for(r"^tracking one target", timeout=60)
+        wid = xdo("search", "--sync", "--onlyvisible", "--name", f"^{WINDOW}$").split()[0]
+        xdo("windowfocus", wid)
+        xdo("key", "space")
+        lines.wait_for(r"^paused at frame \d+", timeout=20)
+        time.sleep(0.5)
+        x0, y0 = find_image_origin(screenshot(xdisplay))
+        xdo("key", "a")
+        lines.wait_for(r"^add at frame", timeout=20)
+        time.sleep(0.5)
+        sel = (200, 150, 50, 40)
+        xdo("mousemove", str(x0 + sel[0]), str(y0 + sel[1]), "mousedown", "1")
+        for f in (0.3, 0.6, 1.0):
+            xdo("mousemove", str(int(x0 + sel[0] + f * sel[2])), str(int(y0 + sel[1] + f * sel[3])))
+            time.sleep(0.1)
+        xdo("mouseup", "1")
+        time.sleep(0.2)
+        xdo("key", "Return")
+        m = lines.wait_for(r"^added target #2 at frame (\d+): (\d+),(\d+),(\d+),(\d+)", timeout=20)
+        added_at = int(m.group(1))
+        assert np.all(np.abs(np.array([int(v) for v in m.groups()[1:]]) - np.array(sel)) <= 3)
+        xdo("key", "space")
+        lines.wait_for(r"^resumed at frame", timeout=20)
+        time.sleep(1.0)
+        xdo("key", "space")
+        lines.wait_for(r"^paused at frame \d+", timeout=20)
+        time.sleep(0.5)
+        img = screenshot(xdisplay)[y0:y0 + H, x0:x0 + W]
+        ys, xs = np.where(np.all(img == target_color(2), axis=2))
+        assert xs.size >= 50, "target 2's box is not drawn in its colour"
+        xdo("key", "d")
+        lines.wait_for(r"^delete at frame", timeout=20)
+        time.sleep(0.3)
+        # Click on the middle of its left edge: inside its box, and not inside target 1's unless they overlap.
+        cx, cy = int(xs.min()) + 2, int((ys.min() + ys.max()) / 2)
+        xdo("mousemove", str(x0 + cx), str(y0 + cy), "click", "1")
+        m = lines.wait_for(r"^removed target #2 at frame (\d+)", timeout=20)
+        removed_at = int(m.group(1))
+        xdo("key", "q")
+        proc.wait(timeout=60)
+        m = lines.wait_for(r"^tracked (\d+) frames", timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    err = stderr_lines.text()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    n = int(m.group(1))
+    mot = read_mot(boxes)
+    assert sorted(mot[1]) == list(range(1, n + 1))  # target 1 on every frame
+    # The window's frame numbers are the file's (1-based): target 2 from the frame after the one it was
+    # added on through the one it was removed on (whose line was written before the key).
+    assert sorted(mot[2]) == list(range(added_at + 1, removed_at + 1))
