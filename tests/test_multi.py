@@ -204,3 +204,39 @@ def test_draw_targets_gives_each_target_its_colour_and_marks_the_lost():
     assert count(1) >= 2 * (60 + 40) and count(2) >= 2 * (60 + 40)
     assert 0 < count(3) < 2 * (50 + 50)  # dashed: the lost target's outline is broken
     assert np.array_equal(frame, np.full((240, 320, 3), 128, np.uint8))  # the input is not drawn on
+
+
+def test_backbone_calls_are_split_at_max_batch(couple):
+    """Five targets x 3 scales = 15 crops in calls of at most 4: the same boxes as one call for all."""
+    frames, gt = couple
+    base = SiamFCTracker.from_pretrained(device="cpu", backend="torch")
+    calls = []
+    embed = base.net.embed
+    base.net.embed = lambda x: calls.append(len(x)) or embed(x)
+    trackers = [MultiTracker(base, max_batch=m) for m in (4, 64)]
+    for t in trackers:
+        for k in range(5):
+            t.add(frames[0], gt[0] + np.array([12.0 * k, 0, 0, 0]))
+    calls.clear()
+    for f in frames[1:6]:
+        a, b = (t.update(f) for t in trackers)
+        assert all(np.allclose(a[i].box, b[i].box, atol=1e-3) for i in a)
+    assert calls == [4, 4, 4, 3, 15] * 5
+    assert MultiTracker(base).max_batch == 6  # torch on a CPU
+    with pytest.raises(ValueError, match="max_batch"):
+        MultiTracker(base, max_batch=0)
+
+
+def test_multi_bench_times_every_way_in_one_run(dev_root, peers_dir, capsys):
+    from tracker.bench_multi import run_multi_bench
+
+    rows = run_multi_bench(dev_root, peers_dir, ["siamfc-effnet"], ["Deer"], 10, "cpu", ("torch",), (1,), (1, 3))
+    out = capsys.readouterr().out
+    assert "load average" in out and "vs 1 target" in out
+    got = {(r["tracker"], r["targets"]) for r in rows}
+    for name in ("siamfc-effnet (cpu), batched", "siamfc-effnet (cpu), one after another",
+                 "cv2.TrackerNano x N, one after another"):
+        assert {(name, 1), (name, 3)} <= got
+    assert all(r["ms"] > 0 and r["vs_one"] > 0 for r in rows)
+    one = [r for r in rows if r["tracker"] == "siamfc-effnet (cpu), one after another" and r["targets"] == 1]
+    assert one[0]["vs_one"] == 1.0
