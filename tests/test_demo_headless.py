@@ -106,38 +106,47 @@ def test_no_arguments_runs_bundled_clip(tmp_path):
 
 
 def test_default_model_holds_the_bundled_clip_with_no_frame_flagged_lost(tmp_path):
-    """The first run a user makes: the target is held on every frame of the bundled clip, no frame
-    is flagged lost, and the box keeps the target's size as it grows and shrinks (0.75x to 1.35x)."""
+    """The first run a user makes, on real footage (Big Buck Bunny): no frame is flagged lost, and at the
+    frames where the rabbit's extent was drawn by hand the box is on it (its centre inside, and most of the
+    box over the rabbit) as the rabbit climbs out of its burrow and grows to about twice its size."""
     meta = json.loads((REPO / "tracker" / "data" / "demo.json").read_text())
-    gt = np.array(meta["groundtruth"])
+    assert meta["licence"] == "CC-BY 3.0" and "Blender Foundation" in meta["attribution"]
     p = siamtrack("track", "--no-display", "--boxes", tmp_path / "b.txt", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     got = read_boxes(tmp_path / "b.txt")
-    assert len(got) == len(gt) == meta["frames"]
+    assert len(got) == meta["frames"]
+    np.testing.assert_allclose(got[0, :4], meta["init_box"], atol=0.01)
     assert "LOST" not in p.stdout + p.stderr
     from tracker.weights import DEFAULT
 
     threshold = json.loads((REPO / "weights" / f"{DEFAULT}.json").read_text())["config"]["lost_threshold"]
     assert (got[:, 4] >= threshold).all(), np.flatnonzero(got[:, 4] < threshold) + 1
-    iou = ops.iou(got[:, :4], gt)
-    side = np.sqrt(got[:, 2] * got[:, 3] / (gt[:, 2] * gt[:, 3]))
-    print(f"bundled clip: mean IoU {iou.mean():.3f}, min {iou.min():.3f}; box side / target side {side.min():.2f}-{side.max():.2f}")
-    assert iou.mean() > 0.65 and iou.min() > 0.3
-    assert 0.7 < side.min() and side.max() < 1.3
+    assert len(meta["checkpoints"]) >= 4
+    for k, (x, y, w, h) in ((int(k), v) for k, v in meta["checkpoints"].items()):
+        bx, by, bw, bh = got[k, :4]
+        cx, cy = bx + bw / 2, by + bh / 2
+        assert x <= cx <= x + w and y <= cy <= y + h, (k, got[k], (x, y, w, h))
+        overlap = max(0.0, min(bx + bw, x + w) - max(bx, x)) * max(0.0, min(by + bh, y + h) - max(by, y))
+        assert overlap >= 0.5 * bw * bh, (k, overlap / (bw * bh))
 
 
-def test_bundled_clip_boxes_follow_target(tmp_path):
-    meta = json.loads((REPO / "tracker" / "data" / "demo.json").read_text())
-    gt = np.array(meta["groundtruth"])[:75]  # first half: the target moves out to one side and grows 0.75x -> 1.35x
-    p = siamtrack("track", "--no-display", "--boxes", tmp_path / "b.txt", "--max-frames", 75, cwd=tmp_path)
+def test_boxes_follow_a_moving_target(tmp_path):
+    """A synthetic clip whose target moves out to one side and grows 0.75x -> 1.35x: the tracked boxes
+    overlap it far better than a box that never moves, and keep its size."""
+    frames, gt = make_sequence(n_frames=75, size=(480, 360), target=(64, 48), scale_range=(0.75, 1.35), seed=7)
+    clip = encode(frames, tmp_path / "clip.mp4")
+    p = siamtrack("track", clip, "--no-display", "--box", box_arg(gt[0]), "--boxes", tmp_path / "b.txt")
     assert p.returncode == 0, p.stderr
     got = read_boxes(tmp_path / "b.txt")
     assert len(got) == len(gt) == 75
-    np.testing.assert_allclose(got[0, :4], meta["init_box"], atol=0.01)
     tracked = ops.iou(got[:, :4], gt).mean()
     static = ops.iou(np.repeat(gt[:1], len(gt), axis=0), gt).mean()
-    print(f"demo clip: mean IoU tracked {tracked:.3f}, box that never moves {static:.3f}")
+    side = np.sqrt(got[:, 2] * got[:, 3] / (gt[:, 2] * gt[:, 3]))
+    print(f"synthetic clip: mean IoU tracked {tracked:.3f}, box that never moves {static:.3f}; "
+          f"box side / target side {side.min():.2f}-{side.max():.2f}")
     assert tracked >= 0.5 and tracked >= static + 0.2, (tracked, static)
+    assert (got[:, 4] > 0.3).all()
+    assert 0.7 < side.min() and side.max() < 1.3
 
 
 def test_image_folder_with_corrupt_image(tmp_path):
