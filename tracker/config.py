@@ -45,6 +45,9 @@ class TrackerConfig:
     memory_size: int = 0  # past exemplars kept beside the first (confident frames); the response is the max over all
     memory_every: int = 10  # frames between additions to the memory
     memory_score: float = 0.7  # the score a frame needs to be added
+    long_term: bool = False  # when lost: hold the last box, then search the whole frame and re-acquire (tracker.redetect)
+    lost_frames: int = 3  # long_term: consecutive lost frames before the whole-frame search starts
+    redetect_threshold: float = 0.5  # long_term: score a whole-frame peak needs to be re-acquired (>= lost_threshold)
     half: bool = field(default=False)  # fp16 network on CUDA
 
     def __post_init__(self) -> None:
@@ -81,6 +84,11 @@ class TrackerConfig:
         need(0 <= self.memory_score <= 1, f"memory_score must be in [0, 1], got {self.memory_score}")
         need(not (self.memory_size > 0 and self.feature_pyramid), "memory_size > 0 needs the image pyramid "
              "(feature_pyramid=False)")
+        need(isinstance(self.lost_frames, int) and self.lost_frames >= 1, f"lost_frames must be an int >= 1, "
+             f"got {self.lost_frames!r}")
+        need(not self.long_term or self.lost_threshold <= self.redetect_threshold <= 1, f"redetect_threshold must be in [lost_threshold, 1] "
+             f"= [{self.lost_threshold}, 1] with long_term (hysteresis: re-acquiring takes more than staying), got "
+             f"{self.redetect_threshold}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrackerConfig":

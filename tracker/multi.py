@@ -19,15 +19,10 @@ import numpy as np
 
 from .config import TrackerConfig
 from .inputs import as_bgr_frame
-from .siamfc import SiamFCTracker, TrackResult
+from .siamfc import CPU_TORCH_BATCH, SEARCHING, SiamFCTracker, TrackResult, embed_in_batches
 
 __all__ = ["MultiTracker", "CPU_TORCH_BATCH"]
 
-# Crops per backbone call with torch on a CPU: siamfc-effnet's per-crop cost (193 px crops, 2 threads) was
-# 3.75 ms alone, 2.5 ms in batches of 3 to 6, then 3.0 at 8, 3.9 at 12 and 4.9 at 24 (the activations of a
-# larger batch no longer fit the caches). ONNX Runtime's stays flat (~2 ms from 3 to 48), and GPUs want
-# large batches: there every crop goes in one call.
-CPU_TORCH_BATCH = 6
 
 
 class MultiTracker:
@@ -141,24 +136,17 @@ class MultiTracker:
         frame = first._check_frame(frame, "MultiTracker.update")
         if not self.batched:
             return {i: t.update(frame) for i, t in targets}
-        with first._inference():
-            img = first._to_device(frame) if first.pipeline == "torch" else None
-            plans = [(t, t.search_sizes()) for _, t in targets]
-            xf = self._embed(SiamFCTracker._cut(frame, img, plans, first.config.instance_sz))
-            results, start = {}, 0
-            for (i, t), (_, sizes) in zip(targets, plans):
-                results[i] = t._step(frame, img, xf[start:start + len(sizes)])
-                start += len(sizes)
-        return results
-
-    def _embed(self, x):
-        """The backbone on a batch of crops, in calls of at most :attr:`max_batch` crops."""
-        net, b = self._proto.net, self.max_batch or len(x)
-        if len(x) <= b:
-            return net.embed(x)
-        parts = [net.embed(x[i:i + b]) for i in range(0, len(x), b)]
-        if isinstance(parts[0], np.ndarray):
-            return np.concatenate(parts)
-        import torch  # a torch network's features
-
-        return torch.cat(parts)
+        # A lost target searching the whole frame (long_term) runs its own search; the others share one batch.
+        results = {i: t.update(frame) for i, t in targets if t.state == SEARCHING}
+        local = [(i, t) for i, t in targets if i not in results]
+        if local:
+            with first._inference():
+                img = first._to_device(frame) if first.pipeline == "torch" else None
+                sizes = [t.search_sizes() for _, t in local]
+                x = first._cut(frame, img, [t._plan(s) for (_, t), s in zip(local, sizes)], first.config.instance_sz)
+                xf = embed_in_batches(first.net, x, self.max_batch)
+                start = 0
+                for (i, t), s in zip(local, sizes):
+                    results[i] = t._step(frame, img, xf[start:start + len(s)])
+                    start += len(s)
+        return {i: results[i] for i, _ in targets}

@@ -32,7 +32,7 @@ try:  # a deployment install (numpy, OpenCV, ONNX Runtime) tracks exported model
 except ImportError:
     torch = F = None
 
-from . import ops, postprocess
+from . import ops, postprocess, redetect
 from .config import TrackerConfig
 from .dcf import CorrelationFilter
 from .inputs import as_bgr_frame, as_box
@@ -45,7 +45,15 @@ if TYPE_CHECKING:
 
 BACKENDS = ("torch", "onnxruntime")
 
-__all__ = ["SiamFCTracker", "TrackResult", "resolve_device", "BACKENDS", "HAS_TORCH"]
+__all__ = ["SiamFCTracker", "TrackResult", "resolve_device", "embed_in_batches", "BACKENDS", "HAS_TORCH",
+           "TRACKING", "SEARCHING", "REACQUIRED", "CPU_TORCH_BATCH"]
+
+TRACKING, SEARCHING, REACQUIRED = "tracking", "searching", "reacquired"  # TrackResult.state
+# Crops per backbone call with torch on a CPU: siamfc-effnet's per-crop cost (193 px crops, 2 threads) was
+# 3.75 ms alone, 2.5 ms in batches of 3 to 6, then 3.0 at 8, 3.9 at 12 and 4.9 at 24 (the activations of a
+# larger batch no longer fit the caches). ONNX Runtime's stays flat (~2 ms from 3 to 48), and GPUs want
+# large batches: there every crop goes in one call.
+CPU_TORCH_BATCH = 6
 
 HAS_TORCH = torch is not None  # False in a deployment install: only ONNX exports run
 
@@ -86,11 +94,25 @@ class TrackResult:
     the target looks as it did at ``init``; it falls towards 0 as the target is occluded,
     leaves the view or is lost. ``lost`` is ``score < config.lost_threshold`` (chosen per
     weights file on the development set); the box is then the last estimate, not a detection.
+
+    ``state``: ``"tracking"``; with ``config.long_term``, ``"searching"`` while the target is lost
+    (``box`` is then the last box where it was held, and the whole frame is searched for it) and
+    ``"reacquired"`` on the frame the whole-frame search found it again (``lost`` False).
     """
 
     box: tuple[float, float, float, float]
     score: float
     lost: bool
+    state: str = TRACKING
+
+
+def embed_in_batches(net, x, max_batch: int | None):
+    """``net.embed(x)`` in calls of at most ``max_batch`` crops (None: one call), joined in order."""
+    b = max_batch or len(x)
+    if len(x) <= b:
+        return net.embed(x)
+    parts = [net.embed(x[i:i + b]) for i in range(0, len(x), b)]
+    return np.concatenate(parts) if isinstance(parts[0], np.ndarray) else torch.cat(parts)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -159,12 +181,13 @@ class SiamFCTracker:
             self._pen_t = torch.as_tensor(self.penalties, dtype=torch.float32, device=self.device).view(-1, 1, 1)
         self._frame_size: tuple[int, int] | None = None
         self.zf = None  # the target's correlation kernel (net.embed_exemplar), set by init()
+        self.state = TRACKING
 
     def spawn(self) -> "SiamFCTracker":
         """A tracker for another target, not started (``init`` it): it shares this one's network (no copy
         of the weights), configuration, device and pipeline, and has its own state (box, kernel, scale)."""
         new = copy.copy(self)
-        new._frame_size, new.zf, new.memory, new._frames = None, None, [], 0
+        new._frame_size, new.zf, new.memory, new._frames, new.state = None, None, [], 0, TRACKING
         return new
 
     @property
@@ -289,6 +312,7 @@ class SiamFCTracker:
         self.x_sz = z_sz * cfg.instance_sz / cfg.exemplar_sz
         self.init_x_sz = self.x_sz
         self.memory, self._frames = [], 0
+        self.state, self._lost_run = TRACKING, 0
         self.avg_color = np.array(cv2.mean(frame)[:3])
         with self._inference():
             img = None
@@ -314,10 +338,13 @@ class SiamFCTracker:
                 resp = self.net.respond(xf, self.zf)[0]
             ref = float(resp.max())
         self.ref_peak = max(ref, 1e-6)
+        self._held = self._geometry()
 
     def update(self, frame: np.ndarray) -> TrackResult:
         """Locate the target in the next frame; returns its box and a confidence score."""
         frame = self._check_frame(frame, "SiamFCTracker.update")
+        if self.state == SEARCHING:
+            return self._search_frame(frame)
         with self._inference():
             img = self._to_device(frame) if self.pipeline == "torch" else None
             xf = self.net.embed(self._crops(frame, img, self.search_sizes(), self.config.instance_sz))
@@ -384,7 +411,45 @@ class SiamFCTracker:
             z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
             self.memory = [*self.memory, self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))]
             self.memory = self.memory[-cfg.memory_size:]
-        return TrackResult(self.box, score, lost)
+        return self._long_term(score, lost) if cfg.long_term else TrackResult(self.box, score, lost)
+
+    # -- long-term tracking (config.long_term) ---------------------------------------------
+
+    def _geometry(self) -> tuple:
+        return self.center.copy(), self.target_sz.copy(), self.x_sz
+
+    def _long_term(self, score: float, lost: bool) -> TrackResult:
+        """After a local step: a held target's box is remembered; on a lost frame the box goes back to it
+        (it does not move on noise), and after ``lost_frames`` lost frames in a row the next frames search
+        the whole frame (:meth:`_search_frame`)."""
+        if not lost:
+            self._held, self._lost_run = self._geometry(), 0
+            return TrackResult(self.box, score, False, TRACKING)
+        self.center, self.target_sz, self.x_sz = (v.copy() if isinstance(v, np.ndarray) else v for v in self._held)
+        self._lost_run += 1
+        if self._lost_run >= self.config.lost_frames:
+            self.state = SEARCHING
+        return TrackResult(self.box, score, True, self.state)
+
+    def _search_frame(self, frame: np.ndarray) -> TrackResult:
+        """A frame while the target is lost (long_term): its exemplar against the whole frame at its last
+        scale (:mod:`tracker.redetect`: a grid of search crops in one batch), re-acquired where the best peak
+        scores at least ``redetect_threshold``; else the box stays where the target was last held."""
+        cfg = self.config
+        centers = redetect.tile_centers(self._frame_size, self.x_sz, cfg.instance_sz, self.upscale_sz // cfg.response_up)
+        with self._inference():
+            img = self._to_device(frame) if self.pipeline == "torch" else None
+            x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
+            max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
+            resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
+        peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz)
+        score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
+        if score < cfg.redetect_threshold:
+            return TrackResult(self.box, score, True, SEARCHING)
+        w_img, h_img = self._frame_size
+        self.center = np.clip(where, [0, 0], [w_img, h_img])
+        self.state, self._lost_run, self._held = TRACKING, 0, self._geometry()
+        return TrackResult(self.box, score, False, REACQUIRED)
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -468,28 +533,29 @@ class SiamFCTracker:
     def _crops(self, frame: np.ndarray, img: torch.Tensor | None, sizes, out_sz: int) -> torch.Tensor | np.ndarray:
         """Square crops of ``sizes`` (image px) around the current centre, ready for the network:
         (len(sizes), 3, out_sz, out_sz) float, channels-last (see :meth:`_cut`)."""
-        return self._cut(frame, img, [(self, sizes)], out_sz)
+        return self._cut(frame, img, [self._plan(sizes)], out_sz)
 
-    @staticmethod
-    def _cut(frame: np.ndarray, img: torch.Tensor | None, plans: Sequence[tuple["SiamFCTracker", Sequence[float]]],
-             out_sz: int) -> torch.Tensor | np.ndarray:
-        """One batch of crops for one or more targets of the same network: for each ``(tracker, sizes)`` in
-        ``plans``, squares of ``sizes`` image px around that tracker's centre, padded with its mean colour,
-        in order: (N, 3, out_sz, out_sz) float, channels-last. Cut on the device from ``img`` in one
-        ``grid_sample`` (torch pipeline) or by OpenCV from ``frame``; for ONNX Runtime a contiguous NCHW
-        float32 numpy array."""
-        first = plans[0][0]
-        if first.pipeline == "torch":
-            crops = [(t.center, s, t._avg_t) for t, sizes in plans for s in sizes]
+    def _plan(self, sizes, center=None) -> tuple:
+        """What :meth:`_cut` needs to crop ``sizes`` around ``center`` (default: the target's) for this target."""
+        return (self.center if center is None else center, sizes, self.avg_color, getattr(self, "_avg_t", None))
+
+    def _cut(self, frame: np.ndarray, img: torch.Tensor | None, plans: Sequence[tuple], out_sz: int) -> torch.Tensor | np.ndarray:
+        """One batch of crops, for one or more targets of this network: for each plan (:meth:`_plan`:
+        centre, sizes, mean colour, the same on the device), squares of those sizes (image px) around that
+        centre, padded with that colour, in order: (N, 3, out_sz, out_sz) float, channels-last. Cut on the
+        device from ``img`` in one ``grid_sample`` (torch pipeline) or by OpenCV from ``frame``; for ONNX
+        Runtime a contiguous NCHW float32 numpy array."""
+        if self.pipeline == "torch":
+            crops = [(c, s, p) for c, sizes, _, p in plans for s in sizes]
             x = ops.crop_torch_many(img, [c for c, _, _ in crops], [s for _, s, _ in crops], out_sz,
                                     torch.stack([p for _, _, p in crops]))
         else:
-            crops = np.concatenate([ops.crop_multi(frame, t.center, sizes, out_sz, t.avg_color) for t, sizes in plans])
-            if first.backend == "onnxruntime":  # numpy end to end: no torch kernels (nor their threads) per frame
+            crops = np.concatenate([ops.crop_multi(frame, c, sizes, out_sz, avg) for c, sizes, avg, _ in plans])
+            if self.backend == "onnxruntime":  # numpy end to end: no torch kernels (nor their threads) per frame
                 return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
             # (N, H, W, 3) uint8 -> (N, 3, H, W): a permuted view, already channels-last in memory.
             x = torch.from_numpy(crops).permute(0, 3, 1, 2)
-        return x.to(first.device, first.dtype).contiguous(memory_format=torch.channels_last)
+        return x.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
 
     def _inference(self) -> contextlib.AbstractContextManager:
         """torch's inference mode around a frame's work, where torch runs it."""

@@ -54,3 +54,48 @@ def make_sequence(n_frames: int = 60, size: tuple[int, int] = (320, 240), target
         frames.append(frame)
         boxes.append((x, y, w, h))
     return frames, np.array(boxes)
+
+
+def make_absence_sequence(n_frames: int = 80, size: tuple[int, int] = (480, 360), target: tuple[int, int] = (48, 36),
+                          absent: tuple[int, int] = (25, 45), distractor: bool = False,
+                          seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """A target that leaves and comes back elsewhere: frames (BGR ``uint8``) and ground truth ``(N, 4)``,
+    NaN rows on frames ``absent[0] .. absent[1] - 1`` where it is not in the picture. Before, it drifts
+    slowly near the left third of the frame; after, near the right two-thirds, far outside the area a
+    local search covers. ``distractor``: while it is away, another object of the same size and frame
+    style (a white border around a different texture) moves in the middle of the picture."""
+    rng = np.random.default_rng(seed)
+    W, H = size
+    bg = texture(H, W, rng, blobs=80)
+    tw, th = target
+    objects = []
+    for _ in range(2):
+        obj = texture(th * 2, tw * 2, rng, blobs=12)
+        cv2.rectangle(obj, (0, 0), (tw * 2 - 1, th * 2 - 1), (255, 255, 255), 3)
+        objects.append(obj)
+    frames, boxes = [], []
+    for k in range(n_frames):
+        frame = bg.copy()
+        home = (0.25, 0.35) if k < absent[0] else (0.72, 0.65)
+        cx = W * home[0] + 12 * np.sin(k / 6)
+        cy = H * home[1] + 8 * np.cos(k / 5)
+        box = (cx - tw / 2, cy - th / 2, float(tw), float(th))
+        if absent[0] <= k < absent[1]:
+            boxes.append((np.nan,) * 4)
+            if distractor:
+                _paste(frame, objects[1], (W * 0.5 - tw / 2 + 10 * np.sin(k / 4), H * 0.45 - th / 2, tw, th))
+        else:
+            boxes.append(box)
+            _paste(frame, objects[0], box)
+        frames.append(frame)
+    return frames, np.array(boxes, dtype=np.float64)
+
+
+def _paste(frame: np.ndarray, obj: np.ndarray, box: tuple[float, float, float, float]) -> None:
+    """Warp ``obj`` into ``box`` (x, y, w, h) of ``frame`` in place, with sub-pixel accuracy."""
+    x, y, w, h = box
+    H, W = frame.shape[:2]
+    m = np.array([[w / obj.shape[1], 0, x], [0, h / obj.shape[0], y]], dtype=np.float64)
+    mask = cv2.warpAffine(np.full(obj.shape[:2], 255, np.uint8), m, (W, H))
+    warped = cv2.warpAffine(obj, m, (W, H))
+    frame[mask > 127] = warped[mask > 127]

@@ -1,0 +1,114 @@
+"""Long-term tracking (``long_term=True``): lost, whole-frame search, re-acquisition."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tracker import MultiTracker, SiamFCTracker, TrackerConfig
+from tracker.ops import iou
+from tracker.redetect import locate, tile_centers
+from tracker.siamfc import REACQUIRED, SEARCHING, TRACKING
+from tracker.synthetic import make_absence_sequence
+
+ABSENT = (25, 45)  # frames the target is out of the picture
+
+
+def _run(config: dict, distractor: bool = False, backend: str = "torch"):
+    frames, gt = make_absence_sequence(absent=ABSENT, distractor=distractor, seed=1)
+    t = SiamFCTracker.from_pretrained(device="cpu", backend=backend, config=config)
+    t.init(frames[0], gt[0])
+    return [t.update(f) for f in frames[1:]], gt, t
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_target_that_leaves_and_returns_elsewhere_is_reacquired(backend):
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    results, gt, _ = _run({"long_term": True}, backend=backend)
+    states = [r.state for r in results]  # results[k] is frame k + 1
+    before = slice(0, ABSENT[0] - 1)
+    assert all(s == TRACKING and not r.lost for s, r in zip(states[before], results[before]))
+    away = results[ABSENT[0] - 1:ABSENT[1] - 1]
+    assert all(r.lost for r in away)  # the target is gone: lost on every frame it is away
+    assert states[ABSENT[0] - 1 + TrackerConfig().lost_frames] == SEARCHING
+    held = away[0].box
+    assert all(r.box == held for r in away)  # the box does not move on noise
+    back = ABSENT[1] - 1  # index of the first frame it is back
+    first = next(k for k in range(back, len(results)) if not results[k].lost)
+    assert first - back <= 2 and states[first] == REACQUIRED  # found within 3 frames of its return
+    boxes = np.array([r.box for r in results[first:]])
+    assert iou(boxes, gt[first + 1:]).min() > 0.5  # and held from there on, at its new place
+
+
+def test_short_term_mode_does_not_find_it_again():
+    results, gt, _ = _run({"long_term": False})
+    assert {r.state for r in results} == {TRACKING}
+    after = np.array([r.box for r in results[ABSENT[1]:]])
+    assert iou(after, gt[ABSENT[1] + 1:]).max() < 0.1
+
+
+def test_a_similar_object_below_the_threshold_is_not_locked_onto():
+    """While the target is away another framed object moves in the picture: its peak stays below
+    redetect_threshold, so the tracker keeps searching (box unchanged), then finds the real one."""
+    results, gt, t = _run({"long_term": True}, distractor=True)
+    searching = [r for r in results[ABSENT[0] - 1:ABSENT[1] - 1] if r.state == SEARCHING]
+    assert len(searching) >= ABSENT[1] - ABSENT[0] - t.config.lost_frames
+    assert max(r.score for r in searching) > 0.3  # the distractor is seen: the search is not blind...
+    assert all(r.score < t.config.redetect_threshold for r in searching)  # ...and it stays below the threshold
+    assert len({r.box for r in searching}) == 1
+    back = [r for r in results[ABSENT[1] - 1:] if not r.lost]
+    assert back and iou(np.array([back[-1].box]), gt[-1:])[0] > 0.5
+
+
+def test_no_template_update_while_lost():
+    frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
+    t = SiamFCTracker.from_pretrained(device="cpu", config={"long_term": True, "template_lr": 0.1})
+    t.init(frames[0], gt[0])
+    for f in frames[1:ABSENT[0]]:
+        t.update(f)
+    kernel = t.zf.clone()
+    for f in frames[ABSENT[0]:ABSENT[1]]:
+        assert t.update(f).lost
+        assert np.array_equal(t.zf.numpy(), kernel.numpy())
+
+
+def test_multitracker_with_a_searching_target_equals_single_trackers():
+    frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
+    base = SiamFCTracker.from_pretrained(device="cpu", config={"long_term": True})
+    multi = MultiTracker(base)
+    other = (300.0, 40.0, 48.0, 36.0)
+    ids = [multi.add(frames[0], gt[0]), multi.add(frames[0], other)]
+    singles = [base.spawn(), base.spawn()]
+    singles[0].init(frames[0], gt[0])
+    singles[1].init(frames[0], other)
+    seen = set()
+    for f in frames[1:]:
+        got = multi.update(f)
+        for i, s in zip(ids, singles):
+            want = s.update(f)
+            assert want.state == got[i].state and np.allclose(want.box, got[i].box, atol=1e-3)
+            seen.add(want.state)
+    assert SEARCHING in seen and REACQUIRED in seen
+
+
+def test_tiles_cover_the_frame_and_locate_maps_back():
+    centers = tile_centers((640, 480), 150.0, 193, 19)
+    span = 19 * 8 * 150.0 / 193
+    xs, ys = np.unique(centers[:, 0]), np.unique(centers[:, 1])
+    assert len(centers) == len(xs) * len(ys)
+    for c, side in ((xs, 640), (ys, 480)):  # every position is within half a span of a tile centre
+        edges = np.concatenate([[0], (c[:-1] + c[1:]) / 2, [side]])
+        assert all(np.abs(edges[k:k + 2] - c[k]).max() <= span / 2 + 1e-9 for k in range(len(c)))
+    resp = np.zeros((len(centers), 19, 19), np.float32)
+    resp[3, 12, 4] = 1.0  # 3 rows below, 5 columns left of tile 3's centre cell
+    peak, where = locate(resp, centers, 150.0, 193)
+    assert peak == 1.0
+    assert np.allclose(where, centers[3] + np.array([-5, 3]) * 8 * 150.0 / 193)
+
+
+def test_config_keeps_hysteresis():
+    with pytest.raises(ValueError, match="redetect_threshold"):
+        TrackerConfig(long_term=True, lost_threshold=0.6, redetect_threshold=0.5)
+    with pytest.raises(ValueError, match="lost_frames"):
+        TrackerConfig(lost_frames=0)
+    TrackerConfig(long_term=False, lost_threshold=0.6, redetect_threshold=0.5)  # unused: no constraint
