@@ -87,6 +87,15 @@ def _metrics(img: np.ndarray) -> tuple[float, int, int, int]:
     return scale, th, base, th + base + 4
 
 
+def _state_word(result: TrackResult) -> str:
+    """The banner's state: "tracking", "LOST", "LOST: searching the frame" (long-term mode) or "re-acquired"."""
+    if result.state == "searching":
+        return "LOST: searching the frame"
+    if result.state == "reacquired":
+        return "re-acquired"
+    return "LOST" if result.lost else "tracking"
+
+
 def draw_overlay(frame: np.ndarray, result: TrackResult, fps: float, model: str, device: str,
                  keys: str | None = None) -> np.ndarray:
     """A copy of ``frame`` with the box, a top banner (model, device, fps, confidence, state)
@@ -101,7 +110,7 @@ def draw_overlay(frame: np.ndarray, result: TrackResult, fps: float, model: str,
     _draw_box(img, result, color, f"lost {result.score:.2f}" if result.lost else f"{result.score:.2f}", scale, th,
               base, line)
     _banners(img, f"{model} on {device}   {fps:5.1f} fps   conf {result.score:.2f}",
-             "LOST" if result.lost else "tracking", color, keys, scale, base, line)
+             _state_word(result), color, keys, scale, base, line)
     return img
 
 
@@ -113,7 +122,7 @@ def draw_targets(frame: np.ndarray, results: dict[int, TrackResult], fps: float,
     img = frame.copy()
     scale, th, base, line = _metrics(img)
     for target_id, r in results.items():
-        tag = f"#{target_id} {'lost ' if r.lost else ''}{r.score:.2f}"
+        tag = f"#{target_id} {'searching ' if r.state == 'searching' else 'lost ' if r.lost else ''}{r.score:.2f}"
         _draw_box(img, r, target_color(target_id), tag, scale, th, base, line)
     lost = sum(r.lost for r in results.values())
     n = len(results)

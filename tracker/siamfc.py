@@ -15,12 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
-import json
 import os
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import cv2
@@ -37,8 +33,7 @@ from .config import TrackerConfig
 from .dcf import CorrelationFilter
 from .inputs import as_bgr_frame, as_box
 from .ops import TOTAL_STRIDE
-from .runtime import META_NAME, OnnxNet, is_export
-from .weights import DEFAULT, find_export, load_model, resolve
+from .runtime import OnnxNet
 
 if TYPE_CHECKING:
     from .models import SiamNet
@@ -56,27 +51,6 @@ TRACKING, SEARCHING, REACQUIRED = "tracking", "searching", "reacquired"  # Track
 CPU_TORCH_BATCH = 6
 
 HAS_TORCH = torch is not None  # False in a deployment install: only ONNX exports run
-
-
-def _shipped_export(name: str, config: TrackerConfig | dict | None,
-                    threads: int | None) -> tuple[OnnxNet, TrackerConfig] | None:
-    """The export shipped beside weights ``name`` (``<name>-onnx/``), loaded, with its tracking parameters
-    and ``config`` applied, when it was made from that very weights file (its sha256) and its graphs serve
-    the config; else None."""
-    folder = find_export(name)
-    if folder is None:
-        return None
-    source = json.loads((folder / META_NAME).read_text()).get("source_sha256")
-    if source is None or source != resolve(name).sha256:
-        return None  # the weights changed since (or are unrecorded): not this network
-    net = OnnxNet.from_dir(folder, threads=threads)
-    cfg = config if isinstance(config, TrackerConfig) else TrackerConfig.from_dict({**net.meta["config"], **(config or {})})
-    cfg = cfg.with_crop_sizes(net)
-    try:
-        net.check_config(cfg)
-    except ValueError:
-        return None
-    return net, cfg
 
 
 def _host(a) -> np.ndarray:
@@ -235,55 +209,9 @@ class SiamFCTracker:
         (:func:`tracker.export.export_model`, ~10 s). ``backend="auto"`` (the demos' default) takes that
         shipped export when the run is on the CPU and onnxruntime is installed, and torch otherwise. Without torch installed, only exports can run:
         the shipped export of a name is then used whatever ``backend`` says."""
-        if backend not in BACKENDS + ("auto",):
-            raise ValueError(f"backend must be one of {BACKENDS + ('auto',)}, got {backend!r}")
-        if backend == "onnxruntime" and str(device) not in ("auto", "cpu"):
-            raise ValueError(f"the ONNX Runtime back-end runs on the CPU, not device={device!r}")
-        if is_export(name_or_path):  # a folder made by siamtrack export: ONNX Runtime
-            if isinstance(config, TrackerConfig):
-                raise ValueError(f"{name_or_path}: an ONNX export takes config overrides as a dict")
-            return cls.from_onnx(name_or_path, config, threads, device=device, **kwargs)
-        if name_or_path is None:
-            name_or_path = DEFAULT
-        if torch is None and str(device) not in ("auto", "cpu"):
-            raise ImportError(f"device={device!r}: PyTorch is not installed; without it exports run on the CPU only")
-        if backend == "auto":  # ONNX Runtime where it is installed, the run is on the CPU and an export ships
-            on_cpu = str(device) == "cpu" or (str(device) == "auto" and not (torch is not None and torch.cuda.is_available()))
-            if not (on_cpu and kwargs.get("pipeline", "auto") != "torch"
-                    and importlib.util.find_spec("onnxruntime") is not None):
-                backend = "torch"
-        if backend in ("onnxruntime", "auto") or torch is None:
-            shipped = _shipped_export(str(name_or_path), config, threads)
-            if shipped is not None:
-                return cls(shipped[0], shipped[1], "cpu", name=str(name_or_path), **kwargs)
-            backend = "torch" if backend == "auto" else backend
-            if torch is None:
-                raise ImportError(f"{name_or_path}: PyTorch is not installed, and no export of these weights is "
-                                  "shipped; without torch only exported models run (siamtrack export on a machine "
-                                  "with torch, then SiamFCTracker.from_onnx(DIR) or siamtrack track --model DIR)")
-        dev = "cpu" if backend == "onnxruntime" and str(device) in ("auto", "cpu") else resolve_device(device)
-        net, info = load_model(name_or_path)
-        if not info.has_meta and not isinstance(config, TrackerConfig):
-            warnings.warn(f"{info.path}: no {info.path.with_suffix('.json').name} beside it, so no tracking parameters "
-                          f"were chosen for these weights; tracking with the defaults "
-                          f"{TrackerConfig.from_dict({**({'scale_num': 1} if net.has_box_head else {}), **(config or {})})}"
-                          " (write the .json, as tracker.weights.save_weights does, or pass config= to set them)",
-                          stacklevel=2)
-        if isinstance(config, TrackerConfig):
-            cfg = config
-        else:
-            merged = {**info.config, **(config or {})}
-            if net.has_box_head and merged.get("box_head", True) and "scale_num" not in merged:
-                merged["scale_num"] = 1  # a box head sizes the box itself: one search scale
-            cfg = TrackerConfig.from_dict(merged)
-        name = os.path.splitext(os.path.basename(str(name_or_path)))[0]
-        if backend == "onnxruntime":
-            from .export import export_model
+        from .loading import from_pretrained
 
-            cfg = cfg.with_crop_sizes(net)
-            net = OnnxNet(*export_model(net, cfg, name, info.sha256), threads=threads,
-                          source=f"{name} (exported in memory)")
-        return cls(net, cfg, dev, name=name, **kwargs)
+        return from_pretrained(cls, name_or_path, device, config, backend, threads, **kwargs)
 
     @classmethod
     def from_onnx(cls, path: str | os.PathLike, config: dict | None = None, threads: int | None = None,
@@ -292,9 +220,9 @@ class SiamFCTracker:
         "auto" or "cpu"). Tracking parameters: those in its ``model.json``, then ``config`` overrides (crop
         sizes and the feature pyramid's scales are fixed by the export). ``threads``: ONNX Runtime's
         intra-op threads."""
-        net = OnnxNet.from_dir(path, threads=threads)
-        cfg = TrackerConfig.from_dict({**net.meta["config"], **(config or {})})
-        return cls(net, cfg, device, name=str(net.meta.get("name") or Path(path).name), **kwargs)
+        from .loading import from_onnx
+
+        return from_onnx(cls, path, config, threads, device, **kwargs)
 
     # -- the frame loop -------------------------------------------------------------------
 
