@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from .config import parse_model_spec  # noqa: F401 (re-exported)
 from .siamfc import BACKENDS
 
 __all__ = ["hardware", "load_average", "update_gmacs", "stage_ms", "time_tracker", "parse_model_spec", "run_bench",
@@ -124,22 +125,6 @@ def time_tracker(make, clips, warmup: int = 10) -> tuple[float, float]:
                 lat.append(time.perf_counter() - s)
     a = np.array(lat) * 1e3
     return float(np.median(a)), float(a.mean())
-
-
-def parse_model_spec(spec: str) -> tuple[str, dict]:
-    """``NAME[:key=value,...]`` -> (weights name or path, tracking-parameter overrides), e.g.
-    ``siamfc-effnet:instance_sz=257`` or ``siamfc-effnet:box_head=false,scale_num=3``."""
-    name, sep, rest = spec.rpartition(":")
-    if not sep or "=" not in rest:  # no overrides (a path may hold ':' itself)
-        return spec, {}
-    overrides: dict = {}
-    for item in filter(None, rest.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"--models {spec!r}: expected key=value after ':', got {item!r}")
-        overrides[key.strip()] = json.loads(value.strip().lower() if value.strip().lower() in ("true", "false")
-                                            else value.strip())
-    return name, overrides
 
 
 def set_threads(n: int | None) -> None:

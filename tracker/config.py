@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["TrackerConfig", "PRESETS"]
+__all__ = ["TrackerConfig", "PRESETS", "parse_model_spec"]
 
 
 @dataclass(frozen=True)
@@ -132,3 +133,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     "3scale": dict(scale_num=3, scale_step=1.0375, scale_penalty=0.9745, scale_lr=0.59, window_influence=0.176),
     "5scale": dict(scale_num=5, scale_step=1.0255, scale_penalty=0.962, scale_lr=0.34, window_influence=0.168),
 }
+
+
+def parse_model_spec(spec: str) -> tuple[str, dict]:
+    """``NAME[:key=value,...]`` -> (weights name or path, tracking-parameter overrides), e.g.
+    ``siamfc-effnet:instance_sz=257`` or ``siamfc-effnet:box_head=false,scale_num=3``."""
+    name, sep, rest = spec.rpartition(":")
+    if not sep or "=" not in rest:  # no overrides (a path may hold ':' itself)
+        return spec, {}
+    overrides: dict = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"--models {spec!r}: expected key=value after ':', got {item!r}")
+        overrides[key.strip()] = json.loads(value.strip().lower() if value.strip().lower() in ("true", "false")
+                                            else value.strip())
+    return name, overrides

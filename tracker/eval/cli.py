@@ -1,4 +1,5 @@
-"""``siamtrack eval otb|got10k|report``: run trackers over a benchmark and score them.
+"""``siamtrack eval otb|got10k|report|stress``: run trackers over a benchmark and score them; make a
+long-term stress set from an OTB-layout one (:mod:`tracker.eval.stress`).
 
 Output folder layout (``--out DIR``): ``DIR/results/`` holds the official result files
 (see :mod:`tracker.eval.runner`), ``DIR/report/`` the table, JSON, CSV and plots
@@ -13,18 +14,23 @@ from pathlib import Path
 from .datasets import AnnotationError, Sequence, load_got10k, load_otb
 from .report import found_trackers, pack_got10k_test, score, write_reports
 from .runner import Layout, parse_shard, run_benchmark, shard
+from .stress import KINDS, make_stress_set
 from .trackers import TrackerSpecError, default_peers_dir, label_of
 
 __all__ = ["register"]
 
 _TRACKERS_HELP = ("trackers, comma or space separated: our weights by name or path (e.g. siamfc-effnet, "
-                  "path/to/x.pt) and OpenCV's csrt, kcf, mil, nano, vit; LABEL=SPEC names the results folder")
+                  "path/to/x.pt), NAME@onnxruntime, NAME:key=value,... with tracking-parameter overrides (e.g. "
+                  "siamfc-effnet:long_term=true; its own argument), and OpenCV's csrt, kcf, mil, nano, vit; "
+                  "LABEL=SPEC names the results folder")
 
 
 def _names(values: list[str] | None) -> list[str] | None:
+    """Names from arguments, each comma or space separated; an argument with tracking-parameter
+    overrides (``NAME:key=value,key=value``) is one spec, its commas its own."""
     if not values:
         return None
-    return [n for v in values for n in v.split(",") if n.strip()]
+    return [n for v in values for n in ([v] if ":" in v and "=" in v.split(":")[-1] else v.split(",")) if n.strip()]
 
 
 def _common(p: argparse.ArgumentParser, run: bool) -> None:
@@ -63,6 +69,17 @@ def register(subparsers) -> None:
     rep.add_argument("--split", choices=["val", "test", "train"], default="val", help="GOT-10k split (default val)")
     _common(rep, run=False)
     rep.set_defaults(func=_report)
+    st = sub.add_parser("stress", help="make a long-term stress set (occlusion, out of view) from an OTB-layout set",
+                        description="Write an OTB-layout set where the target disappears and comes back: painted-over "
+                                    "spans (<seq>-occ) and a virtual camera that pans away and back (<seq>-oov); NaN "
+                                    "ground truth where it is absent. Score trackers on it with `siamtrack eval otb`: "
+                                    "the report adds the long-term F-score.")
+    st.add_argument("--root", required=True, type=Path, help="source OTB-layout set")
+    st.add_argument("--out", required=True, type=Path, help="folder for the stress set")
+    st.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same set")
+    st.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS, help="which kinds (default both)")
+    st.add_argument("--sequences", nargs="+", help="only these source sequences (default: all)")
+    st.set_defaults(func=_stress)
     ev.set_defaults(func=lambda args: (ev.print_help(), 2)[1])
 
 
@@ -131,3 +148,12 @@ def _report(args) -> int:
     if not trackers:
         raise ValueError(f"{layout.root}: no tracker results found")
     return _finish(args, sequences, layout, trackers)
+
+
+@_guard
+def _stress(args) -> int:
+    manifest = make_stress_set(args.root, args.out, args.seed, tuple(args.kinds), _names(args.sequences))
+    seqs = manifest["sequences"].values()
+    print(f"wrote {len(manifest['sequences'])} sequences ({sum(v['frames'] for v in seqs)} frames, target absent on "
+          f"{sum(v['absent_frames'] for v in seqs)}) to {args.out}; score with: siamtrack eval otb --root {args.out} ...")
+    return 0

@@ -17,9 +17,18 @@ GOT-10k (``ExperimentGOT10k``): IoU after clipping both boxes to the image, over
 2..N with ``cover > 0``, pooled over sequences and repetitions: AO = mean IoU, SR@t = fraction
 with IoU ``> t``. Speed (both protocols) = mean of ``1 / t`` over the recorded per-frame times
 ``t > 0`` (GOT-10k: pooled over all frames; OTB: per sequence, then averaged over sequences).
+
+Long-term (VOT-LT's tracking precision and recall, Lukezic et al., 2020), on sequences where the
+target is sometimes absent (NaN ground truth): a tracker reports the target present on frames whose
+confidence is at least a threshold tau. Precision(tau) = mean IoU over the frames it reports (IoU 0
+where the target is absent); recall(tau) = mean over the frames where the target is present of the
+IoU, counted 0 where it does not report it. F(tau) = 2 Pr Re / (Pr + Re); the F-score is its maximum
+over tau in ``LT_THRESHOLDS``, with Pr and Re at that tau. Frames 2..N; per-sequence curves averaged
+(as the VOT toolkit does).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,12 +38,14 @@ from .datasets import is_valid_box
 
 __all__ = ["SUCCESS_THRESHOLDS", "PRECISION_THRESHOLDS", "NORM_PRECISION_THRESHOLDS", "GOT10K_THRESHOLDS",
            "OTBScores", "GOT10kScores", "overlaps", "center_errors", "normalized_center_errors", "otb_sequence",
-           "otb_overall", "got10k_ious", "got10k_scores", "speed_fps"]
+           "otb_overall", "got10k_ious", "got10k_scores", "speed_fps", "LT_THRESHOLDS", "LongTermScores",
+           "long_term_sequence", "long_term_overall"]
 
 SUCCESS_THRESHOLDS = np.linspace(0, 1, 21)
 PRECISION_THRESHOLDS = np.arange(0, 51)
 NORM_PRECISION_THRESHOLDS = np.arange(0, 51) / 100.0
 GOT10K_THRESHOLDS = np.linspace(0, 1, 101)
+LT_THRESHOLDS = np.linspace(0, 1, 101)  # confidence thresholds of the long-term measures
 PRECISION_AT = 20  # px
 NORM_PRECISION_AT = 20  # index into NORM_PRECISION_THRESHOLDS: 0.2
 
@@ -193,3 +204,81 @@ def got10k_scores(ious: np.ndarray, times: np.ndarray) -> GOT10kScores:
     curve = np.mean(np.greater(ious[:, None], GOT10K_THRESHOLDS[None]), axis=0)
     return GOT10kScores(float(np.mean(ious)), float(np.mean(ious > 0.5)), float(np.mean(ious > 0.75)),
                         speed_fps(times), curve, len(ious))
+
+
+@dataclass(frozen=True)
+class LongTermScores:
+    """Long-term tracking precision and recall over :data:`LT_THRESHOLDS` (NaN where undefined: no frame
+    reported at that threshold, or no frame with the target present)."""
+
+    precision_curve: np.ndarray  # (T,)
+    recall_curve: np.ndarray  # (T,)
+    frames: int  # frames scored (2..N)
+    absent: int  # of which the target is absent
+
+    @property
+    def f_curve(self) -> np.ndarray:
+        pr, re = np.nan_to_num(self.precision_curve), np.nan_to_num(self.recall_curve)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(pr + re > 0, 2 * pr * re / (pr + re), 0.0)
+
+    @property
+    def best(self) -> int:
+        """Index of the threshold with the highest F (the lowest such threshold on ties)."""
+        return int(np.argmax(self.f_curve))
+
+    @property
+    def f_score(self) -> float:
+        return float(self.f_curve[self.best])
+
+    @property
+    def precision(self) -> float:
+        return float(np.nan_to_num(self.precision_curve[self.best]))
+
+    @property
+    def recall(self) -> float:
+        return float(np.nan_to_num(self.recall_curve[self.best]))
+
+    @property
+    def threshold(self) -> float:
+        return float(LT_THRESHOLDS[self.best])
+
+    def as_dict(self, curves: bool = True) -> dict:
+        d = {"f_score": self.f_score, "lt_precision": self.precision, "lt_recall": self.recall,
+             "lt_threshold": self.threshold, "frames": self.frames, "absent_frames": self.absent}
+        if curves:
+            d.update(lt_precision_curve=np.nan_to_num(self.precision_curve, nan=-1).tolist(),
+                     lt_recall_curve=np.nan_to_num(self.recall_curve, nan=-1).tolist())
+        return d
+
+
+def long_term_sequence(boxes: np.ndarray, gt: np.ndarray, confidence: np.ndarray) -> LongTermScores:
+    """Long-term precision and recall curves of one sequence: result ``boxes`` and ``gt`` ``(N, 4)`` (NaN
+    rows: target absent), per-frame ``confidence`` ``(N,)``; frame 1 (the initialisation) is left out."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[1:]
+    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)[1:]
+    conf = np.asarray(confidence, dtype=np.float64).reshape(-1)[1:]
+    if not (len(boxes) == len(gt) == len(conf)):
+        raise ValueError(f"boxes, ground truth and confidences differ in length: {len(boxes) + 1}, {len(gt) + 1}, "
+                         f"{len(conf) + 1}")
+    present = is_valid_box(gt)
+    iou = np.zeros(len(gt))
+    iou[present] = overlaps(boxes[present], gt[present])
+    reported = conf[None, :] >= LT_THRESHOLDS[:, None]  # (T, N)
+    n_reported = reported.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pr = np.where(n_reported > 0, (reported * iou[None]).sum(axis=1) / n_reported, np.nan)
+        re = ((reported & present[None]) * iou[None]).sum(axis=1) / present.sum() if present.any() \
+            else np.full(len(LT_THRESHOLDS), np.nan)
+    return LongTermScores(pr, re, len(gt), int((~present).sum()))
+
+
+def long_term_overall(per_sequence: list[LongTermScores]) -> LongTermScores:
+    """Benchmark curves: the per-sequence curves averaged where defined."""
+    if not per_sequence:
+        raise ValueError("no sequences to score")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: the mean of nothing is NaN
+        pr = np.nanmean([s.precision_curve for s in per_sequence], axis=0)
+        re = np.nanmean([s.recall_curve for s in per_sequence], axis=0)
+    return LongTermScores(pr, re, sum(s.frames for s in per_sequence), sum(s.absent for s in per_sequence))

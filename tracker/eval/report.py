@@ -22,7 +22,7 @@ from . import metrics
 from .datasets import AnnotationError, Sequence, read_boxes
 from .runner import Layout, write_atomic
 
-__all__ = ["load_boxes", "load_times", "score", "score_otb", "score_got10k", "format_table", "write_reports",
+__all__ = ["load_boxes", "load_times", "load_scores", "has_absences", "score", "score_otb", "score_got10k", "format_table", "write_reports",
            "pack_got10k_test", "found_trackers"]
 
 
@@ -54,14 +54,40 @@ def load_times(path: Path) -> np.ndarray:
         raise AnnotationError(f"{path}: not a time file ({e})") from None
 
 
+def load_scores(path: Path, seq: Sequence) -> np.ndarray | None:
+    """Per-frame confidences from a score file, or None where the run recorded none (older results)."""
+    if not path.is_file():
+        return None
+    try:
+        values = np.loadtxt(path, ndmin=1).reshape(-1)
+    except ValueError as e:
+        raise AnnotationError(f"{path}: not a score file ({e})") from None
+    if len(values) != len(seq):
+        raise AnnotationError(f"{path}: {len(values)} scores but sequence {seq.name} has {len(seq)} frames")
+    return values
+
+
+def has_absences(sequences: list[Sequence]) -> bool:
+    """Whether the target is absent (NaN ground truth) on some frame after the first: long-term measures apply."""
+    return any((~np.isfinite(s.gt[1:]).all(axis=1)).any() for s in sequences)
+
+
 def score_otb(sequences: list[Sequence], layout: Layout, trackers: list[str]) -> dict[str, dict]:
-    """``{tracker: {"overall": OTBScores, "sequences": {seq: OTBScores}}}``."""
+    """``{tracker: {"overall": OTBScores, "sequences": {seq: OTBScores}}}``, and where the target is
+    sometimes absent, ``"long_term"`` (:class:`metrics.LongTermScores` over all sequences, or None when
+    the results hold no confidences) beside them; the OTB scores then count the present frames only."""
     out = {}
+    absences = has_absences(sequences)
     for name in trackers:
-        per = {s.name: metrics.otb_sequence(load_boxes(layout.record_file(name, s.name), s), s.gt,
-                                            load_times(layout.time_file(name, s.name)))
+        boxes = {s.name: load_boxes(layout.record_file(name, s.name), s) for s in sequences}
+        per = {s.name: metrics.otb_sequence(boxes[s.name], s.gt, load_times(layout.time_file(name, s.name)))
                for s in sequences}
         out[name] = {"overall": metrics.otb_overall(list(per.values())), "sequences": per}
+        if absences:
+            conf = {s.name: load_scores(layout.score_file(name, s.name), s) for s in sequences}
+            lt = None if any(c is None for c in conf.values()) else metrics.long_term_overall(
+                [metrics.long_term_sequence(boxes[s.name], s.gt, conf[s.name]) for s in sequences])
+            out[name]["long_term"] = lt
     return out
 
 
@@ -123,6 +149,18 @@ def format_table(results: dict[str, dict], kind: str, title: str = "") -> str:
         d = results[name]["overall"].as_dict(False)
         cells = [f"{d[k]:11.1f}" if k == "fps" else f"{d[k]:11.3f}" for _, k in cols]
         lines.append(f"{name:<{width}}  " + "  ".join(cells))
+    lt = {n: r["long_term"] for n, r in results.items() if "long_term" in r}
+    if lt:
+        absent = max((v.absent for v in lt.values() if v is not None), default=0)
+        lt_cols = ("F-score", "LT Pr", "LT Re", "at conf >=")
+        head = f"{'Tracker':<{width}}  " + "  ".join(f"{c:>11}" for c in lt_cols)
+        lines += ["", f"Long-term (VOT-LT precision/recall; the target is absent on {absent} frames; the table "
+                      "above scores the frames where it is present)", head, "-" * len(head)]
+        for name in sorted(lt, key=lambda n: -(lt[n].f_score if lt[n] is not None else -1)):
+            v = lt[name]
+            cells = ["n/a (no confidences recorded)"] if v is None else \
+                [f"{v.f_score:11.3f}", f"{v.precision:11.3f}", f"{v.recall:11.3f}", f"{v.threshold:11.2f}"]
+            lines.append(f"{name:<{width}}  " + "  ".join(cells))
     return "\n".join(lines) + "\n"
 
 
@@ -165,7 +203,9 @@ def write_reports(results: dict[str, dict], kind: str, report_dir: str | Path, t
     table = report_dir / "table.txt"
     write_atomic(table, format_table(results, kind, title))
     summary = {name: {"overall": r["overall"].as_dict(True),
-                      "sequences": {s: v.as_dict(False) for s, v in r["sequences"].items()}}
+                      "sequences": {s: v.as_dict(False) for s, v in r["sequences"].items()},
+                      **({"long_term": r["long_term"].as_dict(True) if r["long_term"] is not None else None}
+                         if "long_term" in r else {})}
                for name, r in results.items()}
     js = report_dir / "summary.json"
     write_atomic(js, json.dumps({"benchmark": kind, "title": title, "trackers": summary}, indent=1) + "\n")

@@ -7,11 +7,14 @@ atomically (temporary file, then ``os.replace``): first the times, then the boxe
 file that exists is a finished run. A re-run skips finished runs; a run killed at any point
 loses only the sequence in progress.
 
-Layouts (boxes 1-based ``x,y,w,h`` with 3 decimals, times in seconds per frame):
+Layouts (boxes 1-based ``x,y,w,h`` with 3 decimals, times in seconds per frame, confidences in [0, 1]
+per frame, 1 on frame 1; the long-term measures read them):
 
-* OTB: ``<results>/<tracker>/<seq>.txt`` and ``<results>/<tracker>/times/<seq>_time.txt``.
+* OTB: ``<results>/<tracker>/<seq>.txt``, ``<results>/<tracker>/times/<seq>_time.txt`` and
+  ``<results>/<tracker>/scores/<seq>_score.txt``.
 * GOT-10k: ``<results>/<tracker>/<seq>/<seq>_001.txt`` (``_002``, ``_003`` for trackers that
-  are not deterministic) and ``<seq>_time.txt`` with one column per repetition.
+  are not deterministic), ``<seq>_time.txt`` with one column per repetition, and
+  ``<seq>_001_confidence.value`` per repetition (as VOT-LT names them).
 """
 from __future__ import annotations
 
@@ -52,6 +55,12 @@ class Layout:
         if self.kind == "otb":
             return self.root / tracker / f"{seq}.txt"
         return self.root / tracker / seq / f"{seq}_{rep:03d}.txt"
+
+    def score_file(self, tracker: str, seq: str, rep: int = 1) -> Path:
+        """Per-frame confidences of a run (written before its box file)."""
+        if self.kind == "otb":
+            return self.root / tracker / "scores" / f"{seq}_score.txt"
+        return self.root / tracker / seq / f"{seq}_{rep:03d}_confidence.value"
 
     def time_file(self, tracker: str, seq: str) -> Path:
         if self.kind == "otb":
@@ -107,14 +116,17 @@ def _write_times(path: Path, rep: int, times: np.ndarray) -> None:
     write_atomic(path, "".join(",".join(f"{v:.8f}" for v in row) + "\n" for row in cols))
 
 
-def track_sequence(tracker, seq: Sequence, on_frame: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One pass over ``seq``: returns 0-based boxes ``(N, 4)`` and per-frame seconds ``(N,)``.
+def track_sequence(tracker, seq: Sequence, on_frame: Callable[[int], None] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One pass over ``seq``: returns 0-based boxes ``(N, 4)``, per-frame seconds ``(N,)`` and per-frame
+    confidences ``(N,)`` (the tracker's ``confidence`` after each call; 1 where it has none).
 
     Frame 1's box is the ground truth; its time is that of ``init``.
     """
     n = len(seq)
     boxes = np.zeros((n, 4))
     times = np.zeros(n)
+    scores = np.ones(n)
     boxes[0] = seq.init_box
     for f, path in enumerate(seq.img_files):
         frame = read_image(path)
@@ -123,10 +135,11 @@ def track_sequence(tracker, seq: Sequence, on_frame: Callable[[int], None] | Non
             tracker.init(frame, seq.init_box)
         else:
             boxes[f] = tracker.update(frame)
+            scores[f] = getattr(tracker, "confidence", 1.0)
         times[f] = time.perf_counter() - start
         if on_frame is not None:
             on_frame(1)
-    return boxes, times
+    return boxes, times, scores
 
 
 def _run_job(spec: str, seq: Sequence, layout: Layout, reps: list[int], peers: str | None, device: str,
@@ -146,9 +159,10 @@ def _run_job(spec: str, seq: Sequence, layout: Layout, reps: list[int], peers: s
     for rep in reps:
         cv2.setRNGSeed(rep)
         np.random.seed(rep)
-        boxes, times = track_sequence(tracker, seq, on_frame)
+        boxes, times, scores = track_sequence(tracker, seq, on_frame)
         spent += float(times.sum())
         _write_times(layout.time_file(name, seq.name), rep, times)
+        write_atomic(layout.score_file(name, seq.name, rep), "".join(f"{v:.4f}\n" for v in scores))
         write_atomic(layout.record_file(name, seq.name, rep), _format_boxes(boxes))
     return name, seq.name, len(seq) * len(reps), spent
 

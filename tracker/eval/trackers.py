@@ -3,11 +3,15 @@
 A tracker spec is a short name: ``csrt``, ``kcf``, ``mil``, ``nano``, ``vit`` (OpenCV's;
 ``nano``/``vit`` load their ONNX models from the peers folder), or anything else, which is
 our SiamFC loaded by weights name or path (:meth:`SiamFCTracker.from_pretrained`), or an export
-folder; ``NAME@onnxruntime`` runs NAME's network on ONNX Runtime. A spec may carry a label, ``LABEL=SPEC``, to name its results folder (default: the short name, or
-the weights file's stem).
+folder; ``NAME@onnxruntime`` runs NAME's network on ONNX Runtime; ``NAME:key=value,...`` sets tracking
+parameters (``siamfc-effnet:long_term=true``). A spec may carry a label, ``LABEL=SPEC``, to name its
+results folder (default: the short name, or the weights file's stem, with the overrides).
 
 Every tracker answers ``init(frame, box)`` and ``update(frame) -> (x, y, w, h)`` on BGR
-``uint8`` frames with 0-based pixel boxes.
+``uint8`` frames with 0-based pixel boxes, and after each call holds in ``confidence`` how sure it
+is that the target is in the box, in [0, 1] (1 after ``init``): our score (0 while a long-term tracker
+searches the whole frame); TrackerNano's and TrackerVit's tracking score; for OpenCV's other trackers 1
+or 0 as they report success or failure.
 """
 from __future__ import annotations
 
@@ -43,6 +47,8 @@ class EvalTracker(Protocol):
 
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]: ...
 
+    confidence: float
+
 
 def default_peers_dir() -> Path:
     """``$SIAMTRACK_PEERS``, else ``../shared/peers`` relative to the current directory."""
@@ -51,7 +57,9 @@ def default_peers_dir() -> Path:
 
 def _split(spec: str) -> tuple[str | None, str]:
     label, sep, rest = spec.partition("=")
-    return (label.strip(), rest.strip()) if sep else (None, spec.strip())
+    if not sep or ":" in label:  # no label; an '=' after ':' belongs to a key=value override
+        return None, spec.strip()
+    return label.strip(), rest.strip()
 
 
 def label_of(spec: str) -> str:
@@ -61,7 +69,11 @@ def label_of(spec: str) -> str:
         return label
     if target.lower() in OPENCV_TRACKERS:
         return target.lower()
-    return Path(target).stem if target.endswith(".pt") else Path(target).name
+    from ..config import parse_model_spec
+
+    weights, overrides = parse_model_spec(target)
+    base = Path(weights).stem if weights.endswith(".pt") else Path(weights).name
+    return base + "".join(f"_{k}={v}" for k, v in overrides.items())
 
 
 def is_deterministic(spec: str) -> bool:
@@ -89,6 +101,7 @@ class OpenCVTracker:
             self._files = files
         self._make()  # fail now, not in the first sequence, if this OpenCV build lacks it
         self._last = (0.0, 0.0, 0.0, 0.0)
+        self.confidence = 1.0
 
     def _make(self):
         if self.kind == "nano":
@@ -111,11 +124,15 @@ class OpenCVTracker:
         x, y, w, h = (float(v) for v in box)
         self._tracker.init(frame, (int(round(x)), int(round(y)), max(1, int(round(w))), max(1, int(round(h)))))
         self._last = (x, y, w, h)
+        self.confidence = 1.0
 
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
         ok, box = self._tracker.update(frame)
-        if ok and box[2] > 0 and box[3] > 0:
+        ok = bool(ok and box[2] > 0 and box[3] > 0)
+        if ok:
             self._last = tuple(float(v) for v in box)  # type: ignore[assignment]
+        score = self._tracker.getTrackingScore() if ok and self.kind in ("nano", "vit") else float(ok)
+        self.confidence = float(np.clip(score, 0.0, 1.0))
         return self._last
 
 
@@ -127,23 +144,35 @@ class SiamFCEvalTracker:
         from ..siamfc import BACKENDS, SiamFCTracker
         from ..weights import WeightsError
 
-        weights, backend = name_or_path, "torch"
+        from ..config import parse_model_spec
+
+        try:
+            weights, overrides = parse_model_spec(name_or_path)
+        except ValueError as e:
+            raise TrackerSpecError(f"tracker {name_or_path!r}: {e}") from None
+        backend = "torch"
         for b in BACKENDS:  # NAME@BACKEND (a path may hold '@' itself)
-            if name_or_path.endswith(f"@{b}"):
-                weights, backend = name_or_path[: -len(b) - 1], b
+            if weights.endswith(f"@{b}"):
+                weights, backend = weights[: -len(b) - 1], b
         try:
             self.tracker = SiamFCTracker.from_pretrained(weights, device="cpu" if backend == "onnxruntime" else device,
-                                                         backend=backend, threads=threads)
+                                                         config=overrides or None, backend=backend, threads=threads)
         except (WeightsError, ImportError, ValueError) as e:
             raise TrackerSpecError(f"tracker {name_or_path!r}: {e}") from None
         self.name = name or label_of(name_or_path)
         self.is_deterministic = True
+        self.confidence = 1.0
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         self.tracker.init(frame, box)
+        self.confidence = 1.0
 
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
-        return self.tracker.update(frame).box
+        r = self.tracker.update(frame)
+        # While a long-term tracker searches the whole frame its box is the last held one, not a detection, and
+        # its score is that of the best peak elsewhere: no confidence in the box.
+        self.confidence = 0.0 if r.state == "searching" else r.score
+        return r.box
 
 
 def make_tracker(spec: str, peers_dir: str | Path | None = None, device: str = "auto",
