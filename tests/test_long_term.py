@@ -112,3 +112,20 @@ def test_config_keeps_hysteresis():
     with pytest.raises(ValueError, match="lost_frames"):
         TrackerConfig(lost_frames=0)
     TrackerConfig(long_term=False, lost_threshold=0.6, redetect_threshold=0.5)  # unused: no constraint
+
+
+def test_demo_box_file_carries_the_state_in_long_term_mode(tmp_path):
+    from .helpers import encode
+    from .test_demo_headless import box_arg, siamtrack
+
+    frames, gt = make_absence_sequence(n_frames=60, absent=ABSENT, seed=1)
+    clip = encode(frames, tmp_path / "away.mp4")
+    p = siamtrack("track", clip, "--no-display", "--box", box_arg(gt[0]), "--boxes", tmp_path / "b.txt",
+                  "--config", '{"long_term": true}', "--output", tmp_path / "o.mp4")
+    assert p.returncode == 0, p.stderr
+    rows = [line.split(",") for line in (tmp_path / "b.txt").read_text().splitlines()]
+    assert len(rows) == 60 and all(len(r) == 6 for r in rows)
+    states = [r[5] for r in rows]
+    assert states[0] == TRACKING and SEARCHING in states[ABSENT[0]:ABSENT[1]]
+    assert REACQUIRED in states[ABSENT[1]:ABSENT[1] + 4]
+    assert "x,y,w,h,score,state per frame" in p.stdout

@@ -259,8 +259,8 @@ def run(opts: DemoOptions) -> int:
         mot = opts.mot or len(boxes) > 1
         try:
             sink = stack.enter_context(VideoSink(output, fps=src.fps or 30.0)) if output else None
-            log = stack.enter_context(ResultFiles(opts.boxes, mot, opts.per_target, check_target_file)) \
-                if opts.boxes else None
+            log = stack.enter_context(ResultFiles(opts.boxes, mot, opts.per_target, check_target_file,
+                                                  states=tracker.config.long_term)) if opts.boxes else None
         except SinkError as e:
             raise DemoError(str(e)) from None
         for part in (sink.removed_parts if sink is not None else []) + (log.removed_parts if log is not None else []):
@@ -330,7 +330,8 @@ def run(opts: DemoOptions) -> int:
     if written is not None:
         print(f"wrote annotated video: {Path(written).resolve()}")
     for k, path in enumerate(box_files):
-        form = "frame,id,x,y,w,h,score,-1,-1,-1 per target per frame" if mot and k == 0 else "x,y,w,h,score per frame"
+        form = "frame,id,x,y,w,h,score,-1,-1,-1 per target per frame" if mot and k == 0 else \
+            "x,y,w,h,score,state per frame" if tracker.config.long_term else "x,y,w,h,score per frame"
         print(f"wrote boxes ({form}): {Path(path).resolve()}")
     return code
 
@@ -344,7 +345,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", metavar="VIDEO", help="write the annotated video here (.mp4 or .avi)")
     p.add_argument("--boxes", metavar="TXT",
                    help="write the boxes here: one target, one x,y,w,h,score line per frame of the source (0-based px; "
-                        "'nan,nan,nan,nan,0' for a frame that could not be decoded); several targets (or --mot), the "
+                        "'nan,nan,nan,nan,0' for a frame that could not be decoded; with --config '{\"long_term\": true}' a 6th "
+                        "field: tracking, searching or reacquired); several targets (or --mot), the "
                         "MOTChallenge format frame,id,x,y,w,h,score,-1,-1,-1, one line per target per frame (frame "
                         "1-based, box 0-based px; 'nan' box and score 0 for a frame that could not be decoded)")
     p.add_argument("--mot", action="store_true", help="write --boxes in the MOTChallenge format even for one target "

@@ -2,6 +2,9 @@
 
 * :class:`BoxLog`, one target: one ``x,y,w,h,score`` line per source frame (0-based px; the first
   line is the initial box with score 1; :data:`SKIPPED_LINE` for a frame that could not be decoded).
+  With ``states`` (the long-term mode) a sixth field, the tracker's state: ``tracking``, ``searching``
+  (lost: the box is where the target was last held) or ``reacquired`` (``skipped`` for a frame that
+  could not be decoded).
 * :class:`MotLog`, several targets: the MOTChallenge text format, one line per target per source frame,
   ``frame,id,x,y,w,h,score,-1,-1,-1``: ``frame`` 1-based as that format has it, ``id`` the tracker's target
   id, the box in 0-based px as everywhere in siamtrack (MOTChallenge's ground truth is 1-based: add 1 to x
@@ -56,15 +59,20 @@ class _AtomicLines:
 
 
 class BoxLog(_AtomicLines):
-    """One target's ``x,y,w,h,score`` line per frame."""
+    """One target's ``x,y,w,h,score`` line per frame (``x,y,w,h,score,state`` with ``states``)."""
+
+    def __init__(self, path: str | os.PathLike, states: bool = False) -> None:
+        super().__init__(path)
+        self.states = states
 
     def write(self, result: TrackResult | None) -> None:
         """One frame's line; ``None`` (a frame of the source that could not be decoded): ``SKIPPED_LINE``."""
         if result is None:
-            self._write(SKIPPED_LINE + "\n")
+            self._write(SKIPPED_LINE + (",skipped" if self.states else "") + "\n")
         else:
             x, y, w, h = result.box
-            self._write(f"{x:.2f},{y:.2f},{w:.2f},{h:.2f},{result.score:.4f}\n")
+            state = f",{result.state}" if self.states else ""
+            self._write(f"{x:.2f},{y:.2f},{w:.2f},{h:.2f},{result.score:.4f}{state}\n")
 
 
 class MotLog(_AtomicLines):
@@ -96,9 +104,10 @@ class ResultFiles:
     opened (e.g. that it is not the source)."""
 
     def __init__(self, path: str | os.PathLike, mot: bool, per_target: bool = False,
-                 check: Callable[[Path], None] | None = None) -> None:
-        self.mot, self.per_target, self._check = mot, per_target, check
-        self.main: MotLog | BoxLog = MotLog(path) if mot else BoxLog(path)
+                 check: Callable[[Path], None] | None = None, states: bool = False) -> None:
+        """``states``: the one-target files carry the tracker's state (long-term mode; see :class:`BoxLog`)."""
+        self.mot, self.per_target, self._check, self.states = mot, per_target, check, states
+        self.main: MotLog | BoxLog = MotLog(path) if mot else BoxLog(path, states)
         self.removed_parts = list(self.main.removed_parts)
         self._targets: dict[int, BoxLog] = {}
         self.finished: list[Path] = []
@@ -120,7 +129,7 @@ class ResultFiles:
                 p = target_path(self.main.path, target_id)
                 if self._check is not None:
                     self._check(p)
-                self._targets[target_id] = log = BoxLog(p)
+                self._targets[target_id] = log = BoxLog(p, self.states)
                 self.removed_parts += log.removed_parts
             self._targets[target_id].write(r)
 
