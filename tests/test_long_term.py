@@ -129,3 +129,14 @@ def test_demo_box_file_carries_the_state_in_long_term_mode(tmp_path):
     assert states[0] == TRACKING and SEARCHING in states[ABSENT[0]:ABSENT[1]]
     assert REACQUIRED in states[ABSENT[1]:ABSENT[1] + 4]
     assert "x,y,w,h,score,state per frame" in p.stdout
+
+
+def test_bench_times_a_lost_frame_against_a_tracked_one(capsys):
+    from tracker.bench import LOST_SIZES, LOST_TARGETS, run_lost_bench
+
+    rows = run_lost_bench(["siamfc-effnet"], "cpu", ("torch",), (1,), repeats=1)
+    assert len(rows) == len(LOST_SIZES) * len(LOST_TARGETS)
+    assert all(r["lost_ms"] > 0 and r["local_ms"] > 0 for r in rows)
+    by = {(r["frame"], r["target"]): r["tiles"] for r in rows}
+    assert by[("1280x720", "32x24")] > by[("1280x720", "64x48")] > by[("640x480", "64x48")] >= 1
+    assert "lost/local" in capsys.readouterr().out

@@ -208,6 +208,56 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
     return rows
 
 
+LOST_SIZES = ((640, 480), (1280, 720))  # frame sizes the whole-frame search is timed at
+LOST_TARGETS = ((64, 48), (32, 24))  # target sizes (px): the search's tiles follow the target's scale
+
+
+def run_lost_bench(models: list[str], device: str, backends: tuple[str, ...], threads: tuple[int | None, ...],
+                   repeats: int = 10) -> list[dict]:
+    """Time a lost frame in long-term mode, the exemplar searched over the whole frame (tracker.redetect),
+    at each of :data:`LOST_SIZES` for targets of :data:`LOST_TARGETS`, against a local-tracking frame of
+    the same tracker; print and return the rows. Frames: a random texture (timing only)."""
+    from .redetect import tile_centers
+    from .siamfc import SiamFCTracker
+    from .synthetic import texture
+
+    print(hardware())
+    rows = []
+    for nthreads in threads:
+        set_threads(nthreads)
+        shown = nthreads or torch.get_num_threads()
+        for spec in models:
+            m, overrides = parse_model_spec(spec)
+            for backend in backends:
+                t = SiamFCTracker.from_pretrained(m, device="cpu" if backend == "onnxruntime" else device,
+                                                  config={**overrides, "long_term": True}, backend=backend,
+                                                  threads=shown)
+                cuda = t.device.type == "cuda" if backend == "torch" else False
+                where = f"{t.device}" if backend == "torch" else "onnxruntime, cpu"
+                for (w, h) in LOST_SIZES:
+                    frame = texture(h, w, np.random.default_rng(0), blobs=200)
+                    for tw, th in LOST_TARGETS:
+                        box = ((w - tw) / 2, (h - th) / 2, tw, th)
+                        t.init(frame, box)
+                        local = _timed(lambda: t.update(frame), repeats, cuda)
+                        t.init(frame, box)
+                        t.state = "searching"  # as after lost_frames lost frames
+                        lost = _timed(lambda: t._search_frame(frame), repeats, cuda)
+                        tiles = len(tile_centers((w, h), t.x_sz, t.config.instance_sz,
+                                                 t.upscale_sz // t.config.response_up))
+                        rows.append({"tracker": f"{spec} ({where})", "threads": shown, "frame": f"{w}x{h}",
+                                     "target": f"{tw}x{th}", "tiles": tiles, "local_ms": local, "lost_ms": lost})
+    width = max(30, *(len(r["tracker"]) for r in rows))
+    print(f"{'tracker':{width}s} {'threads':>7s} {'frame':>9s} {'target':>7s} {'tiles':>5s} {'local ms':>9s} "
+          f"{'lost ms':>8s} {'lost/local':>10s}")
+    for r in rows:
+        print(f"{r['tracker']:{width}s} {r['threads']:7d} {r['frame']:>9s} {r['target']:>7s} {r['tiles']:5d} "
+              f"{r['local_ms']:9.2f} {r['lost_ms']:8.2f} {r['lost_ms'] / r['local_ms']:9.1f}x")
+    print("local: a frame tracked as usual; lost: a frame searched whole (long_term), mean of "
+          f"{repeats} after 5 warm-ups; {load_average()}")
+    return rows
+
+
 def _main(args: argparse.Namespace) -> int:
     root = Path(args.root)
     if not root.is_dir():
@@ -219,7 +269,9 @@ def _main(args: argparse.Namespace) -> int:
         print(f"siamtrack bench: --targets must be counts >= 1, got {args.targets}")
         return 2
     try:
-        if args.targets:
+        if args.lost_frames:
+            run_lost_bench(args.models, args.device, backends, tuple(args.threads or [None]))
+        elif args.targets:
             from .bench_multi import run_multi_bench
 
             run_multi_bench(root, peers, args.models, args.sequences, args.max_frames, args.device, backends,
@@ -256,4 +308,7 @@ def register(sub) -> None:
     p.add_argument("--targets", type=int, nargs="+", metavar="N",
                    help="time N targets per frame instead (e.g. 1 4 16): batched (MultiTracker), one after another, "
                         "and TrackerNano x N, per model and back-end (tracker.bench_multi)")
+    p.add_argument("--lost-frames", action="store_true",
+                   help="time a lost frame in long-term mode (the whole-frame search) at 640x480 and 1280x720 "
+                        "instead, against a frame tracked as usual")
     p.set_defaults(func=_main)

@@ -101,10 +101,12 @@ def _image_size(seq: Sequence) -> tuple[int, int]:
 
 
 def score_got10k(sequences: list[Sequence], layout: Layout, trackers: list[str]) -> dict[str, dict]:
-    """``{tracker: {"overall": GOT10kScores, "sequences": {seq: GOT10kScores}}}``, all repetitions pooled."""
+    """``{tracker: {"overall": GOT10kScores, "sequences": {seq: GOT10kScores}}}``, all repetitions pooled; where
+    the target is sometimes absent, ``"long_term"`` as :func:`score_otb` gives it (first repetition)."""
     if any(not s.full_gt for s in sequences):
         raise ValueError("the GOT-10k test split has no ground truth to score; pack it with pack_got10k_test")
     sizes = {s.name: _image_size(s) for s in sequences}
+    absences = has_absences(sequences)
     out = {}
     for name in trackers:
         per, all_ious, all_times = {}, [], []
@@ -119,6 +121,11 @@ def score_got10k(sequences: list[Sequence], layout: Layout, trackers: list[str])
             all_times.append(times)
         out[name] = {"overall": metrics.got10k_scores(np.concatenate(all_ious), np.concatenate(all_times)),
                      "sequences": per}
+        if absences:  # the first repetition's boxes and confidences
+            conf = {s.name: load_scores(layout.score_file(name, s.name, 1), s) for s in sequences}
+            out[name]["long_term"] = None if any(c is None for c in conf.values()) else metrics.long_term_overall(
+                [metrics.long_term_sequence(load_boxes(layout.record_file(name, s.name, 1), s), s.gt, conf[s.name])
+                 for s in sequences])
     return out
 
 
