@@ -3,8 +3,10 @@
 When the target is lost, its exemplar is correlated with the whole frame at the target's last
 scale. The network is fully convolutional, so this is the ordinary search done on a grid of
 search crops ("tiles") whose response maps together cover every position of the frame: one
-batch through the backbone, one correlation per tile. The best peak over all tiles is the
-candidate; the tracker re-acquires it when its score clears ``redetect_threshold``.
+batch through the backbone, one correlation per tile. The tracker re-acquires the best peak over
+all tiles when its score clears ``redetect_threshold``, or else the best peak within reach of its
+last held position (where its local search would look) when that clears ``lost_threshold``: a jump
+across the frame needs more evidence than a return to where the target was.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from .ops import TOTAL_STRIDE
 
-__all__ = ["tile_centers", "locate"]
+__all__ = ["tile_centers", "cell_positions", "locate"]
 
 
 def tile_centers(frame_size: tuple[int, int], x_sz: float, instance_sz: int, response_size: int) -> np.ndarray:
@@ -30,10 +32,25 @@ def tile_centers(frame_size: tuple[int, int], x_sz: float, instance_sz: int, res
     return np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
 
 
-def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int) -> tuple[float, np.ndarray]:
+def cell_positions(centers: np.ndarray, size: int, x_sz: float, instance_sz: int) -> np.ndarray:
+    """Image positions ``(T, R, R, 2)`` (x, y) of the response cells of tiles centred at ``centers`` (T, 2)."""
+    offs = (np.arange(size) - (size - 1) / 2) * TOTAL_STRIDE * x_sz / instance_sz
+    dx, dy = np.meshgrid(offs, offs)  # [row, col]
+    return centers[:, None, None, :] + np.stack([dx, dy], axis=-1)[None]
+
+
+def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int,
+           near: tuple[np.ndarray, float] | None = None) -> tuple[float, np.ndarray]:
     """The highest response over all tiles (``responses`` (T, R, R), raw) and where it is in the image:
-    ``(peak, (x, y))``, the cell's centre in image px (the tracker refines it on the next frames)."""
+    ``(peak, (x, y))``, the cell's centre in image px (the tracker refines it on the next frames). With
+    ``near = (centre, radius)``: the highest among the cells within ``radius`` px of ``centre`` in x and in y
+    (``(-inf, centre)`` when there are none)."""
+    pos = cell_positions(centers, responses.shape[-1], x_sz, instance_sz)
+    if near is not None:
+        c, radius = near
+        inside = (np.abs(pos - np.asarray(c, dtype=np.float64)) <= radius).all(axis=-1)
+        if not inside.any():
+            return float("-inf"), np.asarray(c, dtype=np.float64)
+        responses = np.where(inside, responses, -np.inf)
     t, row, col = np.unravel_index(int(np.argmax(responses)), responses.shape)
-    r = responses.shape[-1]
-    disp = (np.array([col, row], dtype=np.float64) - (r - 1) / 2) * TOTAL_STRIDE * x_sz / instance_sz
-    return float(responses[t, row, col]), centers[t] + disp
+    return float(responses[t, row, col]), pos[t, row, col]

@@ -362,7 +362,8 @@ class SiamFCTracker:
     def _search_frame(self, frame: np.ndarray) -> TrackResult:
         """A frame while the target is lost (long_term): its exemplar against the whole frame at its last
         scale (:mod:`tracker.redetect`: a grid of search crops in one batch), re-acquired where the best peak
-        scores at least ``redetect_threshold``; else the box stays where the target was last held."""
+        scores at least ``redetect_threshold``, or where the best peak within the local search's reach of
+        the last held box scores at least ``lost_threshold``; else the box stays where it was last held."""
         cfg = self.config
         centers = redetect.tile_centers(self._frame_size, self.x_sz, cfg.instance_sz, self.upscale_sz // cfg.response_up)
         with self._inference():
@@ -372,8 +373,13 @@ class SiamFCTracker:
             resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
         peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz)
         score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
-        if score < cfg.redetect_threshold:
-            return TrackResult(self.box, score, True, SEARCHING)
+        if score < cfg.redetect_threshold:  # no jump; but back where the local search would look?
+            reach = (self.upscale_sz // cfg.response_up - 1) / 2 * TOTAL_STRIDE * self.x_sz / cfg.instance_sz
+            peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz, near=(self.center, reach))
+            near = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
+            if near < cfg.lost_threshold:
+                return TrackResult(self.box, score, True, SEARCHING)
+            score = near
         w_img, h_img = self._frame_size
         self.center = np.clip(where, [0, 0], [w_img, h_img])
         self.state, self._lost_run, self._held = TRACKING, 0, self._geometry()
