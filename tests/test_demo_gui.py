@@ -118,16 +118,32 @@ def find_image_origin(shot: np.ndarray) -> tuple[int, int]:
     return x0, y0
 
 
-def test_window_keys_and_reselect(xdisplay, tmp_path):
-    frames, gt = make_sequence(60, (W, H), target=(48, 36), seed=11)
-    clip = encode(frames * 5, tmp_path / "clip.mp4")  # 300 frames: long enough to still be running
-    out, boxes = tmp_path / "out.mp4", tmp_path / "b.txt"
-    env = dict(os.environ, DISPLAY=xdisplay)
+def xdotool(display: str):
+    """A function running ``xdotool ARGS...`` on ``display``, returning its output; and the environment."""
+    env = dict(os.environ, DISPLAY=display)
     env.pop("WAYLAND_DISPLAY", None)
 
     def xdo(*args: str) -> str:
         return subprocess.run(["xdotool", *args], env=env, check=True, capture_output=True, text=True,
                               timeout=20).stdout
+    return xdo, env
+
+
+def drag(xdo, x0: int, y0: int, box: tuple[int, int, int, int]) -> None:
+    """Drag ``box`` (x, y, w, h, frame px) with the mouse on the frame shown at screen ``(x0, y0)``."""
+    xdo("mousemove", str(x0 + box[0]), str(y0 + box[1]), "mousedown", "1")
+    for f in (0.3, 0.6, 1.0):
+        xdo("mousemove", str(int(x0 + box[0] + f * box[2])), str(int(y0 + box[1] + f * box[3])))
+        time.sleep(0.1)
+    xdo("mouseup", "1")
+    time.sleep(0.2)
+
+
+def test_window_keys_and_reselect(xdisplay, tmp_path):
+    frames, gt = make_sequence(60, (W, H), target=(48, 36), seed=11)
+    clip = encode(frames * 5, tmp_path / "clip.mp4")  # 300 frames: long enough to still be running
+    out, boxes = tmp_path / "out.mp4", tmp_path / "b.txt"
+    xdo, env = xdotool(xdisplay)
 
     box = ",".join(f"{v:.2f}" for v in gt[0])
     proc = subprocess.Popen(siamtrack_cmd() + ["track", str(clip), "--box", box, "--output", str(out),
@@ -168,12 +184,7 @@ def test_window_keys_and_reselect(xdisplay, tmp_path):
         lines.wait_for(r"^re-select at frame", timeout=20)
         time.sleep(0.5)
         sel = (40, 60, 60, 50)
-        xdo("mousemove", str(x0 + sel[0]), str(y0 + sel[1]), "mousedown", "1")
-        for f in (0.3, 0.6, 1.0):
-            xdo("mousemove", str(int(x0 + sel[0] + f * sel[2])), str(int(y0 + sel[1] + f * sel[3])))
-            time.sleep(0.1)
-        xdo("mouseup", "1")
-        time.sleep(0.2)
+        drag(xdo, x0, y0, sel)
         xdo("key", "Return")
         m = lines.wait_for(r"^reselected target at frame \d+: (\d+),(\d+),(\d+),(\d+)", timeout=20)
         got = np.array([int(v) for v in m.groups()])
@@ -206,12 +217,7 @@ def test_window_adds_and_removes_targets(xdisplay, tmp_path):
     frames, gt = make_sequence(60, (W, H), target=(48, 36), seed=11)
     clip = encode(frames * 5, tmp_path / "clip.mp4")
     boxes = tmp_path / "b.txt"
-    env = dict(os.environ, DISPLAY=xdisplay)
-    env.pop("WAYLAND_DISPLAY", None)
-
-    def xdo(*args: str) -> str:
-        return subprocess.run(["xdotool", *args], env=env, check=True, capture_output=True, text=True,
-                              timeout=20).stdout
+    xdo, env = xdotool(xdisplay)
 
     box = ",".join(f"{v:.2f}" for v in gt[0])
     proc = subprocess.Popen(siamtrack_cmd() + ["track", str(clip), "--box", box, "--mot", "--boxes", str(boxes)],
@@ -230,12 +236,7 @@ def test_window_adds_and_removes_targets(xdisplay, tmp_path):
         lines.wait_for(r"^add at frame", timeout=20)
         time.sleep(0.5)
         sel = (200, 150, 50, 40)
-        xdo("mousemove", str(x0 + sel[0]), str(y0 + sel[1]), "mousedown", "1")
-        for f in (0.3, 0.6, 1.0):
-            xdo("mousemove", str(int(x0 + sel[0] + f * sel[2])), str(int(y0 + sel[1] + f * sel[3])))
-            time.sleep(0.1)
-        xdo("mouseup", "1")
-        time.sleep(0.2)
+        drag(xdo, x0, y0, sel)
         xdo("key", "Return")
         m = lines.wait_for(r"^added target #2 at frame (\d+): (\d+),(\d+),(\d+),(\d+)", timeout=20)
         added_at = int(m.group(1))
@@ -272,3 +273,48 @@ def test_window_adds_and_removes_targets(xdisplay, tmp_path):
     # The window's frame numbers are the file's (1-based): target 2 from the frame after the one it was
     # added on through the one it was removed on (whose line was written before the key).
     assert sorted(mot[2]) == list(range(added_at + 1, removed_at + 1))
+
+
+def test_several_targets_dragged_on_the_first_frame(xdisplay, tmp_path):
+    """No --box: drag two boxes on the first frame (ENTER after each, Esc when done): two targets, MOT file."""
+    from tracker.outputs import read_mot
+
+    frames, gt = make_sequence(40, (W, H), target=(48, 36), seed=11)
+    clip = encode(frames, tmp_path / "clip.mp4")
+    boxes = tmp_path / "b.txt"
+    xdo, env = xdotool(xdisplay)
+    proc = subprocess.Popen(siamtrack_cmd() + ["track", str(clip), "--boxes", str(boxes)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stderr_lines = Lines(proc.stderr)
+    try:
+        lines = Lines(proc.stdout, other=stderr_lines)
+        lines.wait_for(r"^drag a box around each target", timeout=60)
+        wid = xdo("search", "--sync", "--onlyvisible", "--name", f"^{WINDOW}$").split()[0]
+        xdo("windowfocus", wid)
+        time.sleep(1.0)
+        geometry = xdo("getwindowgeometry", wid)
+        x0, y0 = (int(v) for v in re.search(r"Position: (\d+),(\d+)", geometry).groups())
+        # The selection shows the bare frame (no banner): find it by the window's client origin.
+        shot = screenshot(xdisplay)
+        want = frames[0]
+        best = min(((dx, dy) for dy in range(0, 60) for dx in range(0, 20)),
+                   key=lambda d: np.abs(shot[y0 + d[1]:y0 + d[1] + 20, x0 + d[0]:x0 + d[0] + 20].astype(int)
+                                        - want[:20, :20].astype(int)).mean())
+        x0, y0 = x0 + best[0], y0 + best[1]
+        a = tuple(int(v) for v in gt[0])
+        b = (230, 20, 50, 40)
+        for sel in (a, b):
+            drag(xdo, x0, y0, sel)
+            xdo("key", "Return")
+            time.sleep(0.3)
+        xdo("key", "Escape")
+        lines.wait_for(r"^tracking 2 targets", timeout=30)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    err = stderr_lines.text()
+    assert proc.returncode == 0, err
+    mot = read_mot(boxes)
+    assert sorted(mot) == [1, 2] and all(len(rows) == 40 for rows in mot.values())
+    assert np.allclose(mot[1][1][:4], a, atol=3) and np.allclose(mot[2][1][:4], b, atol=3)
