@@ -136,3 +136,20 @@ def test_torch_and_onnxruntime_agree_with_the_memory_on():
         out.append(np.array([t.update(f).box for f in frames[1:30]]))
         assert len(t.memory) == 2
     assert np.abs(out[0] - out[1]).max() <= 0.5
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_online_filter_keeps_a_target_whose_look_changes(seed):
+    """The target's texture changes gradually, then a look-alike of its first frame appears beside it:
+    the fixed exemplar moves to the look-alike, the correlation filter learned online keeps the target."""
+    from tracker.ops import iou
+    from tracker.synthetic import make_morph_sequence
+
+    frames, gt = make_morph_sequence(seed=seed)
+    end = {}
+    for name, cfg in (("fixed", {}), ("dcf", {"dcf_weight": 0.5, "dcf_lambda": 1e4})):
+        t = SiamFCTracker.from_pretrained(device="cpu", config={**cfg, "lost_threshold": 0.0})
+        t.init(frames[0], gt[0])
+        boxes = np.array([gt[0]] + [t.update(f).box for f in frames[1:]])
+        end[name] = float(iou(boxes[-20:], gt[-20:]).mean())
+    assert end["fixed"] < 0.3 and end["dcf"] > 0.8, end

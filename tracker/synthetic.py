@@ -99,3 +99,33 @@ def _paste(frame: np.ndarray, obj: np.ndarray, box: tuple[float, float, float, f
     mask = cv2.warpAffine(np.full(obj.shape[:2], 255, np.uint8), m, (W, H))
     warped = cv2.warpAffine(obj, m, (W, H))
     frame[mask > 127] = warped[mask > 127]
+
+
+def make_morph_sequence(n_frames: int = 90, size: tuple[int, int] = (480, 360), target: tuple[int, int] = (48, 36),
+                        seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """A target whose appearance changes gradually, then a look-alike of its first appearance beside it:
+    frames (BGR ``uint8``) and ground truth ``(N, 4)``. Its texture blends from one random texture to another
+    over the first 60% of the frames; from then on an object with the first texture (the exemplar's look)
+    moves 52 px to its right. A tracker that only compares with the first frame's exemplar moves to the
+    look-alike; one that learns the target's current look online keeps it."""
+    rng = np.random.default_rng(seed)
+    W, H = size
+    tw, th = target
+    bg = texture(H, W, rng, blobs=80)
+    looks = []
+    for _ in range(2):
+        obj = texture(th * 2, tw * 2, rng, blobs=12)
+        cv2.rectangle(obj, (0, 0), (tw * 2 - 1, th * 2 - 1), (255, 255, 255), 3)
+        looks.append(obj)
+    frames, boxes = [], []
+    for k in range(n_frames):
+        a = min(1.0, k / (0.6 * n_frames))
+        frame = bg.copy()
+        cx, cy = W * 0.3 + 80 * np.sin(k / 15), H * 0.5 + 40 * np.cos(k / 11)
+        box = (cx - tw / 2, cy - th / 2, float(tw), float(th))
+        if k >= 0.6 * n_frames:
+            _paste(frame, looks[0], (cx + 52 - tw / 2, cy - th / 2 + 10 * np.sin(k / 5), tw, th))
+        _paste(frame, cv2.addWeighted(looks[0], 1 - a, looks[1], a, 0), box)
+        frames.append(frame)
+        boxes.append(box)
+    return frames, np.array(boxes)
