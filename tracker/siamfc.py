@@ -362,8 +362,8 @@ class SiamFCTracker:
     def _search_frame(self, frame: np.ndarray) -> TrackResult:
         """A frame while the target is lost (long_term): its exemplar against the whole frame at its last
         scale (:mod:`tracker.redetect`: a grid of search crops in one batch), re-acquired where the best peak
-        scores at least ``redetect_threshold``, or where the best peak within the local search's reach of
-        the last held box scores at least ``lost_threshold``; else the box stays where it was last held."""
+        within the local search's reach of the last held box scores at least ``lost_threshold``, else where
+        the best peak anywhere scores at least ``redetect_threshold``; else the box stays where it was."""
         cfg = self.config
         centers = redetect.tile_centers(self._frame_size, self.x_sz, cfg.instance_sz, self.upscale_sz // cfg.response_up)
         with self._inference():
@@ -371,15 +371,16 @@ class SiamFCTracker:
             x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
             max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
             resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
-        peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz)
+        # Back where the local search would look (the target returning where it was) first; a jump across
+        # the frame needs more evidence.
+        reach = (self.upscale_sz // cfg.response_up - 1) / 2 * TOTAL_STRIDE * self.x_sz / cfg.instance_sz
+        peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz, near=(self.center, reach))
         score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
-        if score < cfg.redetect_threshold:  # no jump; but back where the local search would look?
-            reach = (self.upscale_sz // cfg.response_up - 1) / 2 * TOTAL_STRIDE * self.x_sz / cfg.instance_sz
-            peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz, near=(self.center, reach))
-            near = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
-            if near < cfg.lost_threshold:
+        if score < cfg.lost_threshold:
+            peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz)
+            score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
+            if score < cfg.redetect_threshold:
                 return TrackResult(self.box, score, True, SEARCHING)
-            score = near
         w_img, h_img = self._frame_size
         self.center = np.clip(where, [0, 0], [w_img, h_img])
         self.state, self._lost_run, self._held = TRACKING, 0, self._geometry()
