@@ -4,9 +4,7 @@ When the target is lost, its exemplar is correlated with the whole frame at the 
 scale. The network is fully convolutional, so this is the ordinary search done on a grid of
 search crops ("tiles") whose response maps together cover every position of the frame: one
 batch through the backbone, one correlation per tile. The tracker re-acquires the best peak over
-all tiles when its score clears ``redetect_threshold``, or else the best peak within reach of its
-last held position (where its local search would look) when that clears ``lost_threshold``: a jump
-across the frame needs more evidence than a return to where the target was.
+all tiles when its score clears ``redetect_threshold``.
 """
 from __future__ import annotations
 
@@ -39,18 +37,9 @@ def cell_positions(centers: np.ndarray, size: int, x_sz: float, instance_sz: int
     return centers[:, None, None, :] + np.stack([dx, dy], axis=-1)[None]
 
 
-def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int,
-           near: tuple[np.ndarray, float] | None = None) -> tuple[float, np.ndarray]:
+def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int) -> tuple[float, np.ndarray]:
     """The highest response over all tiles (``responses`` (T, R, R), raw) and where it is in the image:
-    ``(peak, (x, y))``, the cell's centre in image px (the tracker refines it on the next frames). With
-    ``near = (centre, radius)``: the highest among the cells within ``radius`` px of ``centre`` in x and in y
-    (``(-inf, centre)`` when there are none)."""
+    ``(peak, (x, y))``, the cell's centre in image px (the tracker refines it on the next frames)."""
     pos = cell_positions(centers, responses.shape[-1], x_sz, instance_sz)
-    if near is not None:
-        c, radius = near
-        inside = (np.abs(pos - np.asarray(c, dtype=np.float64)) <= radius).all(axis=-1)
-        if not inside.any():
-            return float("-inf"), np.asarray(c, dtype=np.float64)
-        responses = np.where(inside, responses, -np.inf)
     t, row, col = np.unravel_index(int(np.argmax(responses)), responses.shape)
     return float(responses[t, row, col]), pos[t, row, col]

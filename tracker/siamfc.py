@@ -156,6 +156,7 @@ class SiamFCTracker:
         self._frame_size: tuple[int, int] | None = None
         self.zf = None  # the target's correlation kernel (net.embed_exemplar), set by init()
         self.state = TRACKING
+        self.search_score: float | None = None  # long_term: the best whole-frame peak's score of the last search
 
     def spawn(self) -> "SiamFCTracker":
         """A tracker for another target, not started (``init`` it): it shares this one's network (no copy
@@ -266,17 +267,17 @@ class SiamFCTracker:
                 resp = self.net.respond(xf, self.zf)[0]
             ref = float(resp.max())
         self.ref_peak = max(ref, 1e-6)
-        self._held = self._geometry()
 
     def update(self, frame: np.ndarray) -> TrackResult:
         """Locate the target in the next frame; returns its box and a confidence score."""
         frame = self._check_frame(frame, "SiamFCTracker.update")
-        if self.state == SEARCHING:
-            return self._search_frame(frame)
         with self._inference():
             img = self._to_device(frame) if self.pipeline == "torch" else None
             xf = self.net.embed(self._crops(frame, img, self.search_sizes(), self.config.instance_sz))
-            return self._step(frame, img, xf)
+            r = self._step(frame, img, xf)
+        if self.state == SEARCHING and r.lost:
+            return self._search_frame(frame, r)
+        return r
 
     def _check_frame(self, frame: np.ndarray, caller: str) -> np.ndarray:
         """``frame`` validated as a BGR image of the size tracking started on."""
@@ -343,27 +344,21 @@ class SiamFCTracker:
 
     # -- long-term tracking (config.long_term) ---------------------------------------------
 
-    def _geometry(self) -> tuple:
-        return self.center.copy(), self.target_sz.copy(), self.x_sz
-
     def _long_term(self, score: float, lost: bool) -> TrackResult:
-        """After a local step: a held target's box is remembered; on a lost frame the box goes back to it
-        (it does not move on noise), and after ``lost_frames`` lost frames in a row the next frames search
-        the whole frame (:meth:`_search_frame`)."""
+        """After a local step: count the lost frames in a row; from ``lost_frames`` of them on, the target is
+        also searched for over the whole frame (:meth:`_search_frame`) until a frame holds it again."""
         if not lost:
-            self._held, self._lost_run = self._geometry(), 0
+            self.state, self._lost_run = TRACKING, 0
             return TrackResult(self.box, score, False, TRACKING)
-        self.center, self.target_sz, self.x_sz = (v.copy() if isinstance(v, np.ndarray) else v for v in self._held)
         self._lost_run += 1
         if self._lost_run >= self.config.lost_frames:
             self.state = SEARCHING
         return TrackResult(self.box, score, True, self.state)
 
-    def _search_frame(self, frame: np.ndarray) -> TrackResult:
-        """A frame while the target is lost (long_term): its exemplar against the whole frame at its last
-        scale (:mod:`tracker.redetect`: a grid of search crops in one batch), re-acquired where the best peak
-        within the local search's reach of the last held box scores at least ``lost_threshold``, else where
-        the best peak anywhere scores at least ``redetect_threshold``; else the box stays where it was."""
+    def _search_frame(self, frame: np.ndarray, local: TrackResult) -> TrackResult:
+        """After a lost local step (``local``) in the searching state: the exemplar against the whole frame at
+        the target's last scale (:mod:`tracker.redetect`: a grid of search crops in one batch); the best peak
+        is re-acquired when it scores at least ``redetect_threshold``, else the local step stands."""
         cfg = self.config
         centers = redetect.tile_centers(self._frame_size, self.x_sz, cfg.instance_sz, self.upscale_sz // cfg.response_up)
         with self._inference():
@@ -371,19 +366,14 @@ class SiamFCTracker:
             x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
             max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
             resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
-        # Back where the local search would look (the target returning where it was) first; a jump across
-        # the frame needs more evidence.
-        reach = (self.upscale_sz // cfg.response_up - 1) / 2 * TOTAL_STRIDE * self.x_sz / cfg.instance_sz
-        peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz, near=(self.center, reach))
+        peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz)
         score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
-        if score < cfg.lost_threshold:
-            peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz)
-            score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
-            if score < cfg.redetect_threshold:
-                return TrackResult(self.box, score, True, SEARCHING)
+        self.search_score = score  # how close the whole-frame search came to re-acquiring
+        if score < cfg.redetect_threshold:
+            return local
         w_img, h_img = self._frame_size
         self.center = np.clip(where, [0, 0], [w_img, h_img])
-        self.state, self._lost_run, self._held = TRACKING, 0, self._geometry()
+        self.state, self._lost_run = TRACKING, 0
         return TrackResult(self.box, score, False, REACQUIRED)
 
     @property
