@@ -121,7 +121,7 @@ def test_keyboard_interrupt_then_resume_recomputes_nothing_finished(otb_root: Pa
     done = sorted(p.name for p in (tmp_path / "results" / "kcf").glob("*.txt"))
     assert done == ["Seq0.txt", "Seq1.txt"]
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "results").rglob("*.txt")}
-    assert len(stamps) == 4  # two result files, two time files
+    assert len(stamps) == 6  # two result files, two time files, two confidence files
 
     calls.clear()
     monkeypatch.setattr(runner, "track_sequence", lambda t, s, on_frame=None: (calls.append(s.name), real(t, s))[1])
@@ -205,9 +205,10 @@ def test_got10k_test_split_layout_and_submission_zip(tmp_path: Path, capsys) -> 
     assert rc == 0
     res = tmp_path / "out" / "results"
     seq = "GOT-10k_Test_000001"
-    assert sorted(p.name for p in (res / "kcf" / seq).iterdir()) == [f"{seq}_001.txt", f"{seq}_time.txt"]
-    assert sorted(p.name for p in (res / "mil" / seq).iterdir()) == [f"{seq}_00{r}.txt" for r in (1, 2, 3)] + [
-        f"{seq}_time.txt"]
+    assert sorted(p.name for p in (res / "kcf" / seq).iterdir()) == [f"{seq}_001.txt", f"{seq}_001_confidence.value",
+                                                                    f"{seq}_time.txt"]
+    assert sorted(p.name for p in (res / "mil" / seq).iterdir()) == sorted(
+        [f"{seq}_00{r}.txt" for r in (1, 2, 3)] + [f"{seq}_00{r}_confidence.value" for r in (1, 2, 3)] + [f"{seq}_time.txt"])
     assert np.loadtxt(res / "mil" / seq / f"{seq}_time.txt", delimiter=",").shape == (10, 3)
     with zipfile.ZipFile(tmp_path / "out" / "report" / "kcf.zip") as z:
         assert sorted(z.namelist()) == sorted(f"GOT-10k_Test_00000{k}/GOT-10k_Test_00000{k}_{f}.txt"

@@ -1,9 +1,12 @@
 """The SiamFC frame loop: crop, score, find the peak, move and rescale the box.
 
 A frame's path: :meth:`SiamFCTracker.update` validates it, crops ``scale_num`` search
-regions around the last centre (:mod:`tracker.ops`), scores them against the cached
-exemplar (:meth:`SiamNet.track`), upsamples the responses, penalises scale changes,
-blends in a Hann window, and converts the peak's offset back to image pixels.
+regions around the last centre (:mod:`tracker.ops`), embeds them (``net.embed``), scores them
+against the target's exemplar kernel (``net.respond``, the kernel being the tracker's state, so
+one network serves many targets: :mod:`tracker.multi`), upsamples the responses, penalises scale
+changes, blends in a Hann window, and converts the peak's offset back to image pixels. In
+long-term mode a target lost for a while is also searched for over the whole frame
+(:mod:`tracker.redetect`).
 Networks with a box head (:class:`tracker.models.BoxHead`) search one scale: every response
 cell proposes a box from its edge distances, and :func:`tracker.postprocess.find_box` picks
 one by score, size-change penalty and window; the box's centre, width and height follow it
@@ -69,9 +72,10 @@ class TrackResult:
     leaves the view or is lost. ``lost`` is ``score < config.lost_threshold`` (chosen per
     weights file on the development set); the box is then the last estimate, not a detection.
 
-    ``state``: ``"tracking"``; with ``config.long_term``, ``"searching"`` while the target is lost
-    (``box`` is then the last box where it was held, and the whole frame is searched for it) and
-    ``"reacquired"`` on the frame the whole-frame search found it again (``lost`` False).
+    ``state``: ``"tracking"``; with ``config.long_term``, ``"searching"`` once the target has been
+    lost for ``lost_frames`` frames in a row (``box`` is then the local search's best guess, as when
+    lost in short-term mode, and the whole frame is searched for the target too) and ``"reacquired"``
+    on the frame the whole-frame search found it again (``lost`` False).
     """
 
     box: tuple[float, float, float, float]
