@@ -139,6 +139,19 @@ def drag(xdo, x0: int, y0: int, box: tuple[int, int, int, int]) -> None:
     time.sleep(0.2)
 
 
+def quit_and_count(xdo, proc: subprocess.Popen, lines: Lines) -> int:
+    """Press q, wait for the process to end, and return the number of frames it says it tracked."""
+    xdo("key", "q")
+    proc.wait(timeout=60)
+    return int(lines.wait_for(r"^tracked (\d+) frames", timeout=10).group(1))
+
+
+def assert_clean_exit(proc: subprocess.Popen, stderr_lines: Lines) -> None:
+    err = stderr_lines.text()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+
+
 def test_window_keys_and_reselect(xdisplay, tmp_path):
     frames, gt = make_sequence(60, (W, H), target=(48, 36), seed=11)
     clip = encode(frames * 5, tmp_path / "clip.mp4")  # 300 frames: long enough to still be running
@@ -193,16 +206,11 @@ def test_window_keys_and_reselect(xdisplay, tmp_path):
         xdo("key", "space")
         lines.wait_for(r"^resumed at frame", timeout=20)
         time.sleep(0.5)
-        xdo("key", "q")
-        proc.wait(timeout=60)
-        m = lines.wait_for(r"^tracked (\d+) frames", timeout=10)
+        n = quit_and_count(xdo, proc, lines)
     finally:
         proc.kill()
         proc.wait()
-    err = stderr_lines.text()
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err, err
-    n = int(m.group(1))
+    assert_clean_exit(proc, stderr_lines)
     assert 0 < n < 300, "q did not end the run early"
     assert len(boxes.read_text().splitlines()) == n
     assert read_video(out) == (n, (W, H))
@@ -258,16 +266,11 @@ def test_window_adds_and_removes_targets(xdisplay, tmp_path):
         xdo("mousemove", str(x0 + cx), str(y0 + cy), "click", "1")
         m = lines.wait_for(r"^removed target #2 at frame (\d+)", timeout=20)
         removed_at = int(m.group(1))
-        xdo("key", "q")
-        proc.wait(timeout=60)
-        m = lines.wait_for(r"^tracked (\d+) frames", timeout=10)
+        n = quit_and_count(xdo, proc, lines)
     finally:
         proc.kill()
         proc.wait()
-    err = stderr_lines.text()
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err, err
-    n = int(m.group(1))
+    assert_clean_exit(proc, stderr_lines)
     mot = read_mot(boxes)
     assert sorted(mot[1]) == list(range(1, n + 1))  # target 1 on every frame
     # The window's frame numbers are the file's (1-based): target 2 from the frame after the one it was
@@ -313,8 +316,7 @@ def test_several_targets_dragged_on_the_first_frame(xdisplay, tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    err = stderr_lines.text()
-    assert proc.returncode == 0, err
+    assert_clean_exit(proc, stderr_lines)
     mot = read_mot(boxes)
     assert sorted(mot) == [1, 2] and all(len(rows) == 40 for rows in mot.values())
     assert np.allclose(mot[1][1][:4], a, atol=3) and np.allclose(mot[2][1][:4], b, atol=3)

@@ -34,8 +34,7 @@ def make_sequence(n_frames: int = 60, size: tuple[int, int] = (320, 240), target
     W, H = size
     bg = texture(H, W, rng, blobs=80)
     tw, th = target
-    obj = texture(th * 2, tw * 2, rng, blobs=12)
-    cv2.rectangle(obj, (0, 0), (tw * 2 - 1, th * 2 - 1), (255, 255, 255), 3)
+    obj = _framed_object(tw, th, rng)
     frames, boxes = [], []
     t = np.linspace(0, 2 * np.pi, n_frames)
     lo, hi = scale_range
@@ -68,11 +67,7 @@ def make_absence_sequence(n_frames: int = 80, size: tuple[int, int] = (480, 360)
     W, H = size
     bg = texture(H, W, rng, blobs=80)
     tw, th = target
-    objects = []
-    for _ in range(2):
-        obj = texture(th * 2, tw * 2, rng, blobs=12)
-        cv2.rectangle(obj, (0, 0), (tw * 2 - 1, th * 2 - 1), (255, 255, 255), 3)
-        objects.append(obj)
+    objects = [_framed_object(tw, th, rng) for _ in range(2)]
     frames, boxes = [], []
     for k in range(n_frames):
         frame = bg.copy()
@@ -112,11 +107,7 @@ def make_morph_sequence(n_frames: int = 90, size: tuple[int, int] = (480, 360), 
     W, H = size
     tw, th = target
     bg = texture(H, W, rng, blobs=80)
-    looks = []
-    for _ in range(2):
-        obj = texture(th * 2, tw * 2, rng, blobs=12)
-        cv2.rectangle(obj, (0, 0), (tw * 2 - 1, th * 2 - 1), (255, 255, 255), 3)
-        looks.append(obj)
+    looks = [_framed_object(tw, th, rng) for _ in range(2)]
     frames, boxes = [], []
     for k in range(n_frames):
         a = min(1.0, k / (0.6 * n_frames))
@@ -129,3 +120,10 @@ def make_morph_sequence(n_frames: int = 90, size: tuple[int, int] = (480, 360), 
         frames.append(frame)
         boxes.append(box)
     return frames, np.array(boxes)
+
+
+def _framed_object(tw: int, th: int, rng: np.random.Generator) -> np.ndarray:
+    """A target's look: a random texture at twice ``(tw, th)`` inside a white border."""
+    obj = texture(th * 2, tw * 2, rng, blobs=12)
+    cv2.rectangle(obj, (0, 0), (tw * 2 - 1, th * 2 - 1), (255, 255, 255), 3)
+    return obj
