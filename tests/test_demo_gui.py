@@ -307,9 +307,10 @@ def test_several_targets_dragged_on_the_first_frame(xdisplay, tmp_path):
         a = tuple(int(v) for v in gt[0])
         b = (230, 20, 50, 40)
         for sel in (a, b):
+            time.sleep(0.8)  # selectROIs is ready for the next box
             drag(xdo, x0, y0, sel)
-            xdo("key", "Return")
             time.sleep(0.3)
+            xdo("key", "Return")
         xdo("key", "Escape")
         lines.wait_for(r"^tracking 2 targets", timeout=30)
         proc.wait(timeout=120)
