@@ -47,10 +47,10 @@ __all__ = ["SiamFCTracker", "TrackResult", "resolve_device", "embed_in_batches",
            "TRACKING", "SEARCHING", "REACQUIRED", "CPU_TORCH_BATCH"]
 
 TRACKING, SEARCHING, REACQUIRED = "tracking", "searching", "reacquired"  # TrackResult.state
-# Crops per backbone call with torch on a CPU: siamfc-effnet's per-crop cost (193 px crops, 2 threads) was
-# 3.75 ms alone, 2.5 ms in batches of 3 to 6, then 3.0 at 8, 3.9 at 12 and 4.9 at 24 (the activations of a
-# larger batch no longer fit the caches). ONNX Runtime's stays flat (~2 ms from 3 to 48), and GPUs want
-# large batches: there every crop goes in one call.
+# Crops per backbone call with torch on a CPU (python benchmarks/batch_size.py, 2 threads, siamfc-effnet's
+# 193 px crops): 3.56 ms per crop alone, 2.5 ms in batches of 3 to 6, 2.7 at 8, then 5-7 ms from 12 on (the
+# activations of a larger batch no longer fit the caches). ONNX Runtime's stays flat (1.8-2.1 ms from 1 to
+# 48), and GPUs want large batches: there every crop goes in one call.
 CPU_TORCH_BATCH = 6
 
 HAS_TORCH = torch is not None  # False in a deployment install: only ONNX exports run
