@@ -152,4 +152,6 @@ def test_online_filter_keeps_a_target_whose_look_changes(seed):
         t.init(frames[0], gt[0])
         boxes = np.array([gt[0]] + [t.update(f).box for f in frames[1:]])
         end[name] = float(iou(boxes[-20:], gt[-20:]).mean())
+    print(f"look change, seed {seed}: mean IoU over the last 20 frames, fixed exemplar {end['fixed']:.2f}, "
+          f"online filter {end['dcf']:.2f}")
     assert end["fixed"] < 0.3 and end["dcf"] > 0.8, end
