@@ -148,3 +148,23 @@ def test_bench_times_a_lost_frame_against_a_tracked_one(capsys):
     by = {(r["frame"], r["target"]): r["tiles"] for r in rows}
     assert by[("1280x720", "32x24")] > by[("1280x720", "64x48")] > by[("640x480", "64x48")] >= 1
     assert "lost/local" in capsys.readouterr().out
+
+
+def test_search_tiles_bound_a_lost_frames_work_and_the_target_is_still_found():
+    frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
+    t = SiamFCTracker.from_pretrained(device="cpu", config={**LT, "search_tiles": 4})
+    batches = []
+    embed = t.net.embed
+    t.net.embed = lambda x: batches.append(len(x)) or embed(x)
+    t.init(frames[0], gt[0])
+    tiles = len(tile_centers((480, 360), t.x_sz, t.config.instance_sz, t.upscale_sz // t.config.response_up))
+    batches.clear()
+    results = [t.update(f) for f in frames[1:]]
+    assert set(batches) == {3, 4}  # the local step's 3 scales, and 4 of the frame's tiles, never more
+    back = ABSENT[1] - 1  # index of the first frame it is back
+    first = next(k for k in range(back, len(results)) if not results[k].lost)
+    assert results[first].state == REACQUIRED
+    assert first - back <= -(-tiles // 4)  # every tile is searched within ceil(tiles / 4) frames
+    assert iou(np.array([r.box for r in results[first:]]), gt[first + 1:]).min() > 0.5
+    with pytest.raises(ValueError, match="search_tiles"):
+        TrackerConfig(search_tiles=-1)

@@ -245,7 +245,7 @@ class SiamFCTracker:
         self.x_sz = z_sz * cfg.instance_sz / cfg.exemplar_sz
         self.init_x_sz = self.x_sz
         self.memory, self._frames = [], 0
-        self.state, self._lost_run = TRACKING, 0
+        self.state, self._lost_run, self._search_turn = TRACKING, 0, 0
         self.avg_color = np.array(cv2.mean(frame)[:3])
         with self._inference():
             img = None
@@ -361,10 +361,15 @@ class SiamFCTracker:
 
     def _search_frame(self, frame: np.ndarray, local: TrackResult) -> TrackResult:
         """After a lost local step (``local``) in the searching state: the exemplar against the whole frame at
-        the target's last scale (:mod:`tracker.redetect`: a grid of search crops in one batch); the best peak
-        is re-acquired when it scores at least ``redetect_threshold``, else the local step stands."""
+        the target's last scale (:mod:`tracker.redetect`: a grid of search crops in one batch; with
+        ``search_tiles`` > 0, that many of them per frame, in turn, so a lost frame's cost is bounded); the
+        best peak is re-acquired when it scores at least ``redetect_threshold``, else the local step stands."""
         cfg = self.config
         centers = redetect.tile_centers(self._frame_size, self.x_sz, cfg.instance_sz, self.upscale_sz // cfg.response_up)
+        if 0 < cfg.search_tiles < len(centers):
+            turn = (self._search_turn + np.arange(cfg.search_tiles)) % len(centers)
+            self._search_turn = int(turn[-1] + 1) % len(centers)
+            centers = centers[turn]
         with self._inference():
             img = self._to_device(frame) if self.pipeline == "torch" else None
             x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
