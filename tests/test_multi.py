@@ -242,3 +242,16 @@ def test_multi_bench_times_every_way_in_one_run(dev_root, peers_dir, capsys):
     assert all(r["ms"] > 0 and r["vs_one"] > 0 for r in rows)
     one = [r for r in rows if r["tracker"] == "siamfc-effnet (cpu), one after another" and r["targets"] == 1]
     assert one[0]["vs_one"] == 1.0
+
+
+def test_a_per_target_file_that_is_the_output_video_is_refused_before_writing(tmp_path):
+    from .helpers import encode
+    from .test_demo_headless import assert_clean_error, box_arg, siamtrack
+
+    frames, gt = make_sequence(6, (160, 120), target=(32, 24), seed=3)
+    clip = encode(frames, tmp_path / "c.mp4")
+    video = tmp_path / "b.1.mp4"
+    p = siamtrack("track", clip, "--no-display", "--box", box_arg(gt[0]), "--boxes", tmp_path / "b.mp4",
+                  "--boxes-per-target", "--output", video)
+    assert_clean_error(p, "--boxes-per-target file", "--output")
+    assert not video.exists() and not (tmp_path / "b.mp4").exists()

@@ -208,6 +208,31 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
     return rows
 
 
+def each_tracker(models: list[str], backends: tuple[str, ...], threads: tuple[int | None, ...], device: str,
+                 config: dict | None = None):
+    """For every thread count (set for torch and OpenCV; ONNX Runtime sessions take it when made), model spec
+    (``NAME[:key=value,...]``) and back-end: ``(threads, label, tracker)``, the tracker made with the spec's
+    overrides and ``config``. A spec whose weights are not installed is reported and skipped."""
+    from .siamfc import SiamFCTracker
+    from .weights import WeightsError
+
+    for nthreads in threads:
+        set_threads(nthreads)
+        shown = nthreads or torch.get_num_threads()
+        for spec in models:
+            m, overrides = parse_model_spec(spec)
+            for backend in backends:
+                try:
+                    t = SiamFCTracker.from_pretrained(m, device="cpu" if backend == "onnxruntime" else device,
+                                                      config={**overrides, **(config or {})} or None,
+                                                      backend=backend, threads=shown)
+                except WeightsError as e:
+                    print(f"skipped {spec}: {e}")
+                    break
+                where = f"{t.device}" if backend == "torch" else "onnxruntime, cpu"
+                yield shown, f"{spec} ({where})", t
+
+
 LOST_SIZES = ((640, 480), (1280, 720))  # frame sizes the whole-frame search is timed at
 LOST_TARGETS = ((64, 48), (32, 24))  # target sizes (px): the search's tiles follow the target's scale
 
@@ -218,41 +243,35 @@ def run_lost_bench(models: list[str], device: str, backends: tuple[str, ...], th
     at each of :data:`LOST_SIZES` for targets of :data:`LOST_TARGETS`, against a local-tracking frame of
     the same tracker; print and return the rows. Frames: a random texture (timing only)."""
     from .redetect import tile_centers
-    from .siamfc import SiamFCTracker
     from .synthetic import texture
 
     print(hardware())
     rows = []
-    for nthreads in threads:
-        set_threads(nthreads)
-        shown = nthreads or torch.get_num_threads()
-        for spec in models:
-            m, overrides = parse_model_spec(spec)
-            for backend in backends:
-                t = SiamFCTracker.from_pretrained(m, device="cpu" if backend == "onnxruntime" else device,
-                                                  config={**overrides, "long_term": True}, backend=backend,
-                                                  threads=shown)
-                cuda = t.device.type == "cuda" if backend == "torch" else False
-                where = f"{t.device}" if backend == "torch" else "onnxruntime, cpu"
-                for (w, h) in LOST_SIZES:
-                    frame = texture(h, w, np.random.default_rng(0), blobs=200)
-                    for tw, th in LOST_TARGETS:
-                        box = ((w - tw) / 2, (h - th) / 2, tw, th)
-                        t.init(frame, box)
-                        local = _timed(lambda: t.update(frame), repeats, cuda)
-                        t.init(frame, box)
-                        r = t.update(frame)
-                        # A lost frame in the searching state: its local step, then the whole-frame search
-                        # (all tiles), and with search_tiles=4 (four tiles a frame, in turn).
-                        lost = local + _timed(lambda: t._search_frame(frame, r), repeats, cuda)
-                        t.config = t.config.replace(search_tiles=4)
-                        lost4 = local + _timed(lambda: t._search_frame(frame, r), repeats, cuda)
-                        t.config = t.config.replace(search_tiles=0)
-                        tiles = len(tile_centers((w, h), t.x_sz, t.config.instance_sz,
-                                                 t.upscale_sz // t.config.response_up))
-                        rows.append({"tracker": f"{spec} ({where})", "threads": shown, "frame": f"{w}x{h}",
-                                     "target": f"{tw}x{th}", "tiles": tiles, "local_ms": local, "lost_ms": lost,
-                                     "lost4_ms": lost4})
+    for shown, label, t in each_tracker(models, backends, threads, device, {"long_term": True}):
+        cuda = t.device.type == "cuda" if t.backend == "torch" else False
+
+        def search(r):
+            """The whole-frame search after the lost local step ``r``, as update() runs it."""
+            with t._inference():
+                return t._search_frame(frame, t._to_device(frame) if t.pipeline == "torch" else None, r)
+
+        for (w, h) in LOST_SIZES:
+            frame = texture(h, w, np.random.default_rng(0), blobs=200)
+            for tw, th in LOST_TARGETS:
+                box = ((w - tw) / 2, (h - th) / 2, tw, th)
+                t.init(frame, box)
+                local = _timed(lambda: t.update(frame), repeats, cuda)
+                t.init(frame, box)
+                r = t.update(frame)
+                # A lost frame in the searching state: its local step, then the whole-frame search (all
+                # tiles), and with search_tiles=4 (four tiles a frame, in turn; only the search reads it).
+                lost = local + _timed(lambda: search(r), repeats, cuda)
+                t.config = t.config.replace(search_tiles=4)
+                lost4 = local + _timed(lambda: search(r), repeats, cuda)
+                t.config = t.config.replace(search_tiles=0)
+                tiles = len(tile_centers((w, h), t.x_sz, t.config.instance_sz, t.upscale_sz // t.config.response_up))
+                rows.append({"tracker": label, "threads": shown, "frame": f"{w}x{h}", "target": f"{tw}x{th}",
+                             "tiles": tiles, "local_ms": local, "lost_ms": lost, "lost4_ms": lost4})
     width = max(30, *(len(r["tracker"]) for r in rows))
     print(f"{'tracker':{width}s} {'threads':>7s} {'frame':>9s} {'target':>7s} {'tiles':>5s} {'local ms':>9s} "
           f"{'lost ms':>8s} {'lost/local':>10s} {'lost ms, 4 tiles':>16s}")

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .bench import hardware, load_average, load_clips, parse_model_spec, set_threads
+from .bench import each_tracker, hardware, load_average, load_clips, set_threads
 
 __all__ = ["spread_boxes", "time_targets", "run_multi_bench"]
 
@@ -78,41 +78,28 @@ def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences
     with TrackerNano x N when ``peers`` is given; print and return the rows."""
     from .eval.trackers import OpenCVTracker
     from .multi import MultiTracker
-    from .siamfc import SiamFCTracker
-    from .weights import WeightsError
 
     clips = load_clips(root, sequences, max_frames)
     print(hardware())
     print(f"{len(clips)} sequences from {root}, {sum(len(f) - 1 for f, _ in clips)} frames per row, frames pre-decoded; "
           f"targets: the first box and N - 1 more of its size on a grid")
+    warm = [(f[:15], b) for f, b in clips[:1]]  # a short warm-up run before each tracker's rows, not kept
     rows: list[dict] = []
-    for nthreads in threads:
+    for shown, model, base in each_tracker(models, backends, threads, device):
+        time_targets(lambda: MultiTracker(base), warm, 1)
+        for batched in (True, False):
+            for n in targets:
+                ms = time_targets(lambda b=batched: MultiTracker(base, batched=b), clips, n)
+                rows.append({"tracker": f"{model}, {'batched' if batched else 'one after another'}",
+                             "model": model, "threads": shown, "targets": n, "ms": ms})
+    for nthreads in threads if peers is not None else ():
         set_threads(nthreads)
         shown = nthreads or torch.get_num_threads()
-        for spec in models:
-            m, overrides = parse_model_spec(spec)
-            for backend in backends:
-                try:
-                    base = SiamFCTracker.from_pretrained(m, device="cpu" if backend == "onnxruntime" else device,
-                                                         config=overrides, backend=backend, threads=shown)
-                except WeightsError as e:
-                    print(f"skipped {spec}: {e}")
-                    break
-                where = f"{base.device}" if backend == "torch" else "onnxruntime, cpu"
-                model = f"{spec} ({where})"
-                time_targets(lambda: MultiTracker(base), [(f[:15], b) for f, b in clips[:1]], 1)  # warm-up, not kept
-                for batched in (True, False):
-                    for n in targets:
-                        ms = time_targets(lambda b=batched: MultiTracker(base, batched=b), clips, n)
-                        rows.append({"tracker": f"{model}, {'batched' if batched else 'one after another'}",
-                                     "model": model, "threads": shown, "targets": n, "ms": ms})
-        if peers is not None:
-            time_targets(lambda: _OneAfterAnother(lambda: OpenCVTracker("nano", peers)),
-                         [(f[:15], b) for f, b in clips[:1]], 1)  # warm-up, not kept
-            for n in targets:
-                ms = time_targets(lambda: _OneAfterAnother(lambda: OpenCVTracker("nano", peers)), clips, n)
-                rows.append({"tracker": "cv2.TrackerNano x N, one after another", "model": "cv2.TrackerNano",
-                             "threads": shown, "targets": n, "ms": ms})
+        nano = lambda: _OneAfterAnother(lambda: OpenCVTracker("nano", peers))  # noqa: E731
+        time_targets(nano, warm, 1)
+        for n in targets:
+            rows.append({"tracker": "cv2.TrackerNano x N, one after another", "model": "cv2.TrackerNano",
+                         "threads": shown, "targets": n, "ms": time_targets(nano, clips, n)})
     # One target tracked one after another is a plain single-target tracker: the reference of each model.
     single = {(r["model"], r["threads"]): r["ms"] for r in rows
               if r["targets"] == 1 and not r["tracker"].endswith(", batched")}

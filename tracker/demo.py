@@ -29,7 +29,7 @@ import numpy as np
 
 from .inputs import as_box
 from .multi import MultiTracker
-from .outputs import SKIPPED_LINE, ResultFiles  # noqa: F401 (SKIPPED_LINE re-exported)
+from .outputs import SKIPPED_LINE, ResultFiles, target_path  # noqa: F401 (SKIPPED_LINE re-exported)
 from .overlay import (BANNER_COLOR, LOST_COLOR, TRACKED_COLOR, draw_overlay, draw_targets,  # noqa: F401
                       skipped_frame)
 from .progress import ProgressBar
@@ -173,7 +173,8 @@ def _refuse_clobbering(source, outputs: list[tuple[str | None, str]], images: li
             if same_file(p, img):
                 raise DemoError(f"{what} {p} is one of the source images ({img}); choose another output file")
     if len(outs) == 2 and same_file(outs[0][0], outs[1][0]):
-        raise DemoError(f"--output {outs[0][0]} and --boxes {outs[1][0]} are the same file; give them different names")
+        (a, what_a), (b, what_b) = outs
+        raise DemoError(f"{what_a} {a} and {what_b} {b} are the same file; give them different names")
 
 
 def run(opts: DemoOptions) -> int:
@@ -257,6 +258,9 @@ def run(opts: DemoOptions) -> int:
             if not boxes:
                 raise DemoError("no target selected on the first frame; nothing to track")
         mot = opts.mot or len(boxes) > 1
+        if opts.per_target:  # the first targets' files, before anything is opened (later ones: when added)
+            for target_id in range(1, len(boxes) + 1):
+                check_target_file(target_path(opts.boxes, target_id))
         try:
             sink = stack.enter_context(VideoSink(output, fps=src.fps or 30.0)) if output else None
             log = stack.enter_context(ResultFiles(opts.boxes, mot, opts.per_target, check_target_file,

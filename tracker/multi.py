@@ -19,7 +19,7 @@ import numpy as np
 
 from .config import TrackerConfig
 from .inputs import as_bgr_frame
-from .siamfc import CPU_TORCH_BATCH, SEARCHING, SiamFCTracker, TrackResult, embed_in_batches
+from .siamfc import CPU_TORCH_BATCH, SiamFCTracker, TrackResult, embed_in_batches
 
 __all__ = ["MultiTracker", "CPU_TORCH_BATCH"]
 
@@ -136,17 +136,16 @@ class MultiTracker:
         frame = first._check_frame(frame, "MultiTracker.update")
         if not self.batched:
             return {i: t.update(frame) for i, t in targets}
-        # A lost target searching the whole frame (long_term) runs its own search; the others share one batch.
-        results = {i: t.update(frame) for i, t in targets if t.state == SEARCHING}
-        local = [(i, t) for i, t in targets if i not in results]
-        if local:
-            with first._inference():
-                img = first._to_device(frame) if first.pipeline == "torch" else None
-                sizes = [t.search_sizes() for _, t in local]
-                x = first._cut(frame, img, [t._plan(s) for (_, t), s in zip(local, sizes)], first.config.instance_sz)
-                xf = embed_in_batches(first.net, x, self.max_batch)
-                start = 0
-                for (i, t), s in zip(local, sizes):
-                    results[i] = t._step(frame, img, xf[start:start + len(s)])
-                    start += len(s)
-        return {i: results[i] for i, _ in targets}
+        # Every target's local search in one batch; a lost target searching the whole frame (long_term) then
+        # runs that search on its own, inside its _step, as a single tracker does.
+        results = {}
+        with first._inference():
+            img = first._to_device(frame) if first.pipeline == "torch" else None
+            sizes = [t.search_sizes() for _, t in targets]
+            x = first._cut(frame, img, [t._plan(s) for (_, t), s in zip(targets, sizes)], first.config.instance_sz)
+            xf = embed_in_batches(first.net, x, self.max_batch)
+            start = 0
+            for (i, t), s in zip(targets, sizes):
+                results[i] = t._step(frame, img, xf[start:start + len(s)])
+                start += len(s)
+        return results

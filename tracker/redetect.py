@@ -14,7 +14,7 @@ import numpy as np
 
 from .ops import TOTAL_STRIDE
 
-__all__ = ["tile_centers", "cell_positions", "locate"]
+__all__ = ["tile_centers", "locate"]
 
 
 def tile_centers(frame_size: tuple[int, int], x_sz: float, instance_sz: int, response_size: int) -> np.ndarray:
@@ -30,16 +30,10 @@ def tile_centers(frame_size: tuple[int, int], x_sz: float, instance_sz: int, res
     return np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
 
 
-def cell_positions(centers: np.ndarray, size: int, x_sz: float, instance_sz: int) -> np.ndarray:
-    """Image positions ``(T, R, R, 2)`` (x, y) of the response cells of tiles centred at ``centers`` (T, 2)."""
-    offs = (np.arange(size) - (size - 1) / 2) * TOTAL_STRIDE * x_sz / instance_sz
-    dx, dy = np.meshgrid(offs, offs)  # [row, col]
-    return centers[:, None, None, :] + np.stack([dx, dy], axis=-1)[None]
-
-
 def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int) -> tuple[float, np.ndarray]:
     """The highest response over all tiles (``responses`` (T, R, R), raw) and where it is in the image:
     ``(peak, (x, y))``, the cell's centre in image px (the tracker refines it on the next frames)."""
-    pos = cell_positions(centers, responses.shape[-1], x_sz, instance_sz)
     t, row, col = np.unravel_index(int(np.argmax(responses)), responses.shape)
-    return float(responses[t, row, col]), pos[t, row, col]
+    r = responses.shape[-1]
+    disp = (np.array([col, row], dtype=np.float64) - (r - 1) / 2) * TOTAL_STRIDE * x_sz / instance_sz
+    return float(responses[t, row, col]), centers[t] + disp

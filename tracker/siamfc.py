@@ -278,10 +278,7 @@ class SiamFCTracker:
         with self._inference():
             img = self._to_device(frame) if self.pipeline == "torch" else None
             xf = self.net.embed(self._crops(frame, img, self.search_sizes(), self.config.instance_sz))
-            r = self._step(frame, img, xf)
-        if self.state == SEARCHING and r.lost:
-            return self._search_frame(frame, r)
-        return r
+            return self._step(frame, img, xf)
 
     def _check_frame(self, frame: np.ndarray, caller: str) -> np.ndarray:
         """``frame`` validated as a BGR image of the size tracking started on."""
@@ -344,7 +341,10 @@ class SiamFCTracker:
             z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
             self.memory = [*self.memory, self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))]
             self.memory = self.memory[-cfg.memory_size:]
-        return self._long_term(score, lost) if cfg.long_term else TrackResult(self.box, score, lost)
+        if not cfg.long_term:
+            return TrackResult(self.box, score, lost)
+        r = self._long_term(score, lost)
+        return self._search_frame(frame, img, r) if self.state == SEARCHING else r
 
     # -- long-term tracking (config.long_term) ---------------------------------------------
 
@@ -359,8 +359,9 @@ class SiamFCTracker:
             self.state = SEARCHING
         return TrackResult(self.box, score, True, self.state)
 
-    def _search_frame(self, frame: np.ndarray, local: TrackResult) -> TrackResult:
-        """After a lost local step (``local``) in the searching state: the exemplar against the whole frame at
+    def _search_frame(self, frame: np.ndarray, img: torch.Tensor | None, local: TrackResult) -> TrackResult:
+        """After a lost local step (``local``) in the searching state, inside :meth:`_inference` with the frame
+        on the device as ``img`` (torch pipeline) or None: the exemplar against the whole frame at
         the target's last scale (:mod:`tracker.redetect`: a grid of search crops in one batch; with
         ``search_tiles`` > 0, that many of them per frame, in turn, so a lost frame's cost is bounded); the
         best peak is re-acquired when it scores at least ``redetect_threshold``, else the local step stands."""
@@ -370,11 +371,9 @@ class SiamFCTracker:
             turn = (self._search_turn + np.arange(cfg.search_tiles)) % len(centers)
             self._search_turn = int(turn[-1] + 1) % len(centers)
             centers = centers[turn]
-        with self._inference():
-            img = self._to_device(frame) if self.pipeline == "torch" else None
-            x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
-            max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
-            resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
+        x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
+        max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
+        resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
         peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz)
         score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
         self.search_score = score  # how close the whole-frame search came to re-acquiring

@@ -133,13 +133,11 @@ def _write_sequence(folder: Path, frames: list, gt: np.ndarray) -> None:
     (tmp / "img").mkdir(parents=True)
     for k, item in enumerate(frames, 1):
         dst = tmp / "img" / f"{k:04d}.jpg"
-        if isinstance(item, np.ndarray):
-            if not cv2.imwrite(str(dst), item, [cv2.IMWRITE_JPEG_QUALITY, 95]):
-                raise OSError(f"{dst}: could not write")
-        elif Path(item).suffix.lower() in (".jpg", ".jpeg"):
+        if not isinstance(item, np.ndarray) and Path(item).suffix.lower() in (".jpg", ".jpeg"):
             shutil.copyfile(item, dst)
-        else:
-            cv2.imwrite(str(dst), read_image(item), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        elif not cv2.imwrite(str(dst), item if isinstance(item, np.ndarray) else read_image(item),
+                             [cv2.IMWRITE_JPEG_QUALITY, 95]):
+            raise OSError(f"{dst}: could not write")
     rows = ops.zero_based_to_one_based(gt)
     (tmp / "groundtruth_rect.txt").write_text(
         "".join(("nan,nan,nan,nan" if not np.isfinite(r).all() else ",".join(f"{v:.2f}" for v in r)) + "\n"
