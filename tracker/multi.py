@@ -24,7 +24,6 @@ from .siamfc import CPU_TORCH_BATCH, SiamFCTracker, TrackResult, embed_in_batche
 __all__ = ["MultiTracker", "CPU_TORCH_BATCH"]
 
 
-
 class MultiTracker:
     """Track any number of targets: ``add(frame, box) -> id``, ``remove(id)``, ``update(frame) -> {id: TrackResult}``.
 
