@@ -10,6 +10,7 @@ crops and its share of the network). Frames are decoded before timing.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -71,6 +72,11 @@ def time_targets(make, clips, n: int, warmup: int = 5) -> float:
     return float(np.median(lat)) * 1e3
 
 
+def _progress(row: dict) -> None:
+    """One line per row as it is measured (stderr), so a run cut short still shows what it timed."""
+    print(f"  {row['tracker']} x{row['targets']}: {row['ms']:.2f} ms/frame", file=sys.stderr, flush=True)
+
+
 def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences: list[str], max_frames: int,
                     device: str, backends: tuple[str, ...], threads: tuple[int | None, ...],
                     targets: tuple[int, ...]) -> list[dict]:
@@ -92,6 +98,7 @@ def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences
                 ms = time_targets(lambda b=batched: MultiTracker(base, batched=b), clips, n)
                 rows.append({"tracker": f"{model}, {'batched' if batched else 'one after another'}",
                              "model": model, "threads": shown, "targets": n, "ms": ms})
+                _progress(rows[-1])
     for nthreads in threads if peers is not None else ():
         set_threads(nthreads)
         shown = nthreads or torch.get_num_threads()
@@ -100,6 +107,7 @@ def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences
         for n in targets:
             rows.append({"tracker": "cv2.TrackerNano x N, one after another", "model": "cv2.TrackerNano",
                          "threads": shown, "targets": n, "ms": time_targets(nano, clips, n)})
+            _progress(rows[-1])
     # One target tracked one after another is a plain single-target tracker: the reference of each model.
     single = {(r["model"], r["threads"]): r["ms"] for r in rows
               if r["targets"] == 1 and not r["tracker"].endswith(", batched")}
