@@ -59,10 +59,11 @@ def test_cuda_tracks_car4_as_the_cpu_does(car4):
     assert iou(gpu, gt).mean() > 0.6
 
 
-def test_batched_targets_on_cuda_equal_one_tracker_per_target(car4):
+@pytest.mark.parametrize("config", [{}, {"feature_pyramid": True}])
+def test_batched_targets_on_cuda_equal_one_tracker_per_target(car4, config):
     frames, gt = car4
     frames = frames[:30]
-    base = SiamFCTracker.from_pretrained(device="cuda")
+    base = SiamFCTracker.from_pretrained(device="cuda", config=config)
     boxes = [gt[0], gt[0] + np.array([-60.0, 20.0, 0, 0]), gt[0] + np.array([50.0, -10.0, 0, 0])]
     multi, singles = MultiTracker(base), []
     for box in boxes:
@@ -74,7 +75,7 @@ def test_batched_targets_on_cuda_equal_one_tracker_per_target(car4):
         results = multi.update(frame)
         for single, i in zip(singles, multi.ids):
             worst = max(worst, float(np.abs(np.array(single.update(frame).box) - np.array(results[i].box)).max()))
-    print(f"CUDA: batched vs single trackers, largest box difference {worst:.2e} px")
+    print(f"CUDA {config}: batched vs single trackers, largest box difference {worst:.2e} px")
     assert worst <= 1e-2  # a hundredth of a pixel: batch-size-dependent cuDNN kernels round differently
 
 

@@ -92,7 +92,8 @@ def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences
     warm = [(f[:15], b) for f, b in clips[:1]]  # a short warm-up run before each tracker's rows, not kept
     rows: list[dict] = []
     for shown, model, base in each_tracker(models, backends, threads, device):
-        time_targets(lambda: MultiTracker(base), warm, 1)
+        for batched in (True, False):  # warm-up at the largest count (a GPU's clocks and kernels for that batch)
+            time_targets(lambda b=batched: MultiTracker(base, batched=b), warm, max(targets))
         for batched in (True, False):
             for n in targets:
                 ms = time_targets(lambda b=batched: MultiTracker(base, batched=b), clips, n)

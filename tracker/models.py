@@ -151,15 +151,22 @@ def correlation_index(k: int, h: int, w: int, device: torch.device | str = "cpu"
 
 
 def xcorr_gather(z: torch.Tensor, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """:func:`xcorr` for one exemplar ``z`` (1, C, k, k) and search maps ``x`` (N, C, H, W), written as a
-    matrix product and a gather (``index`` from :func:`correlation_index`): ``Z^T X`` holds every kernel
-    cell's dot product with every feature position, and each response cell sums its k*k entries.
-    Same result to float rounding; for 3 x 64 x 25 x 25 features and a 7 x 7 kernel on 2 CPU cores it took
-    0.21 ms in PyTorch against the convolution's 0.91, and 0.42 ms in ONNX Runtime against 0.84 (a
-    convolution whose weights are a graph input cannot be pre-packed); (N, 1, H-k+1, W-k+1)."""
+    """:func:`xcorr` for exemplars ``z`` (B, C, k, k) and search maps ``x`` (N, C, H, W), paired as
+    :func:`xcorr` pairs them, written as a matrix product and a gather (``index`` from
+    :func:`correlation_index`): ``Z^T X`` holds every kernel cell's dot product with every feature position,
+    and each response cell sums its k*k entries. Same result to float rounding; for one exemplar and
+    3 x 64 x 25 x 25 features, a 7 x 7 kernel, on 2 CPU cores it took 0.21 ms in PyTorch against the
+    convolution's 0.91, and 0.42 ms in ONNX Runtime against 0.84 (a convolution whose weights are a graph
+    input cannot be pre-packed); (N, 1, H-k+1, W-k+1)."""
     n, c, h, w = x.shape
-    k = z.shape[-1]
-    y = torch.matmul(z.reshape(c, k * k).t(), x.reshape(n, c, h * w)).reshape(n, -1)
+    b, k = z.shape[0], z.shape[-1]
+    if b == 1:
+        y = torch.matmul(z.reshape(c, k * k).t(), x.reshape(n, c, h * w)).reshape(n, -1)
+    else:
+        if n % b:
+            raise ValueError(f"xcorr_gather: search batch {n} is not a multiple of exemplar batch {b}")
+        zt = z.reshape(b, 1, c, k * k).transpose(2, 3)  # (B, 1, k*k, C): each exemplar with its n/B maps
+        y = torch.matmul(zt, x.reshape(b, n // b, c, h * w)).reshape(n, -1)
     return torch.index_select(y, 1, index).reshape(n, k * k, h - k + 1, w - k + 1).sum(1, keepdim=True)
 
 
@@ -255,7 +262,7 @@ class SiamNet(nn.Module):
     def _score(self, xf: torch.Tensor, zf: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`head` of the cached exemplar (or of kernel ``zf``) on search maps ``xf``, as :func:`xcorr_gather`."""
         zf = self._zf if zf is None else zf
-        key = (tuple(zf.shape), tuple(xf.shape[-2:]), xf.device)
+        key = (zf.shape[-1], tuple(xf.shape[-2:]), xf.device)  # the index does not depend on the batch
         if self._corr_index is None or self._corr_index[0] != key:  # the same every frame: build it once
             self._corr_index = (key, correlation_index(zf.shape[-1], *xf.shape[-2:], device=xf.device))
         return xcorr_gather(zf, xf, self._corr_index[1]) * self.out_scale + self.bias
@@ -291,20 +298,24 @@ class SiamNet(nn.Module):
         head), the box head's edge distances (S, 4, R, R), crop px. With ``scales`` (the feature pyramid,
         one crop's features): responses (len(scales), 1, R, R) of regions ``scales`` times the crop's size,
         each resampled from its features (zoomed about the centre, bilinear; outside the crop: zero), and
-        edges on the crop itself. The kernel is an argument, not state, so one network serves many targets."""
+        edges on the crop itself. The kernel is an argument, not state, so one network serves many targets;
+        B targets at once: kernels (B, C, k, k) with B * S search maps (target 0's S first; with ``scales``,
+        B crops), outputs in the same order."""
         if boxes and self.box_head is None:
             raise RuntimeError(f"SiamNet: this {self.arch} network has no box head")
         edges = self.box_head(self.box_head.kernel(zf), xf) if boxes else None
         if scales is None:
             return self._score(xf, zf), edges
         scales = tuple(float(v) for v in scales)
-        key = (scales, tuple(xf.shape), xf.dtype, xf.device)
+        key = (scales, tuple(xf.shape[1:]), xf.dtype, xf.device)
         if self._zoom_grid is None or self._zoom_grid[0] != key:  # the same every frame: build it once
             theta = torch.zeros(len(scales), 2, 3, dtype=xf.dtype, device=xf.device)
             theta[:, 0, 0] = theta[:, 1, 1] = torch.tensor(scales, dtype=xf.dtype, device=xf.device)
             grid = F.affine_grid(theta, [len(scales), *xf.shape[1:]], align_corners=True)
             self._zoom_grid = (key, grid)
-        zoomed = F.grid_sample(xf.expand(len(scales), -1, -1, -1), self._zoom_grid[1], mode="bilinear",
+        grid, n = self._zoom_grid[1], xf.shape[0]
+        crops = xf.expand(len(scales), -1, -1, -1) if n == 1 else xf.repeat_interleave(len(scales), dim=0)
+        zoomed = F.grid_sample(crops, grid if n == 1 else grid.repeat(n, 1, 1, 1), mode="bilinear",
                                padding_mode="zeros", align_corners=True)
         return self._score(zoomed, zf), edges
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .config import TrackerConfig
 from .inputs import as_bgr_frame
-from .siamfc import CPU_TORCH_BATCH, SiamFCTracker, TrackResult, embed_in_batches
+from .siamfc import CPU_TORCH_BATCH, SiamFCTracker, TrackResult, _host, embed_in_batches
 
 __all__ = ["MultiTracker", "CPU_TORCH_BATCH"]
 
@@ -143,8 +143,34 @@ class MultiTracker:
             sizes = [t.search_sizes() for _, t in targets]
             x = first._cut(frame, img, [t._plan(s) for (_, t), s in zip(targets, sizes)], first.config.instance_sz)
             xf = embed_in_batches(first.net, x, self.max_batch)
+            if first.backend == "torch" and not (first.uses_features or first.uses_box_head):
+                return dict(zip([i for i, _ in targets], _steps_batched([t for _, t in targets], frame, img, xf)))
             start = 0
             for (i, t), s in zip(targets, sizes):
                 results[i] = t._step(frame, img, xf[start:start + len(s)])
                 start += len(s)
         return results
+
+
+def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf) -> list[TrackResult]:
+    """:meth:`SiamFCTracker._step` for every target at once, where the head is plain cross-correlation
+    (torch, no correlation filter, memory or box-head boxes): one head call with every target's kernel
+    on its own search features ``xf`` (target 0's crops first), one peak search for all of them (on the
+    device, or per target from one copy to the host), then each target's own box update and state."""
+    import torch  # only the torch back-end comes here; a deployment install has none
+
+    first = targets[0]
+    zf = torch.cat([t.zf for t in targets])
+    resp, edges = first._respond_with(xf, zf)
+    if first.pipeline == "torch":
+        peaks = first._peaks_device(resp)
+    else:
+        s = len(first.scale_factors)
+        host = _host(resp)[:, 0]
+        peaks = [t._peak_host(host[k * s:(k + 1) * s], host[k * s:(k + 1) * s]) for k, t in enumerate(targets)]
+    edges = None if edges is None else _host(edges)
+    out = []
+    for k, (t, (scale_id, row, col, peak)) in enumerate(zip(targets, peaks)):
+        t._place(int(scale_id), float(row), float(col), None if edges is None else edges[k:k + 1])
+        out.append(t._after(frame, img, float(peak)))
+    return out

@@ -2,6 +2,8 @@
 
 * :func:`find_peak`: SiamFC's scale pyramid: pick the scale, blend the window, find the peak
   of the upsampled response.
+* :func:`find_peaks_torch`: the same on the device for several targets' responses at once (a GPU's
+  pipeline): one transfer of a few numbers per target instead of the maps.
 * :func:`find_box`: networks with a box head (as SiamRPN++ / SiamFC++ / NanoTrack do): every
   response cell proposes a box from its edge distances; its score (the sigmoid of the response) is
   multiplied by a penalty on the change of size and aspect ratio it implies, blended with a cosine
@@ -20,7 +22,7 @@ import numpy as np
 
 from .ops import context_size
 
-__all__ = ["find_peak", "find_peak_numpy", "find_box", "BoxChoice", "sample_bilinear"]
+__all__ = ["find_peak", "find_peak_numpy", "find_peaks_torch", "find_box", "BoxChoice", "sample_bilinear"]
 
 
 def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, window_influence: float) -> tuple[int, float, float]:
@@ -36,6 +38,31 @@ def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, win
 
 
 find_peak = find_peak_numpy
+
+
+def find_peaks_torch(resp, upscale_sz: int, penalties, hann, window_influence: float) -> np.ndarray:
+    """:func:`find_peak_numpy` on the device for B targets: raw responses ``resp`` (B, S, R, R) float
+    tensor, upsampled bicubically to ``upscale_sz`` here; ``penalties`` (S,) and ``hann`` (U, U) tensors on
+    its device. Returns a (B, 4) float64 array: scale index, row, col (in the upsampled map) and the chosen
+    scale's raw (not upsampled) peak, one transfer for all targets."""
+    import torch
+    import torch.nn.functional as F
+
+    b, s, r, _ = resp.shape
+    u = upscale_sz
+    up = F.interpolate(resp.reshape(b * s, 1, r, r), size=(u, u), mode="bicubic", align_corners=False)
+    up = up.reshape(b, s, u * u)
+    raw_max = up.amax(2)  # (B, S)
+    scale_id = torch.argmax(raw_max * penalties.view(1, -1), dim=1)  # (B,)
+    rows = torch.arange(b, device=resp.device)
+    m = up[rows, scale_id]  # (B, U*U)
+    m = m - m.amin(1, keepdim=True)
+    m = m / (m.sum(1, keepdim=True) + 1e-16)
+    m = (1 - window_influence) * m + window_influence * hann.reshape(1, -1)
+    loc = torch.argmax(m, dim=1)
+    peak = resp.reshape(b, s, r * r)[rows, scale_id].amax(1)
+    out = torch.stack([scale_id.float(), (loc // u).float(), (loc % u).float(), peak.float()], dim=1)
+    return out.cpu().numpy().astype(np.float64)
 
 
 def sample_bilinear(maps: np.ndarray, row: float, col: float) -> np.ndarray:

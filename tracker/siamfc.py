@@ -194,11 +194,15 @@ class SiamFCTracker:
 
     def _respond(self, xf: torch.Tensor | np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray | None]:
         """:meth:`network` after the backbone: the head on search features ``xf`` with this target's kernel."""
+        return self._respond_with(xf, self.zf)
+
+    def _respond_with(self, xf, zf) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray | None]:
+        """:meth:`_respond` with kernels ``zf``: this target's, or several targets' (torch; see ``net.respond``)."""
         if self.uses_box_head:
-            return self.net.respond(xf, self.zf, boxes=True)
+            return self.net.respond(xf, zf, boxes=True)
         if self.config.feature_pyramid:
-            return self.net.respond(xf, self.zf, self.scale_factors, boxes=self.sizes_from_head)
-        return self.net.respond(xf, self.zf)
+            return self.net.respond(xf, zf, self.scale_factors, boxes=self.sizes_from_head)
+        return self.net.respond(xf, zf)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device = "auto",
@@ -309,25 +313,48 @@ class SiamFCTracker:
                                           self.cell_window, cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE,
                                           self.size_bias)
             self._move_box(choice)
-            peak = choice.logit
+            return self._after(frame, img, choice.logit)
+        if self.pipeline == "torch" and not self.uses_features:
+            scale_id, row, col, peak = self._peaks_device(resp)[0]
         else:
-            if self.pipeline == "torch" and not self.uses_features:
-                scale_id, row, col, peak = self._peak_torch(resp[:, 0].float())
-            else:
-                resp = resp if self.uses_features else _host(resp)[:, 0]
-                fused = self._fuse_dcf(resp, feats) if self.uses_dcf else resp
-                up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
-                               for r in fused])
-                scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, cfg.window_influence)
-                peak = float(resp[scale_id].max())
-            old_x_sz = self.x_sz
-            self._move(scale_id, row, col)
-            if edges is not None:
-                self._resize_from_head(_host(edges)[0], scale_id, row, col, old_x_sz)
+            resp = resp if self.uses_features else _host(resp)[:, 0]
+            scale_id, row, col, peak = self._peak_host(self._fuse_dcf(resp, feats) if self.uses_dcf else resp, resp)
+        self._place(int(scale_id), row, col, edges)
+        return self._after(frame, img, peak, (feats, int(scale_id), row, col) if self.uses_dcf else None)
+
+    def _peaks_device(self, resp: torch.Tensor) -> np.ndarray:
+        """Device-side peaks of responses (B * S, 1, R, R), B targets of this configuration: (B, 4) rows of
+        scale index, row, col, raw peak (:func:`postprocess.find_peaks_torch`)."""
+        s, r = len(self.scale_factors), resp.shape[-1]
+        return postprocess.find_peaks_torch(resp.reshape(-1, s, r, r).float(), self.upscale_sz, self._pen_t,
+                                            self._hann_t, self.config.window_influence)
+
+    def _peak_host(self, resp: np.ndarray, raw: np.ndarray) -> tuple[int, float, float, float]:
+        """Host-side peak of responses ``resp`` (S, R, R) (OpenCV's bicubic upsampling): scale index, row, col
+        and the chosen scale's peak in ``raw`` (the responses before any fusion)."""
+        up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
+                       for r in resp])
+        scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, self.config.window_influence)
+        return scale_id, row, col, float(raw[scale_id].max())
+
+    def _place(self, scale_id: int, row: float, col: float, edges) -> None:
+        """Move the box to the peak (``row``, ``col`` of scale ``scale_id`` in the upsampled response) and
+        rescale it; with the feature pyramid's box-head sizes, ``edges`` (1, 4, R, R) also reshape it."""
+        old_x_sz = self.x_sz
+        self._move(scale_id, row, col)
+        if edges is not None:
+            self._resize_from_head(_host(edges)[0], scale_id, row, col, old_x_sz)
+
+    def _after(self, frame: np.ndarray, img: torch.Tensor | None, peak: float, dcf: tuple | None = None) -> TrackResult:
+        """A step's end once the box has moved: score and ``lost`` from the raw ``peak``; the online updates
+        (the correlation filter at ``dcf`` = (features, scale index, row, col), the template, the exemplar
+        memory) on frames where the target is held; the long-term states."""
+        cfg = self.config
         score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
         lost = score < cfg.lost_threshold
-        if self.uses_dcf and cfg.dcf_rate > 0 and not lost:
+        if dcf is not None and cfg.dcf_rate > 0 and not lost:
             # The target now sits at the peak's displacement in the chosen scale's feature map.
+            feats, scale_id, row, col = dcf
             cells = (np.array([row, col]) - (self.upscale_sz - 1) / 2) / cfg.response_up
             self.dcf.update(feats[scale_id], (float(cells[0]), float(cells[1])))
         if cfg.template_lr > 0 and not lost:
@@ -496,17 +523,3 @@ class SiamFCTracker:
 
     def _to_device(self, frame: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(frame).to(self.device, non_blocking=True).permute(2, 0, 1).float()
-
-    def _peak_torch(self, resp: torch.Tensor) -> tuple[int, float, float, float]:
-        """Device-side find_peak on raw (S, R, R) responses, plus the chosen scale's raw peak."""
-        u = self.upscale_sz
-        up = F.interpolate(resp[:, None], size=(u, u), mode="bicubic", align_corners=False)[:, 0]
-        raw_max = up.flatten(1).amax(1)
-        scale_id = torch.argmax(raw_max * self._pen_t.view(-1))
-        r = up[scale_id]
-        r = r - r.min()
-        r = r / (r.sum() + 1e-16)
-        r = (1 - self.config.window_influence) * r + self.config.window_influence * self._hann_t
-        loc = torch.argmax(r)
-        out = torch.stack([scale_id.float(), (loc // u).float(), (loc % u).float(), resp[scale_id].max()]).cpu().numpy()
-        return int(out[0]), float(out[1]), float(out[2]), float(out[3])
