@@ -118,3 +118,33 @@ def test_xcorr_gather_equals_the_convolution(k, h):
     got = xcorr_gather(z, x, correlation_index(k, h, h))
     assert got.shape == ref.shape == (3, 1, h - k + 1, h - k + 1)
     assert torch.allclose(got, ref, atol=1e-4 * float(ref.abs().max()))
+
+
+def test_xcorr_gather_pairs_several_exemplars_with_their_maps():
+    from tracker.models import correlation_index, xcorr_gather
+
+    z, x = torch.randn(4, 16, 5, 5), torch.randn(12, 16, 19, 19)  # 4 exemplars, 3 maps each
+    got = xcorr_gather(z, x, correlation_index(5, 19, 19))
+    ref = xcorr(z, x)
+    assert got.shape == ref.shape == (12, 1, 15, 15)
+    assert torch.allclose(got, ref, atol=1e-4 * float(ref.abs().max()))
+    with pytest.raises(ValueError, match="not a multiple"):
+        xcorr_gather(z, x[:10], correlation_index(5, 19, 19))
+
+
+def test_respond_for_several_targets_equals_one_at_a_time():
+    """The head with B kernels (image pyramid: B * S maps; feature pyramid: B crops zoomed to S scales)."""
+    net = prepare_for_inference(build_model("effnet-lite0", box_head=True)).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        zf = net.embed_exemplar(torch.rand(3, 3, 127, 127) * 255)
+        xf = net.embed(torch.rand(6, 3, 193, 193) * 255)
+        both, _ = net.respond(xf, zf)  # 3 targets, 2 maps each
+        one = torch.cat([net.respond(xf[2 * k:2 * k + 2], zf[k:k + 1])[0] for k in range(3)])
+        assert torch.allclose(both, one, atol=1e-4 * float(one.abs().max()))
+        scales = (0.96, 1.0, 1.04)
+        both, edges = net.respond(xf[:3], zf, scales, boxes=True)  # feature pyramid: one crop per target
+        parts = [net.respond(xf[k:k + 1], zf[k:k + 1], scales, boxes=True) for k in range(3)]
+        assert both.shape == (9, 1, *one.shape[-2:]) and edges.shape[0] == 3
+        assert torch.allclose(both, torch.cat([p[0] for p in parts]), atol=1e-4 * float(one.abs().max()))
+        assert torch.allclose(edges, torch.cat([p[1] for p in parts]), atol=1e-3)

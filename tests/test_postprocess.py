@@ -1,0 +1,40 @@
+"""SiamFC's peak search: the host version and the device version for several targets at once."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tracker.postprocess import find_peak_numpy, find_peaks_torch
+
+S, R, U = 3, 17, 136  # scales, response size, upsampled size
+
+
+def _setup(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    # Smooth responses with a peak somewhere off-centre, one set per target.
+    resp = F.avg_pool2d(torch.randn(4 * S, 1, R + 4, R + 4, generator=g), 5, stride=1).reshape(4, S, R, R)
+    hann = np.outer(np.hanning(U), np.hanning(U))
+    hann = (hann / hann.sum()).astype(np.float32)
+    penalties = np.array([0.97, 1.0, 0.97], dtype=np.float32)
+    return resp, hann, penalties
+
+
+def test_device_peaks_equal_the_host_search_on_the_same_upsampled_maps():
+    resp, hann, pen = _setup()
+    got = find_peaks_torch(resp, U, torch.from_numpy(pen), torch.from_numpy(hann), 0.2)
+    assert got.shape == (4, 4)
+    for b in range(4):
+        up = F.interpolate(resp[b][:, None], size=(U, U), mode="bicubic", align_corners=False)[:, 0].numpy()
+        scale_id, row, col = find_peak_numpy(up, pen, hann, 0.2)
+        assert (int(got[b, 0]), got[b, 1], got[b, 2]) == (scale_id, row, col)
+        assert np.isclose(got[b, 3], float(resp[b, scale_id].max()))
+
+
+def test_a_target_alone_gets_what_it_gets_in_a_batch():
+    resp, hann, pen = _setup(1)
+    args = (U, torch.from_numpy(pen), torch.from_numpy(hann), 0.176)
+    together = find_peaks_torch(resp, *args)
+    alone = np.concatenate([find_peaks_torch(resp[b:b + 1], *args) for b in range(4)])
+    assert np.array_equal(together, alone)
+    assert len(set(together[:, 0].astype(int))) > 1 or len({tuple(r) for r in together[:, 1:3]}) > 1  # not all alike
