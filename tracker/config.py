@@ -46,6 +46,9 @@ class TrackerConfig:
     memory_size: int = 0  # past exemplars kept beside the first (confident frames); the response is the max over all
     memory_every: int = 10  # frames between additions to the memory
     memory_score: float = 0.7  # the score a frame needs to be added
+    distractor_weight: float = 0.0  # distractor awareness (tracker.distractors): their mean response, times this, off the map; 0: off
+    distractor_ratio: float = 0.5  # a secondary peak this high relative to the target's becomes a distractor
+    distractor_size: int = 8  # distractor kernels kept (the newest)
     long_term: bool = False  # when lost: hold the last box, then search the whole frame and re-acquire (tracker.redetect)
     lost_frames: int = 3  # long_term: consecutive lost frames before the whole-frame search starts
     redetect_threshold: float = 0.5  # long_term: score a whole-frame peak needs to be re-acquired (>= lost_threshold)
@@ -86,6 +89,12 @@ class TrackerConfig:
         need(0 <= self.memory_score <= 1, f"memory_score must be in [0, 1], got {self.memory_score}")
         need(not (self.memory_size > 0 and self.feature_pyramid), "memory_size > 0 needs the image pyramid "
              "(feature_pyramid=False)")
+        need(0 <= self.distractor_weight <= 1 and 0 < self.distractor_ratio <= 1, f"distractor_weight must be in "
+             f"[0, 1] and distractor_ratio in (0, 1], got {self.distractor_weight}, {self.distractor_ratio}")
+        need(isinstance(self.distractor_size, int) and self.distractor_size >= 1, f"distractor_size must be an int "
+             f">= 1, got {self.distractor_size!r}")
+        need(not (self.distractor_weight > 0 and self.feature_pyramid), "distractor_weight > 0 needs the image "
+             "pyramid (feature_pyramid=False)")
         need(isinstance(self.lost_frames, int) and self.lost_frames >= 1, f"lost_frames must be an int >= 1, "
              f"got {self.lost_frames!r}")
         need(isinstance(self.search_tiles, int) and self.search_tiles >= 0, f"search_tiles must be an int >= 0, got "

@@ -31,7 +31,7 @@ try:  # a deployment install (numpy, OpenCV, ONNX Runtime) tracks exported model
 except ImportError:
     torch = F = None
 
-from . import ops, postprocess, redetect
+from . import distractors, ops, postprocess, redetect
 from .config import TrackerConfig
 from .dcf import CorrelationFilter
 from .inputs import as_bgr_frame, as_box
@@ -140,7 +140,7 @@ class SiamFCTracker:
             self.net = prepare_for_inference(net).to(self.device, self.dtype).to(memory_format=torch.channels_last)
         self.name = name or f"siamfc-{net.arch}"
         self.uses_dcf = self.config.dcf_weight > 0
-        self.uses_features = self.uses_dcf or self.config.memory_size > 0
+        self.uses_features = self.uses_dcf or self.config.memory_size > 0 or self.config.distractor_weight > 0
         if self.uses_features and self.uses_box_head:
             raise ValueError("dcf_weight > 0 and memory_size > 0 need the scale pyramid: pass box_head=False for this "
                              "box-head network")
@@ -167,6 +167,7 @@ class SiamFCTracker:
         of the weights), configuration, device and pipeline, and has its own state (box, kernel, scale)."""
         new = copy.copy(self)
         new._frame_size, new.zf, new.memory, new._frames, new.state = None, None, [], 0, TRACKING
+        new.distractors = []
         return new
 
     @property
@@ -248,7 +249,7 @@ class SiamFCTracker:
         z_sz = ops.context_size(w, h, cfg.context)
         self.x_sz = z_sz * cfg.instance_sz / cfg.exemplar_sz
         self.init_x_sz = self.x_sz
-        self.memory, self._frames = [], 0
+        self.memory, self.distractors, self._frames = [], [], 0
         self.state, self._lost_run, self._search_turn = TRACKING, 0, 0
         self.avg_color = np.array(cv2.mean(frame)[:3])
         with self._inference():
@@ -274,6 +275,9 @@ class SiamFCTracker:
             else:
                 resp = self.net.respond(xf, self.zf)[0]
             ref = float(resp.max())
+            if cfg.distractor_weight > 0:  # the first frame's look-alikes: the target sits at the centre cell
+                c = resp.shape[-1] // 2
+                self._mine_distractors(_host(resp)[0, 0], (c, c), xf[0])
         self.ref_peak = max(ref, 1e-6)
 
     def update(self, frame: np.ndarray) -> TrackResult:
@@ -300,7 +304,7 @@ class SiamFCTracker:
         those of :meth:`search_sizes`): head, peak, box update, online updates. Runs inside
         :meth:`_inference`; ``img`` is the frame on the device (torch pipeline) or None."""
         cfg = self.config
-        if self.uses_features:  # the correlation filter and/or the exemplar memory read the features
+        if self.uses_features:  # the correlation filter, the exemplar memory or the distractors read the features
             resp = self.net.respond(xf, self.zf)[0]
             resp = np.maximum.reduce([_host(r)[:, 0] for r in [resp, *(self.net.score(xf, m) for m in self.memory)]])
             feats, edges = (self._dcf_input(xf) if self.uses_dcf else xf), None
@@ -318,9 +322,15 @@ class SiamFCTracker:
             scale_id, row, col, peak = self._peaks_device(resp)[0]
         else:
             resp = resp if self.uses_features else _host(resp)[:, 0]
-            scale_id, row, col, peak = self._peak_host(self._fuse_dcf(resp, feats) if self.uses_dcf else resp, resp)
+            search = resp
+            if self.distractors:  # where the remembered look-alikes respond too, the target is less likely
+                near = np.mean([_host(self.net.score(xf, d))[:, 0] for d in self.distractors], axis=0)
+                search = resp - np.float32(cfg.distractor_weight) * near
+            scale_id, row, col, peak = self._peak_host(self._fuse_dcf(search, feats) if self.uses_dcf else search, resp)
         self._place(int(scale_id), row, col, edges)
-        return self._after(frame, img, peak, (feats, int(scale_id), row, col) if self.uses_dcf else None)
+        if not self.uses_features:
+            return self._after(frame, img, peak)
+        return self._after(frame, img, peak, (feats, int(scale_id), row, col, resp, xf))
 
     def _peaks_device(self, resp: torch.Tensor) -> np.ndarray:
         """Device-side peaks of responses (B * S, 1, R, R), B targets of this configuration: (B, 4) rows of
@@ -337,6 +347,14 @@ class SiamFCTracker:
         scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, self.config.window_influence)
         return scale_id, row, col, float(raw[scale_id].max())
 
+    def _mine_distractors(self, resp: np.ndarray, cell: tuple[int, int], feats) -> None:
+        """Add the look-alikes of response ``resp`` (R, R) (target at ``cell``) on search features ``feats``
+        (C, H, W) to the distractor kernels (two a frame at most, the newest ``distractor_size`` kept)."""
+        cfg, k = self.config, self.zf.shape[-1]
+        cells = distractors.secondary_peaks(resp, cell, radius=max(1, k // 2), ratio=cfg.distractor_ratio, limit=2)
+        self.distractors = [*self.distractors, *(distractors.kernel_at(feats, c, k) for c in cells)]
+        self.distractors = self.distractors[-cfg.distractor_size:]
+
     def _place(self, scale_id: int, row: float, col: float, edges) -> None:
         """Move the box to the peak (``row``, ``col`` of scale ``scale_id`` in the upsampled response) and
         rescale it; with the feature pyramid's box-head sizes, ``edges`` (1, 4, R, R) also reshape it."""
@@ -345,18 +363,24 @@ class SiamFCTracker:
         if edges is not None:
             self._resize_from_head(_host(edges)[0], scale_id, row, col, old_x_sz)
 
-    def _after(self, frame: np.ndarray, img: torch.Tensor | None, peak: float, dcf: tuple | None = None) -> TrackResult:
+    def _after(self, frame: np.ndarray, img: torch.Tensor | None, peak: float, found: tuple | None = None) -> TrackResult:
         """A step's end once the box has moved: score and ``lost`` from the raw ``peak``; the online updates
-        (the correlation filter at ``dcf`` = (features, scale index, row, col), the template, the exemplar
-        memory) on frames where the target is held; the long-term states."""
+        (the correlation filter and the distractors, from ``found`` = (DCF features, scale index, row, col,
+        raw responses (S, R, R), search features); the template, the exemplar memory) on frames where the
+        target is held; the long-term states."""
         cfg = self.config
         score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
         lost = score < cfg.lost_threshold
-        if dcf is not None and cfg.dcf_rate > 0 and not lost:
-            # The target now sits at the peak's displacement in the chosen scale's feature map.
-            feats, scale_id, row, col = dcf
-            cells = (np.array([row, col]) - (self.upscale_sz - 1) / 2) / cfg.response_up
-            self.dcf.update(feats[scale_id], (float(cells[0]), float(cells[1])))
+        if found is not None and not lost:
+            feats, scale_id, row, col, resp, xf = found
+            if self.uses_dcf and cfg.dcf_rate > 0:
+                # The target now sits at the peak's displacement in the chosen scale's feature map.
+                cells = (np.array([row, col]) - (self.upscale_sz - 1) / 2) / cfg.response_up
+                self.dcf.update(feats[scale_id], (float(cells[0]), float(cells[1])))
+            if cfg.distractor_weight > 0:  # the peak's cell in the raw map (cell centres upsample as cv2 does)
+                cell = tuple(int(np.clip(round((v + 0.5) / cfg.response_up - 0.5), 0, resp.shape[-1] - 1))
+                             for v in (row, col))
+                self._mine_distractors(resp[scale_id], cell, xf[scale_id])
         if cfg.template_lr > 0 and not lost:
             z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
             new = self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))
