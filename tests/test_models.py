@@ -1,5 +1,4 @@
 """Network shapes, the batched cross-correlation, and BN folding."""
-import numpy as np
 import pytest
 import torch
 

@@ -17,7 +17,7 @@ from tests.helpers import siamtrack_cmd  # noqa: E402
 from tracker import SiamFCTracker, TrackerConfig  # noqa: E402
 from tracker.eval.datasets import load_otb  # noqa: E402
 from tracker.export import META_NAME, _Head, _Zoom, max_differences, opencv_check, zoom_matrix  # noqa: E402
-from tracker.models import build_model, xcorr  # noqa: E402
+from tracker.models import build_model  # noqa: E402
 from tracker.runtime import OnnxExportError, OnnxNet, load_export  # noqa: E402
 from tracker.video import read_image  # noqa: E402
 from tracker.weights import find_export, load_model, resolve  # noqa: E402

@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .config import TrackerConfig
 from .models import SiamNet, correlation_index, prepare_for_inference, xcorr_gather

@@ -19,7 +19,8 @@ import numpy as np
 
 from .config import TrackerConfig
 from .inputs import as_bgr_frame
-from .siamfc import CPU_TORCH_BATCH, SiamFCTracker, TrackResult, _host, embed_in_batches
+from .device import CPU_TORCH_BATCH, embed_in_batches, to_host
+from .siamfc import SiamFCTracker, TrackResult
 
 __all__ = ["MultiTracker", "CPU_TORCH_BATCH"]
 
@@ -166,9 +167,9 @@ def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf) -> 
         peaks = first._peaks_device(resp)
     else:
         s = len(first.scale_factors)
-        host = _host(resp)[:, 0]
+        host = to_host(resp)[:, 0]
         peaks = [t._peak_host(host[k * s:(k + 1) * s], host[k * s:(k + 1) * s]) for k, t in enumerate(targets)]
-    edges = None if edges is None else _host(edges)
+    edges = None if edges is None else to_host(edges)
     out = []
     for k, (t, (scale_id, row, col, peak)) in enumerate(zip(targets, peaks)):
         t._place(int(scale_id), float(row), float(col), None if edges is None else edges[k:k + 1])

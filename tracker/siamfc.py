@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import cv2
@@ -27,15 +26,17 @@ import numpy as np
 
 try:  # a deployment install (numpy, OpenCV, ONNX Runtime) tracks exported models without torch
     import torch
-    import torch.nn.functional as F
 except ImportError:
-    torch = F = None
+    torch = None
 
 from . import distractors, ops, postprocess, redetect
 from .config import TrackerConfig
 from .dcf import CorrelationFilter
+from .device import CPU_TORCH_BATCH, HAS_TORCH, embed_in_batches, resolve_device
+from .device import to_host as _host
 from .inputs import as_bgr_frame, as_box
 from .ops import TOTAL_STRIDE
+from .result import REACQUIRED, SEARCHING, TRACKING, TrackResult
 from .runtime import OnnxNet
 
 if TYPE_CHECKING:
@@ -45,65 +46,6 @@ BACKENDS = ("torch", "onnxruntime")
 
 __all__ = ["SiamFCTracker", "TrackResult", "resolve_device", "embed_in_batches", "BACKENDS", "HAS_TORCH",
            "TRACKING", "SEARCHING", "REACQUIRED", "CPU_TORCH_BATCH"]
-
-TRACKING, SEARCHING, REACQUIRED = "tracking", "searching", "reacquired"  # TrackResult.state
-# Crops per backbone call with torch on a CPU (python benchmarks/batch_size.py, 2 threads, siamfc-effnet's
-# 193 px crops): 3.56 ms per crop alone, 2.5 ms in batches of 3 to 6, 2.7 at 8, then 5-7 ms from 12 on (the
-# activations of a larger batch no longer fit the caches). ONNX Runtime's stays flat (1.8-2.1 ms from 1 to
-# 48), and GPUs want large batches: there every crop goes in one call.
-CPU_TORCH_BATCH = 6
-
-HAS_TORCH = torch is not None  # False in a deployment install: only ONNX exports run
-
-
-def _host(a) -> np.ndarray:
-    """A network output as a float32 numpy array (ONNX Runtime gives arrays, torch tensors)."""
-    return a if isinstance(a, np.ndarray) else a.float().cpu().numpy()
-
-
-@dataclass(frozen=True)
-class TrackResult:
-    """One frame's output.
-
-    ``box`` is ``(x, y, w, h)`` in 0-based pixels. ``score`` in [0, 1] is the response
-    peak relative to the first frame's: the best match's similarity to the exemplar divided
-    by the exemplar's similarity to itself in the frame it was taken from, clipped. Near 1
-    the target looks as it did at ``init``; it falls towards 0 as the target is occluded,
-    leaves the view or is lost. ``lost`` is ``score < config.lost_threshold`` (chosen per
-    weights file on the development set); the box is then the last estimate, not a detection.
-
-    ``state``: ``"tracking"``; with ``config.long_term``, ``"searching"`` once the target has been
-    lost for ``lost_frames`` frames in a row (``box`` is then the local search's best guess, as when
-    lost in short-term mode, and the whole frame is searched for the target too) and ``"reacquired"``
-    on the frame the whole-frame search found it again (``lost`` False).
-    """
-
-    box: tuple[float, float, float, float]
-    score: float
-    lost: bool
-    state: str = TRACKING
-
-
-def embed_in_batches(net, x, max_batch: int | None):
-    """``net.embed(x)`` in calls of at most ``max_batch`` crops (None: one call), joined in order."""
-    b = max_batch or len(x)
-    if len(x) <= b:
-        return net.embed(x)
-    parts = [net.embed(x[i:i + b]) for i in range(0, len(x), b)]
-    return np.concatenate(parts) if isinstance(parts[0], np.ndarray) else torch.cat(parts)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
-    if torch is None:
-        raise ImportError(f"device={device!r}: PyTorch is not installed; without it only exported models run "
-                          "(SiamFCTracker.from_onnx, siamtrack track --model EXPORT_DIR)")
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r}: CUDA is not available on this machine")
-    return dev
 
 
 class SiamFCTracker:

@@ -13,7 +13,7 @@ for training a box head (usually with a larger ``shift`` and ``scale_jitter``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import cv2

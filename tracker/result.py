@@ -1,0 +1,31 @@
+"""What the tracker returns per frame."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["TrackResult", "TRACKING", "SEARCHING", "REACQUIRED"]
+
+TRACKING, SEARCHING, REACQUIRED = "tracking", "searching", "reacquired"  # TrackResult.state
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One frame's output.
+
+    ``box`` is ``(x, y, w, h)`` in 0-based pixels. ``score`` in [0, 1] is the response
+    peak relative to the first frame's: the best match's similarity to the exemplar divided
+    by the exemplar's similarity to itself in the frame it was taken from, clipped. Near 1
+    the target looks as it did at ``init``; it falls towards 0 as the target is occluded,
+    leaves the view or is lost. ``lost`` is ``score < config.lost_threshold`` (chosen per
+    weights file on the development set); the box is then the last estimate, not a detection.
+
+    ``state``: ``"tracking"``; with ``config.long_term``, ``"searching"`` once the target has been
+    lost for ``lost_frames`` frames in a row (``box`` is then the local search's best guess, as when
+    lost in short-term mode, and the whole frame is searched for the target too) and ``"reacquired"``
+    on the frame the whole-frame search found it again (``lost`` False).
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    lost: bool
+    state: str = TRACKING
