@@ -168,3 +168,25 @@ def test_search_tiles_bound_a_lost_frames_work_and_the_target_is_still_found():
     assert iou(np.array([r.box for r in results[first:]]), gt[first + 1:]).min() > 0.5
     with pytest.raises(ValueError, match="search_tiles"):
         TrackerConfig(search_tiles=-1)
+
+
+def test_psr_score_changes_the_score_not_the_boxes_and_falls_when_the_target_is_gone():
+    frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
+    runs = {}
+    for on in (False, True):
+        t = SiamFCTracker.from_pretrained(device="cpu", config={"psr_score": on})
+        t.init(frames[0], gt[0])
+        runs[on] = [t.update(f) for f in frames[1:]]
+    assert [r.box for r in runs[True]] == [r.box for r in runs[False]]
+    scores = {on: np.array([r.score for r in rs]) for on, rs in runs.items()}
+    away = slice(ABSENT[0] - 1, ABSENT[1] - 1)
+    held = np.r_[0:ABSENT[0] - 1]
+    assert not np.allclose(scores[True], scores[False])
+    # gone vs held, relative: the peak-to-sidelobe factor separates them at least as well as the peak alone
+    ratio = {on: np.median(s[away]) / np.median(s[held]) for on, s in scores.items()}
+    assert ratio[True] <= ratio[False]
+
+
+def test_psr_score_needs_the_scale_pyramid():
+    with pytest.raises(ValueError, match="psr_score needs the scale pyramid"):
+        SiamFCTracker.from_pretrained(device="cpu", config={"psr_score": True, "box_head": True})

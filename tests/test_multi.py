@@ -28,8 +28,10 @@ def _compare(base: SiamFCTracker, frames, gt, boxes) -> float:
         results = multi.update(frame)
         assert list(results) == ids  # every target, in the order added
         for single, i in zip(singles, ids):
-            a, b = np.array(single.update(frame).box), np.array(results[i].box)
+            mine = single.update(frame)
+            a, b = np.array(mine.box), np.array(results[i].box)
             worst = max(worst, float(np.abs(a - b).max()))
+            assert abs(mine.score - results[i].score) <= 1e-4 and mine.state == results[i].state
             compared += 1
         if k in STARTS:
             box = boxes[STARTS.index(k)]
@@ -54,9 +56,10 @@ def test_batched_equals_one_tracker_per_target(couple, backend):
 
 
 def test_batched_equals_single_on_the_device_pipeline_and_feature_pyramid(couple):
-    """The torch pipeline (one grid_sample for every target's crops, as on CUDA) and the feature pyramid."""
+    """The torch pipeline (one grid_sample for every target's crops, as on CUDA), the feature pyramid, and
+    the peak-to-sidelobe score (scores compared too)."""
     frames, gt = couple
-    for kwargs in ({"pipeline": "torch"}, {"config": {"feature_pyramid": True}}):
+    for kwargs in ({"pipeline": "torch"}, {"config": {"feature_pyramid": True}}, {"config": {"psr_score": True}}):
         base = SiamFCTracker.from_pretrained(device="cpu", **kwargs)
         assert _compare(base, frames[:20], gt, [gt[0], gt[12], gt[0] + np.array([30.0, 10.0, 0, 0])]) <= 1e-3
 

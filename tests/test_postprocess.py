@@ -38,3 +38,14 @@ def test_a_target_alone_gets_what_it_gets_in_a_batch():
     alone = np.concatenate([find_peaks_torch(resp[b:b + 1], *args) for b in range(4)])
     assert np.array_equal(together, alone)
     assert len(set(together[:, 0].astype(int))) > 1 or len({tuple(r) for r in together[:, 1:3]}) > 1  # not all alike
+
+
+def test_psr_is_high_for_one_clear_peak_and_low_for_flat_or_double_maps():
+    from tracker.postprocess import psr
+
+    ys, xs = np.mgrid[:17, :17]
+    one = np.exp(-((ys - 8) ** 2 + (xs - 8) ** 2) / 2.0).astype(np.float32)
+    two = one + np.exp(-((ys - 3) ** 2 + (xs - 13) ** 2) / 2.0)
+    noise = np.random.default_rng(0).random((17, 17)).astype(np.float32)
+    assert psr(one) > psr(two) > 0 and psr(one) > psr(noise)
+    assert np.isclose(psr(3.0 * one + 5.0), psr(one), rtol=1e-4)  # a gain and an offset do not change it

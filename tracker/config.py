@@ -46,6 +46,7 @@ class TrackerConfig:
     memory_size: int = 0  # past exemplars kept beside the first (confident frames); the response is the max over all
     memory_every: int = 10  # frames between additions to the memory
     memory_score: float = 0.7  # the score a frame needs to be added
+    psr_score: bool = False  # score = peak score x the response's peak-to-sidelobe ratio relative to the first frame's
     distractor_weight: float = 0.0  # distractor awareness (tracker.distractors): their mean response, times this, off the map; 0: off
     distractor_ratio: float = 0.5  # a secondary peak this high relative to the target's becomes a distractor
     distractor_size: int = 8  # distractor kernels kept (the newest)

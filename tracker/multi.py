@@ -161,17 +161,19 @@ def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf) -> 
     import torch  # only the torch back-end comes here; a deployment install has none
 
     first = targets[0]
+    s = len(first.scale_factors)
     zf = torch.cat([t.zf for t in targets])
     resp, edges = first._respond_with(xf, zf)
     if first.pipeline == "torch":
         peaks = first._peaks_device(resp)
     else:
-        s = len(first.scale_factors)
         host = to_host(resp)[:, 0]
         peaks = [t._peak_host(host[k * s:(k + 1) * s], host[k * s:(k + 1) * s]) for k, t in enumerate(targets)]
     edges = None if edges is None else to_host(edges)
     out = []
     for k, (t, (scale_id, row, col, peak)) in enumerate(zip(targets, peaks)):
         t._place(int(scale_id), float(row), float(col), None if edges is None else edges[k:k + 1])
+        if first.config.psr_score:
+            peak = peak * t._sharpness(resp[k * s + int(scale_id), 0])
         out.append(t._after(frame, img, float(peak)))
     return out

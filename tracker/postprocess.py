@@ -22,7 +22,7 @@ import numpy as np
 
 from .ops import context_size
 
-__all__ = ["find_peak", "find_peak_numpy", "find_peaks_torch", "find_box", "BoxChoice", "sample_bilinear"]
+__all__ = ["find_peak", "find_peak_numpy", "find_peaks_torch", "psr", "find_box", "BoxChoice", "sample_bilinear"]
 
 
 def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, window_influence: float) -> tuple[int, float, float]:
@@ -38,6 +38,17 @@ def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, win
 
 
 find_peak = find_peak_numpy
+
+
+def psr(r: np.ndarray, exclude: int = 2) -> float:
+    """Peak-to-sidelobe ratio of a raw response map ``r`` (R, R): (peak - mean) / std of the cells more
+    than ``exclude`` cells (Chebyshev) from the peak. A clear, single match is high; a flat map or several
+    similar peaks (an occluder, a look-alike, the target gone) is low (as MOSSE uses it to detect failure)."""
+    y, x = np.unravel_index(int(np.argmax(r)), r.shape)
+    side = np.ones(r.shape, dtype=bool)
+    side[max(0, y - exclude):y + exclude + 1, max(0, x - exclude):x + exclude + 1] = False
+    rest = r[side]
+    return float((r[y, x] - rest.mean()) / max(float(rest.std()), 1e-12))
 
 
 def find_peaks_torch(resp, upscale_sz: int, penalties, hann, window_influence: float) -> np.ndarray:

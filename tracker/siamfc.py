@@ -83,6 +83,8 @@ class SiamFCTracker:
         self.name = name or f"siamfc-{net.arch}"
         self.uses_dcf = self.config.dcf_weight > 0
         self.uses_features = self.uses_dcf or self.config.memory_size > 0 or self.config.distractor_weight > 0
+        if self.config.psr_score and self.uses_box_head:
+            raise ValueError("psr_score needs the scale pyramid: pass box_head=False for this box-head network")
         if self.uses_features and self.uses_box_head:
             raise ValueError("dcf_weight > 0 and memory_size > 0 need the scale pyramid: pass box_head=False for this "
                              "box-head network")
@@ -217,6 +219,7 @@ class SiamFCTracker:
             else:
                 resp = self.net.respond(xf, self.zf)[0]
             ref = float(resp.max())
+            self.psr_ref = max(postprocess.psr(_host(resp)[0, 0]), 1e-6) if cfg.psr_score else 1.0
             if cfg.distractor_weight > 0:  # the first frame's look-alikes: the target sits at the centre cell
                 c = resp.shape[-1] // 2
                 self._mine_distractors(_host(resp)[0, 0], (c, c), xf[0])
@@ -262,6 +265,7 @@ class SiamFCTracker:
             return self._after(frame, img, choice.logit)
         if self.pipeline == "torch" and not self.uses_features:
             scale_id, row, col, peak = self._peaks_device(resp)[0]
+            peak *= self._sharpness(resp[int(scale_id), 0]) if cfg.psr_score else 1.0
         else:
             resp = resp if self.uses_features else _host(resp)[:, 0]
             search = resp
@@ -269,6 +273,7 @@ class SiamFCTracker:
                 near = np.mean([_host(self.net.score(xf, d))[:, 0] for d in self.distractors], axis=0)
                 search = resp - np.float32(cfg.distractor_weight) * near
             scale_id, row, col, peak = self._peak_host(self._fuse_dcf(search, feats) if self.uses_dcf else search, resp)
+            peak *= self._sharpness(resp[scale_id]) if cfg.psr_score else 1.0
         self._place(int(scale_id), row, col, edges)
         if not self.uses_features:
             return self._after(frame, img, peak)
@@ -288,6 +293,11 @@ class SiamFCTracker:
                        for r in resp])
         scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, self.config.window_influence)
         return scale_id, row, col, float(raw[scale_id].max())
+
+    def _sharpness(self, raw) -> float:
+        """``psr_score``: the peak-to-sidelobe ratio of the chosen scale's raw response (R, R) relative to the
+        first frame's, by which the score is multiplied (a flat or many-peaked map lowers it)."""
+        return postprocess.psr(_host(raw)) / self.psr_ref
 
     def _mine_distractors(self, resp: np.ndarray, cell: tuple[int, int], feats) -> None:
         """Add the look-alikes of response ``resp`` (R, R) (target at ``cell``) on search features ``feats``
