@@ -59,7 +59,7 @@ def test_cuda_tracks_car4_as_the_cpu_does(car4):
     assert iou(gpu, gt).mean() > 0.6
 
 
-@pytest.mark.parametrize("config", [{}, {"feature_pyramid": True}])
+@pytest.mark.parametrize("config", [{}, {"feature_pyramid": True}, {"psr_score": True, "long_term": True}])
 def test_batched_targets_on_cuda_equal_one_tracker_per_target(car4, config):
     frames, gt = car4
     frames = frames[:30]
@@ -74,7 +74,9 @@ def test_batched_targets_on_cuda_equal_one_tracker_per_target(car4, config):
     for frame in frames[1:]:
         results = multi.update(frame)
         for single, i in zip(singles, multi.ids):
-            worst = max(worst, float(np.abs(np.array(single.update(frame).box) - np.array(results[i].box)).max()))
+            mine = single.update(frame)
+            worst = max(worst, float(np.abs(np.array(mine.box) - np.array(results[i].box)).max()))
+            assert abs(mine.score - results[i].score) <= 1e-3 and mine.state == results[i].state
     print(f"CUDA {config}: batched vs single trackers, largest box difference {worst:.2e} px")
     assert worst <= 1e-2  # a hundredth of a pixel: batch-size-dependent cuDNN kernels round differently
 
