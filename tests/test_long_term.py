@@ -187,6 +187,13 @@ def test_psr_score_changes_the_score_not_the_boxes_and_falls_when_the_target_is_
     assert ratio[True] <= ratio[False]
 
 
-def test_psr_score_needs_the_scale_pyramid():
-    with pytest.raises(ValueError, match="psr_score needs the scale pyramid"):
-        SiamFCTracker.from_pretrained(device="cpu", config={"psr_score": True, "box_head": True})
+def test_psr_score_in_box_head_mode_changes_the_score_only():
+    frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
+    runs = {}
+    for on in (False, True):
+        t = SiamFCTracker.from_pretrained(device="cpu", config={"psr_score": on, "box_head": True})
+        assert t.uses_box_head
+        t.init(frames[0], gt[0])
+        runs[on] = [t.update(f) for f in frames[1:20]]
+    assert [r.box for r in runs[True]] == [r.box for r in runs[False]]
+    assert [r.score for r in runs[True]] != [r.score for r in runs[False]]

@@ -83,8 +83,6 @@ class SiamFCTracker:
         self.name = name or f"siamfc-{net.arch}"
         self.uses_dcf = self.config.dcf_weight > 0
         self.uses_features = self.uses_dcf or self.config.memory_size > 0 or self.config.distractor_weight > 0
-        if self.config.psr_score and self.uses_box_head:
-            raise ValueError("psr_score needs the scale pyramid: pass box_head=False for this box-head network")
         if self.uses_features and self.uses_box_head:
             raise ValueError("dcf_weight > 0 and memory_size > 0 need the scale pyramid: pass box_head=False for this "
                              "box-head network")
@@ -262,7 +260,7 @@ class SiamFCTracker:
                                           self.cell_window, cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE,
                                           self.size_bias)
             self._move_box(choice)
-            return self._after(frame, img, choice.logit)
+            return self._after(frame, img, choice.logit * (self._sharpness(resp[0, 0]) if cfg.psr_score else 1.0))
         if self.pipeline == "torch" and not self.uses_features:
             scale_id, row, col, peak = self._peaks_device(resp)[0]
             peak *= self._sharpness(resp[int(scale_id), 0]) if cfg.psr_score else 1.0
