@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tracker.postprocess import find_peak_numpy, find_peaks_torch
+from tracker.postprocess import find_peak_numpy, find_peaks_torch, psr
 
 S, R, U = 3, 17, 136  # scales, response size, upsampled size
 
@@ -23,12 +23,13 @@ def _setup(seed: int = 0):
 def test_device_peaks_equal_the_host_search_on_the_same_upsampled_maps():
     resp, hann, pen = _setup()
     got = find_peaks_torch(resp, U, torch.from_numpy(pen), torch.from_numpy(hann), 0.2)
-    assert got.shape == (4, 4)
+    assert got.shape == (4, 5)
     for b in range(4):
         up = F.interpolate(resp[b][:, None], size=(U, U), mode="bicubic", align_corners=False)[:, 0].numpy()
         scale_id, row, col = find_peak_numpy(up, pen, hann, 0.2)
         assert (int(got[b, 0]), got[b, 1], got[b, 2]) == (scale_id, row, col)
         assert np.isclose(got[b, 3], float(resp[b, scale_id].max()))
+        assert np.isclose(got[b, 4], psr(resp[b, scale_id].numpy()), rtol=1e-4)  # the same PSR as the host's
 
 
 def test_a_target_alone_gets_what_it_gets_in_a_batch():
@@ -41,8 +42,6 @@ def test_a_target_alone_gets_what_it_gets_in_a_batch():
 
 
 def test_psr_is_high_for_one_clear_peak_and_low_for_flat_or_double_maps():
-    from tracker.postprocess import psr
-
     ys, xs = np.mgrid[:17, :17]
     one = np.exp(-((ys - 8) ** 2 + (xs - 8) ** 2) / 2.0).astype(np.float32)
     two = one + np.exp(-((ys - 3) ** 2 + (xs - 13) ** 2) / 2.0)

@@ -19,6 +19,7 @@ import numpy as np
 
 from .config import TrackerConfig
 from .inputs import as_bgr_frame
+from . import postprocess
 from .device import CPU_TORCH_BATCH, embed_in_batches, to_host
 from .siamfc import SiamFCTracker, TrackResult
 
@@ -165,15 +166,14 @@ def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf) -> 
     zf = torch.cat([t.zf for t in targets])
     resp, edges = first._respond_with(xf, zf)
     if first.pipeline == "torch":
-        peaks = first._peaks_device(resp)
+        peaks = first._peaks_device(resp)  # scale, row, col, peak, peak-to-sidelobe ratio per target
     else:
-        host = to_host(resp)[:, 0]
-        peaks = [t._peak_host(host[k * s:(k + 1) * s], host[k * s:(k + 1) * s]) for k, t in enumerate(targets)]
+        host = to_host(resp)[:, 0].reshape(len(targets), s, *resp.shape[-2:])
+        peaks = [(*p, postprocess.psr(m[p[0]]) if first.config.psr_score else 0.0)
+                 for m, p in ((m, t._peak_host(m, m)) for t, m in zip(targets, host))]
     edges = None if edges is None else to_host(edges)
     out = []
-    for k, (t, (scale_id, row, col, peak)) in enumerate(zip(targets, peaks)):
+    for k, (t, (scale_id, row, col, peak, sharp)) in enumerate(zip(targets, peaks)):
         t._place(int(scale_id), float(row), float(col), None if edges is None else edges[k:k + 1])
-        if first.config.psr_score:
-            peak = peak * t._sharpness(resp[k * s + int(scale_id), 0])
-        out.append(t._after(frame, img, float(peak)))
+        out.append(t._after(frame, img, float(peak) * t._sharpness(sharp)))
     return out

@@ -51,11 +51,11 @@ def psr(r: np.ndarray, exclude: int = 2) -> float:
     return float((r[y, x] - rest.mean()) / max(float(rest.std()), 1e-12))
 
 
-def find_peaks_torch(resp, upscale_sz: int, penalties, hann, window_influence: float) -> np.ndarray:
+def find_peaks_torch(resp, upscale_sz: int, penalties, hann, window_influence: float, exclude: int = 2) -> np.ndarray:
     """:func:`find_peak_numpy` on the device for B targets: raw responses ``resp`` (B, S, R, R) float
     tensor, upsampled bicubically to ``upscale_sz`` here; ``penalties`` (S,) and ``hann`` (U, U) tensors on
-    its device. Returns a (B, 4) float64 array: scale index, row, col (in the upsampled map) and the chosen
-    scale's raw (not upsampled) peak, one transfer for all targets."""
+    its device. Returns a (B, 5) float64 array: scale index, row, col (in the upsampled map), the chosen
+    scale's raw (not upsampled) peak and its :func:`psr` (``exclude`` as there), one transfer for all targets."""
     import torch
     import torch.nn.functional as F
 
@@ -71,8 +71,17 @@ def find_peaks_torch(resp, upscale_sz: int, penalties, hann, window_influence: f
     m = m / (m.sum(1, keepdim=True) + 1e-16)
     m = (1 - window_influence) * m + window_influence * hann.reshape(1, -1)
     loc = torch.argmax(m, dim=1)
-    peak = resp.reshape(b, s, r * r)[rows, scale_id].amax(1)
-    out = torch.stack([scale_id.float(), (loc // u).float(), (loc % u).float(), peak.float()], dim=1)
+    raw = resp.reshape(b, s, r * r)[rows, scale_id]  # (B, R*R): the chosen scales' raw maps
+    peak, top = raw.max(1)
+    cells = torch.arange(r, device=resp.device)
+    near_y = (cells.view(1, r, 1) - (top // r).view(-1, 1, 1)).abs() <= exclude
+    near_x = (cells.view(1, 1, r) - (top % r).view(-1, 1, 1)).abs() <= exclude
+    side = ~(near_y & near_x).reshape(b, r * r)
+    n = side.sum(1)
+    mean = (raw * side).sum(1) / n
+    std = ((((raw - mean[:, None]) ** 2) * side).sum(1) / n).sqrt().clamp_min(1e-12)
+    out = torch.stack([scale_id.float(), (loc // u).float(), (loc % u).float(), peak.float(),
+                       ((peak - mean) / std).float()], dim=1)
     return out.cpu().numpy().astype(np.float64)
 
 

@@ -260,10 +260,11 @@ class SiamFCTracker:
                                           self.cell_window, cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE,
                                           self.size_bias)
             self._move_box(choice)
-            return self._after(frame, img, choice.logit * (self._sharpness(resp[0, 0]) if cfg.psr_score else 1.0))
+            sharp = postprocess.psr(_host(resp)[0, 0]) if cfg.psr_score else 1.0
+            return self._after(frame, img, choice.logit * self._sharpness(sharp))
         if self.pipeline == "torch" and not self.uses_features:
-            scale_id, row, col, peak = self._peaks_device(resp)[0]
-            peak *= self._sharpness(resp[int(scale_id), 0]) if cfg.psr_score else 1.0
+            scale_id, row, col, peak, sharp = self._peaks_device(resp)[0]
+            peak *= self._sharpness(sharp)
         else:
             resp = resp if self.uses_features else _host(resp)[:, 0]
             search = resp
@@ -271,15 +272,15 @@ class SiamFCTracker:
                 near = np.mean([_host(self.net.score(xf, d))[:, 0] for d in self.distractors], axis=0)
                 search = resp - np.float32(cfg.distractor_weight) * near
             scale_id, row, col, peak = self._peak_host(self._fuse_dcf(search, feats) if self.uses_dcf else search, resp)
-            peak *= self._sharpness(resp[scale_id]) if cfg.psr_score else 1.0
+            peak *= self._sharpness(postprocess.psr(resp[scale_id])) if cfg.psr_score else 1.0
         self._place(int(scale_id), row, col, edges)
         if not self.uses_features:
             return self._after(frame, img, peak)
         return self._after(frame, img, peak, (feats, int(scale_id), row, col, resp, xf))
 
     def _peaks_device(self, resp: torch.Tensor) -> np.ndarray:
-        """Device-side peaks of responses (B * S, 1, R, R), B targets of this configuration: (B, 4) rows of
-        scale index, row, col, raw peak (:func:`postprocess.find_peaks_torch`)."""
+        """Device-side peaks of responses (B * S, 1, R, R), B targets of this configuration: (B, 5) rows of
+        scale index, row, col, raw peak and its peak-to-sidelobe ratio (:func:`postprocess.find_peaks_torch`)."""
         s, r = len(self.scale_factors), resp.shape[-1]
         return postprocess.find_peaks_torch(resp.reshape(-1, s, r, r).float(), self.upscale_sz, self._pen_t,
                                             self._hann_t, self.config.window_influence)
@@ -292,10 +293,10 @@ class SiamFCTracker:
         scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, self.config.window_influence)
         return scale_id, row, col, float(raw[scale_id].max())
 
-    def _sharpness(self, raw) -> float:
-        """``psr_score``: the peak-to-sidelobe ratio of the chosen scale's raw response (R, R) relative to the
-        first frame's, by which the score is multiplied (a flat or many-peaked map lowers it)."""
-        return postprocess.psr(_host(raw)) / self.psr_ref
+    def _sharpness(self, psr: float) -> float:
+        """What the raw peak is multiplied by for the score: with ``psr_score``, the chosen scale's
+        peak-to-sidelobe ratio ``psr`` relative to the first frame's (a flat or many-peaked map lowers it); else 1."""
+        return float(psr) / self.psr_ref if self.config.psr_score else 1.0
 
     def _mine_distractors(self, resp: np.ndarray, cell: tuple[int, int], feats) -> None:
         """Add the look-alikes of response ``resp`` (R, R) (target at ``cell``) on search features ``feats``
