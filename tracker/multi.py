@@ -162,15 +162,16 @@ def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf) -> 
     import torch  # only the torch back-end comes here; a deployment install has none
 
     first = targets[0]
-    s = len(first.scale_factors)
     zf = torch.cat([t.zf for t in targets])
     resp, edges = first._respond_with(xf, zf)
     if first.pipeline == "torch":
         peaks = first._peaks_device(resp)  # scale, row, col, peak, peak-to-sidelobe ratio per target
     else:
-        host = to_host(resp)[:, 0].reshape(len(targets), s, *resp.shape[-2:])
-        peaks = [(*p, postprocess.psr(m[p[0]]) if first.config.psr_score else 0.0)
-                 for m, p in ((m, t._peak_host(m, m)) for t, m in zip(targets, host))]
+        maps = to_host(resp)[:, 0].reshape(len(targets), len(first.scale_factors), *resp.shape[-2:])
+        peaks = []
+        for t, m in zip(targets, maps):  # (S, R, R) each
+            scale_id, row, col, peak = t._peak_host(m, m)
+            peaks.append((scale_id, row, col, peak, postprocess.psr(m[scale_id]) if first.config.psr_score else 0.0))
     edges = None if edges is None else to_host(edges)
     out = []
     for k, (t, (scale_id, row, col, peak, sharp)) in enumerate(zip(targets, peaks)):
