@@ -18,9 +18,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .config import TrackerConfig
-from .inputs import as_bgr_frame
-from . import postprocess
 from .device import CPU_TORCH_BATCH, embed_in_batches, to_host
+from .inputs import as_bgr_frame
 from .siamfc import SiamFCTracker, TrackResult
 
 __all__ = ["MultiTracker", "CPU_TORCH_BATCH"]
@@ -171,7 +170,7 @@ def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf) -> 
         peaks = []
         for t, m in zip(targets, maps):  # (S, R, R) each
             scale_id, row, col, peak = t._peak_host(m, m)
-            peaks.append((scale_id, row, col, peak, postprocess.psr(m[scale_id]) if first.config.psr_score else 0.0))
+            peaks.append((scale_id, row, col, peak, m[scale_id]))  # the chosen map: _sharpness takes its PSR
     edges = None if edges is None else to_host(edges)
     out = []
     for k, (t, (scale_id, row, col, peak, sharp)) in enumerate(zip(targets, peaks)):

@@ -84,8 +84,8 @@ class SiamFCTracker:
         self.uses_dcf = self.config.dcf_weight > 0
         self.uses_features = self.uses_dcf or self.config.memory_size > 0 or self.config.distractor_weight > 0
         if self.uses_features and self.uses_box_head:
-            raise ValueError("dcf_weight > 0 and memory_size > 0 need the scale pyramid: pass box_head=False for this "
-                             "box-head network")
+            raise ValueError("dcf_weight > 0, memory_size > 0 and distractor_weight > 0 need the scale pyramid: pass "
+                             "box_head=False for this box-head network")
         self.memory: list = []  # kernels of past confident exemplars (memory_size > 0)
         self._frames = 0
         n = self.config.scale_num
@@ -260,8 +260,7 @@ class SiamFCTracker:
                                           self.cell_window, cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE,
                                           self.size_bias)
             self._move_box(choice)
-            sharp = postprocess.psr(_host(resp)[0, 0]) if cfg.psr_score else 1.0
-            return self._after(frame, img, choice.logit * self._sharpness(sharp))
+            return self._after(frame, img, choice.logit * self._sharpness(resp[0, 0]))
         if self.pipeline == "torch" and not self.uses_features:
             scale_id, row, col, peak, sharp = self._peaks_device(resp)[0]
             peak *= self._sharpness(sharp)
@@ -272,7 +271,7 @@ class SiamFCTracker:
                 near = np.mean([_host(self.net.score(xf, d))[:, 0] for d in self.distractors], axis=0)
                 search = resp - np.float32(cfg.distractor_weight) * near
             scale_id, row, col, peak = self._peak_host(self._fuse_dcf(search, feats) if self.uses_dcf else search, resp)
-            peak *= self._sharpness(postprocess.psr(resp[scale_id])) if cfg.psr_score else 1.0
+            peak *= self._sharpness(resp[scale_id])
         self._place(int(scale_id), row, col, edges)
         if not self.uses_features:
             return self._after(frame, img, peak)
@@ -293,10 +292,13 @@ class SiamFCTracker:
         scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, self.config.window_influence)
         return scale_id, row, col, float(raw[scale_id].max())
 
-    def _sharpness(self, psr: float) -> float:
+    def _sharpness(self, psr) -> float:
         """What the raw peak is multiplied by for the score: with ``psr_score``, the chosen scale's
-        peak-to-sidelobe ratio ``psr`` relative to the first frame's (a flat or many-peaked map lowers it); else 1."""
-        return float(psr) / self.psr_ref if self.config.psr_score else 1.0
+        peak-to-sidelobe ratio relative to the first frame's (a flat or many-peaked map lowers it); else 1.
+        ``psr``: that ratio (the device computes it with the peaks) or the raw response map (R, R) to take it from."""
+        if not self.config.psr_score:
+            return 1.0
+        return (float(psr) if np.ndim(psr) == 0 else postprocess.psr(_host(psr))) / self.psr_ref
 
     def _mine_distractors(self, resp: np.ndarray, cell: tuple[int, int], feats) -> None:
         """Add the look-alikes of response ``resp`` (R, R) (target at ``cell``) on search features ``feats``
