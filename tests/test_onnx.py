@@ -135,7 +135,7 @@ def test_mismatched_json_is_refused(effnet_export, tmp_path):
     meta = json.loads((bad / META_NAME).read_text())
     meta["instance_sz"] = 257
     (bad / META_NAME).write_text(json.dumps(meta))
-    with pytest.raises(OnnxExportError, match=r"backbone\.onnx takes .* but model\.json says 257"):
+    with pytest.raises(OnnxExportError, match=r"backbone\.onnx gives .* features for 257 px crops but model\.json says"):
         OnnxNet.from_dir(bad)
     meta["format"] = "something-else"
     (bad / META_NAME).write_text(json.dumps(meta))

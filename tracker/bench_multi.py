@@ -1,8 +1,9 @@
 """``siamtrack bench --targets 1 4 16``: the cost of several targets per frame.
 
-For each target count N and each model and back-end, three ways in one run, on the same frames:
-:class:`tracker.multi.MultiTracker` batched (one network call per frame for all targets), the same
-targets one after another (``batched=False``: N network calls, as N separate trackers), and, for
+For each target count N and each model and back-end, these ways in one run, on the same frames:
+:class:`tracker.multi.MultiTracker` batched (one network call per frame for all targets), its shared
+pass (``shared=True``, :mod:`tracker.shared`: one backbone pass per pyramid level over the region the
+targets cover; scale pyramids only), the same targets one after another (``batched=False``: N network calls, as N separate trackers), and, for
 reference, N OpenCV TrackerNano instances one after another (OpenCV's ``MultiTracker`` does just
 that). Targets: the sequence's first ground-truth box and N - 1 boxes of its size spread over a
 grid across the frame (for timing only what they hold does not matter: every target costs its
@@ -92,13 +93,15 @@ def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences
     warm = [(f[:15], b) for f, b in clips[:1]]  # a short warm-up run before each tracker's rows, not kept
     rows: list[dict] = []
     for shown, model, base in each_tracker(models, backends, threads, device):
-        for batched in (True, False):  # warm-up at the largest count (a GPU's clocks and kernels for that batch)
-            time_targets(lambda b=batched: MultiTracker(base, batched=b), warm, max(targets))
-        for batched in (True, False):
+        ways = {"batched": dict(batched=True), "shared pass": dict(shared=True), "one after another": dict(batched=False)}
+        if base.uses_box_head or base.sizes_from_head:  # the shared pass needs a scale pyramid
+            del ways["shared pass"]
+        for kw in ways.values():  # warm-up at the largest count (a GPU's clocks and kernels for that batch)
+            time_targets(lambda kw=kw: MultiTracker(base, **kw), warm, max(targets))
+        for way, kw in ways.items():
             for n in targets:
-                ms = time_targets(lambda b=batched: MultiTracker(base, batched=b), clips, n)
-                rows.append({"tracker": f"{model}, {'batched' if batched else 'one after another'}",
-                             "model": model, "threads": shown, "targets": n, "ms": ms})
+                ms = time_targets(lambda kw=kw: MultiTracker(base, **kw), clips, n)
+                rows.append({"tracker": f"{model}, {way}", "model": model, "threads": shown, "targets": n, "ms": ms})
                 _progress(rows[-1])
     for nthreads in threads if peers is not None else ():
         set_threads(nthreads)
@@ -111,7 +114,7 @@ def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences
             _progress(rows[-1])
     # One target tracked one after another is a plain single-target tracker: the reference of each model.
     single = {(r["model"], r["threads"]): r["ms"] for r in rows
-              if r["targets"] == 1 and not r["tracker"].endswith(", batched")}
+              if r["targets"] == 1 and r["tracker"].endswith(", one after another")}
     width = max(44, *(len(r["tracker"]) for r in rows)) if rows else 44
     print(f"{'tracker':{width}s} {'threads':>7s} {'targets':>7s} {'ms/frame':>9s} {'ms/target':>9s} {'fps':>7s} "
           f"{'vs 1 target':>11s}")

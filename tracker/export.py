@@ -152,7 +152,8 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
     batch = {0: "n"}
     files = {
         "exemplar.onnx": _to_onnx(_Exemplar(net), (z,), ["exemplar_crop"], "zf", {}),
-        "backbone.onnx": _to_onnx(_Backbone(net), (x,), ["search_crops"], "xf", {"search_crops": batch}),
+        # Any crop size (N, 3, H, W): the tracker's crops, and the shared pass's regions (tracker.shared).
+        "backbone.onnx": _to_onnx(_Backbone(net), (x,), ["search_crops"], "xf", {"search_crops": {0: "n", 2: "h", 3: "w"}}),
         "head.onnx": _to_onnx(_Head(net, zf.shape, xf.shape), (zf, xf), ["zf", "xf"], "response", {"xf": batch}),
     }
     if net.has_box_head:

@@ -17,9 +17,17 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+try:  # a deployment install (numpy, OpenCV, ONNX Runtime) runs without torch
+    import torch
+except ImportError:
+    torch = None
+
 from .config import TrackerConfig
+from . import ops
 from .device import CPU_TORCH_BATCH, embed_in_batches, to_host
 from .inputs import as_bgr_frame
+from .ops import TOTAL_STRIDE
+from .shared import plan_shared
 from .siamfc import SiamFCTracker, TrackResult
 
 __all__ = ["MultiTracker", "CPU_TORCH_BATCH"]
@@ -32,27 +40,39 @@ class MultiTracker:
     :class:`SiamFCTracker`. Targets can be added and removed between any two frames.
     """
 
-    def __init__(self, tracker: SiamFCTracker, batched: bool = True, max_batch: int | None = None) -> None:
+    def __init__(self, tracker: SiamFCTracker, batched: bool = True, max_batch: int | None = None,
+                 shared: bool = False) -> None:
         """``tracker``: its network, tracking parameters, device and back-end serve every target (its own
         target, if it has one, is not tracked). ``batched=False`` updates the targets one after another,
         one network call each, as N separate trackers would (same results; for comparison).
         ``max_batch``: search crops per backbone call (None: :data:`CPU_TORCH_BATCH` with torch on a CPU, where
-        the cost per crop grows with larger batches, else all of them)."""
+        the cost per crop grows with larger batches, else all of them).
+        ``shared=True``: one backbone pass per pyramid level over the frame region the targets' searches
+        cover instead of one per crop (:mod:`tracker.shared`): cheaper with many targets near each other;
+        boxes close to, not equal to, one tracker per target's; scale pyramids only (no box-head boxes)."""
         if not isinstance(tracker, SiamFCTracker):
             raise TypeError(f"MultiTracker needs a SiamFCTracker, got {type(tracker).__name__}")
         if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
             raise ValueError(f"max_batch must be a positive int or None, got {max_batch!r}")
+        if shared and not batched:
+            raise ValueError("shared=True needs batched=True (the shared pass embeds every target at once)")
+        if shared and (tracker.uses_box_head or tracker.sizes_from_head):
+            raise ValueError("shared=True needs the scale pyramid: pass box_head=False for this box-head network")
+        if shared and not getattr(tracker.net, "any_size", True):
+            raise ValueError("shared=True needs an ONNX export whose backbone takes any size: export it again "
+                             "(siamtrack export)")
         self._proto = tracker
         self.batched = bool(batched)
+        self.shared = bool(shared)
         cpu_torch = tracker.backend == "torch" and str(tracker.device) == "cpu"
         self.max_batch = max_batch or (CPU_TORCH_BATCH if cpu_torch else None)
         self._targets: dict[int, SiamFCTracker] = {}
         self._next_id = 1
 
     @classmethod
-    def from_pretrained(cls, *args, batched: bool = True, **kwargs) -> "MultiTracker":
+    def from_pretrained(cls, *args, batched: bool = True, shared: bool = False, **kwargs) -> "MultiTracker":
         """Weights and options as :meth:`SiamFCTracker.from_pretrained` takes them."""
-        return cls(SiamFCTracker.from_pretrained(*args, **kwargs), batched=batched)
+        return cls(SiamFCTracker.from_pretrained(*args, **kwargs), batched=batched, shared=shared)
 
     # -- what it runs -------------------------------------------------------------------------
 
@@ -142,18 +162,51 @@ class MultiTracker:
         with first._inference():
             img = first._to_device(frame) if first.pipeline == "torch" else None
             sizes = [t.search_sizes() for _, t in targets]
-            x = first._cut(frame, img, [t._plan(s) for (_, t), s in zip(targets, sizes)], first.config.instance_sz)
-            xf = embed_in_batches(first.net, x, self.max_batch)
+            if self.shared:
+                xf, where = self._shared_features([t for _, t in targets], frame, img)
+            else:
+                x = first._cut(frame, img, [t._plan(s) for (_, t), s in zip(targets, sizes)], first.config.instance_sz)
+                xf, where = embed_in_batches(first.net, x, self.max_batch), [None] * len(targets)
             if first.backend == "torch" and not (first.uses_features or first.uses_box_head):
-                return dict(zip([i for i, _ in targets], _steps_batched([t for _, t in targets], frame, img, xf)))
+                return dict(zip([i for i, _ in targets], _steps_batched([t for _, t in targets], frame, img, xf, where)))
             start = 0
-            for (i, t), s in zip(targets, sizes):
-                results[i] = t._step(frame, img, xf[start:start + len(s)])
+            for (i, t), s, w in zip(targets, sizes, where):
+                results[i] = t._step(frame, img, xf[start:start + len(s)], w)
                 start += len(s)
         return results
 
+    def _shared_features(self, targets: list[SiamFCTracker], frame: np.ndarray, img) -> tuple:
+        """The shared pass (:mod:`tracker.shared`): every target's search features (its crops' order, target 0's
+        first, as the batched crops' would be) from one backbone call per region size, and each target's
+        searches' geometry (``where`` of :meth:`SiamFCTracker._step`)."""
+        first, cfg = targets[0], targets[0].config
+        plan = plan_shared(np.array([t.center for t in targets]), np.array([t.x_sz for t in targets]),
+                           np.stack([t.search_sizes() / t.x_sz for t in targets]), cfg.instance_sz, cfg.scale_step,
+                           TOTAL_STRIDE)
+        feats: list = [None] * len(plan.regions)
+        for size in dict.fromkeys(r.size for r in plan.regions):  # one call per size (crop-sized ones batched)
+            idx = [k for k, r in enumerate(plan.regions) if r.size == size]
+            if first.pipeline == "torch":
+                x = torch.cat([ops.crop_region_torch(img, r.origin, r.scale, r.size, first._avg_t)
+                               for r in (plan.regions[k] for k in idx)])
+            else:
+                x = np.stack([ops.crop_region(frame, r.origin, r.scale, r.size, first.avg_color)
+                              for r in (plan.regions[k] for k in idx)])
+            out = embed_in_batches(first.net, first._as_input(x), self.max_batch)
+            for j, k in enumerate(idx):
+                feats[k] = out[j]
+        n = feats[0].shape[-1] - (plan.regions[0].size[0] - cfg.instance_sz) // TOTAL_STRIDE  # a crop's cells
+        windows = [feats[g][:, r:r + n, c:c + n] for w in plan.windows for g, r, c in w]
+        xf = torch.stack(windows) if torch is not None and torch.is_tensor(windows[0]) else np.stack(windows)
+        where = []
+        for t, centres, factors in zip(targets, plan.centres, plan.factors):
+            if len(factors) != len(t.scale_factors):  # the feature pyramid: one crop, zoomed to every scale
+                centres, factors = np.repeat(centres, len(t.scale_factors), axis=0), factors[0] * t.scale_factors
+            where.append((centres, factors))
+        return xf, where
 
-def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf) -> list[TrackResult]:
+
+def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf, where: list) -> list[TrackResult]:
     """:meth:`SiamFCTracker._step` for every target at once, where the head is plain cross-correlation
     (torch, no correlation filter, memory or box-head boxes): one head call with every target's kernel
     on its own search features ``xf`` (target 0's crops first), one peak search for all of them (on the
@@ -174,6 +227,6 @@ def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf) -> 
     edges = None if edges is None else to_host(edges)
     out = []
     for k, (t, (scale_id, row, col, peak, sharp)) in enumerate(zip(targets, peaks)):
-        t._place(int(scale_id), float(row), float(col), None if edges is None else edges[k:k + 1])
+        t._place(int(scale_id), float(row), float(col), None if edges is None else edges[k:k + 1], where[k])
         out.append(t._after(frame, img, float(peak) * t._sharpness(sharp)))
     return out

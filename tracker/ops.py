@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "crop_region",
+    "crop_region_torch",
     "TOTAL_STRIDE",
     "xywh_to_cxcywh",
     "cxcywh_to_xywh",
@@ -118,6 +120,39 @@ def crop_multi(
     if pad_color is None:
         pad_color = cv2.mean(image)[:3]
     return np.stack([crop(image, center, s, out_size, pad_color) for s in sizes])
+
+
+def crop_region(
+    image: np.ndarray,
+    origin: Sequence[float],
+    scale: float,
+    out_size: tuple[int, int],
+    pad_color: Sequence[float],
+) -> np.ndarray:
+    """The image region whose top-left corner is ``origin=(x0, y0)`` (image px, continuous: pixel
+    centres at index + 0.5), resized by ``scale`` (output px per image px) to ``out_size=(W, H)``.
+    A :func:`crop` of side ``s`` around ``c`` is this region with ``origin = c - s / 2`` and ``scale
+    = out_size / s``. Outside the image: ``pad_color``. Returns ``(H, W, C)`` ``uint8``."""
+    a = 1.0 / scale
+    m = np.array([[a, 0.0, origin[0] + 0.5 * a - 0.5], [0.0, a, origin[1] + 0.5 * a - 0.5]], dtype=np.float64)
+    return cv2.warpAffine(image, m, (int(out_size[0]), int(out_size[1])), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(c) for c in pad_color))
+
+
+def crop_region_torch(image, origin: Sequence[float], scale: float, out_size: tuple[int, int], pad_color):
+    """Device-side :func:`crop_region` from a float ``(3, H, W)`` tensor: ``(1, 3, out_H, out_W)`` float, padding
+    ``pad_color`` (3,) tensor blended at the border as :func:`crop_torch_many` does."""
+    import torch
+    import torch.nn.functional as F
+
+    _, h, w = image.shape
+    dev, dt = image.device, image.dtype
+    gx = (origin[0] + (torch.arange(int(out_size[0]), device=dev, dtype=torch.float32) + 0.5) / scale) * (2.0 / w) - 1
+    gy = (origin[1] + (torch.arange(int(out_size[1]), device=dev, dtype=torch.float32) + 0.5) / scale) * (2.0 / h) - 1
+    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)[None].to(dt)
+    src = torch.cat([image, torch.ones_like(image[:1])]).unsqueeze(0)
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[:, :3] + pad_color.to(dt).view(1, 3, 1, 1) * (1 - out[:, 3:])
 
 
 def crop_torch(

@@ -124,13 +124,25 @@ class OnnxNet:
         return cls(files, meta, threads, source=str(path))
 
     def _check_shapes(self) -> None:
-        """The graphs' input sizes must be those ``model.json`` records (a mismatched .json is an error)."""
+        """The graphs' input sizes must be those ``model.json`` records (a mismatched .json is an error). A
+        backbone that takes any size (exports since session 19) is run once on a crop of the recorded size:
+        its features must have the recorded shape."""
         want = {"exemplar.onnx": self.exemplar_sz, "backbone.onnx": self.instance_sz}
         for fname, side in want.items():
             shape = self._sessions[fname].get_inputs()[0].shape
-            if list(shape[1:]) != [3, side, side]:
+            if fname == "backbone.onnx" and self.any_size:
+                got = self.embed(np.zeros((1, 3, side, side), np.float32)).shape[1:]
+                if list(got) != list(self.meta["feature_shape"]):
+                    raise OnnxExportError(f"{self.source}: {fname} gives {list(got)} features for {side} px crops but "
+                                          f"{META_NAME} says {self.meta['feature_shape']} ({side} px); export again")
+            elif list(shape[1:]) != [3, side, side]:
                 raise OnnxExportError(f"{self.source}: {fname} takes {shape} crops but {META_NAME} says "
                                       f"{side} px; export again")
+
+    @property
+    def any_size(self) -> bool:
+        """Whether the backbone takes inputs of any height and width (the shared pass needs it)."""
+        return all(isinstance(d, str) for d in self._sessions["backbone.onnx"].get_inputs()[0].shape[2:])
 
     def check_config(self, config: TrackerConfig) -> None:
         """Refuse tracking parameters the exported graphs cannot serve (crop sizes, zoom scales, box head).

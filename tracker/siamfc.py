@@ -242,10 +242,12 @@ class SiamFCTracker:
                              f"to {size[0]}x{size[1]} mid-stream; call init() again for a new stream")
         return frame
 
-    def _step(self, frame: np.ndarray, img: torch.Tensor | None, xf: torch.Tensor | np.ndarray) -> TrackResult:
+    def _step(self, frame: np.ndarray, img: torch.Tensor | None, xf: torch.Tensor | np.ndarray,
+              where: tuple | None = None) -> TrackResult:
         """The rest of :meth:`update` once the backbone has embedded this frame's search crops (``xf``,
         those of :meth:`search_sizes`): head, peak, box update, online updates. Runs inside
-        :meth:`_inference`; ``img`` is the frame on the device (torch pipeline) or None."""
+        :meth:`_inference`; ``img`` is the frame on the device (torch pipeline) or None; ``where``: the
+        searches' own geometry where it is not the target's centre and scales (see :meth:`_move`)."""
         cfg = self.config
         if self.uses_features:  # the correlation filter, the exemplar memory or the distractors read the features
             resp = self.net.respond(xf, self.zf)[0]
@@ -272,7 +274,7 @@ class SiamFCTracker:
                 search = resp - np.float32(cfg.distractor_weight) * near
             scale_id, row, col, peak = self._peak_host(self._fuse_dcf(search, feats) if self.uses_dcf else search, resp)
             peak *= self._sharpness(resp[scale_id])
-        self._place(int(scale_id), row, col, edges)
+        self._place(int(scale_id), row, col, edges, where)
         if not self.uses_features:
             return self._after(frame, img, peak)
         return self._after(frame, img, peak, (feats, int(scale_id), row, col, resp, xf))
@@ -308,11 +310,11 @@ class SiamFCTracker:
         self.distractors = [*self.distractors, *(distractors.kernel_at(feats, c, k) for c in cells)]
         self.distractors = self.distractors[-cfg.distractor_size:]
 
-    def _place(self, scale_id: int, row: float, col: float, edges) -> None:
+    def _place(self, scale_id: int, row: float, col: float, edges, where: tuple | None = None) -> None:
         """Move the box to the peak (``row``, ``col`` of scale ``scale_id`` in the upsampled response) and
         rescale it; with the feature pyramid's box-head sizes, ``edges`` (1, 4, R, R) also reshape it."""
         old_x_sz = self.x_sz
-        self._move(scale_id, row, col)
+        self._move(scale_id, row, col, where)
         if edges is not None:
             self._resize_from_head(_host(edges)[0], scale_id, row, col, old_x_sz)
 
@@ -396,14 +398,20 @@ class SiamFCTracker:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _move(self, scale_id: int, row: float, col: float) -> None:
+    def _move(self, scale_id: int, row: float, col: float, where: tuple | None = None) -> None:
+        """Box centre to the peak, size towards the chosen scale. The search of scale ``scale_id`` was centred
+        on the box with side ``x_sz * scale_factors[scale_id]``, or, with ``where`` = (centres (S, 2), factors
+        (S,)) (a shared pass, :mod:`tracker.shared`), centred on ``centres[scale_id]`` with side ``x_sz *
+        factors[scale_id]``."""
         cfg = self.config
+        centre, factor = (self.center, self.scale_factors[scale_id]) if where is None else \
+            (where[0][scale_id], where[1][scale_id])
         disp = np.array([col, row]) - (self.upscale_sz - 1) / 2  # in upsampled response px
         disp = disp * TOTAL_STRIDE / cfg.response_up  # in search-crop px
-        disp = disp * self.x_sz * self.scale_factors[scale_id] / cfg.instance_sz  # in image px
+        disp = disp * self.x_sz * factor / cfg.instance_sz  # in image px
         w_img, h_img = self._frame_size
-        self.center = np.clip(self.center + disp, [0, 0], [w_img, h_img])
-        scale = (1 - cfg.scale_lr) + cfg.scale_lr * self.scale_factors[scale_id]
+        self.center = np.clip(centre + disp, [0, 0], [w_img, h_img])
+        scale = (1 - cfg.scale_lr) + cfg.scale_lr * factor
         if self.sizes_from_head:  # width and height change apart (see _resize_from_head): scale both
             self._set_size(self.target_sz * scale)
             return
@@ -487,12 +495,19 @@ class SiamFCTracker:
             x = ops.crop_torch_many(img, [c for c, _, _ in crops], [s for _, s, _ in crops], out_sz,
                                     torch.stack([p for _, _, p in crops]))
         else:
-            crops = np.concatenate([ops.crop_multi(frame, c, sizes, out_sz, avg) for c, sizes, avg, _ in plans])
+            return self._as_input(np.concatenate([ops.crop_multi(frame, c, sizes, out_sz, avg)
+                                                  for c, sizes, avg, _ in plans]))
+        return self._as_input(x)
+
+    def _as_input(self, crops: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """Crops as the network takes them: ``crops`` (N, H, W, 3) ``uint8`` from OpenCV, or (N, 3, H, W) float
+        on the device; for ONNX Runtime a contiguous NCHW float32 numpy array, for torch channels-last."""
+        if isinstance(crops, np.ndarray):
             if self.backend == "onnxruntime":  # numpy end to end: no torch kernels (nor their threads) per frame
                 return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
             # (N, H, W, 3) uint8 -> (N, 3, H, W): a permuted view, already channels-last in memory.
-            x = torch.from_numpy(crops).permute(0, 3, 1, 2)
-        return x.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+            crops = torch.from_numpy(crops).permute(0, 3, 1, 2)
+        return crops.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
 
     def _inference(self) -> contextlib.AbstractContextManager:
         """torch's inference mode around a frame's work, where torch runs it."""
