@@ -67,6 +67,7 @@ class DemoOptions:
     backend: str = "auto"  # network back-end: torch, onnxruntime (CPU) or auto (see SiamFCTracker.from_pretrained)
     mot: bool = False  # MOT-format box file even for one target (targets may be added in the window)
     per_target: bool = False  # also one x,y,w,h,score box file per target
+    shared: bool = False  # MultiTracker's shared backbone pass (tracker.shared)
 
 
 def parse_config(text: str) -> dict:
@@ -242,7 +243,7 @@ def run(opts: DemoOptions) -> int:
             raise DemoError(f"--device {opts.device}: {e}") from None
         try:
             tracker = MultiTracker(SiamFCTracker.from_pretrained(opts.model, device=dev, config=opts.config,
-                                                                 backend=opts.backend))
+                                                                 backend=opts.backend), shared=opts.shared)
         except ImportError as e:
             raise DemoError(str(e)) from None
         except (WeightsError, ValueError, RuntimeError) as e:
@@ -369,13 +370,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="JSON", help="tracking-parameter overrides, e.g. '{\"feature_pyramid\": true}' "
                                                     "(siamfc-effnet's faster mode; keys: tracker.TrackerConfig)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--shared", action="store_true",
+                   help="several targets: one backbone pass per pyramid level over the frame region their searches cover, "
+                        "instead of one per target crop (faster with many targets; boxes close to, not equal to, "
+                        "separate trackers'; not with box-head boxes)")
 
 
 def _options(args: argparse.Namespace, source: str | None) -> DemoOptions:
     return DemoOptions(source=source, init_boxes=[parse_box(b) for b in args.box or []], output=args.output,
                        boxes=args.boxes, display=not args.no_display, model=args.model, device=args.device,
                        max_frames=args.max_frames, config=parse_config(args.config) if args.config else None,
-                       backend=args.backend, mot=args.mot, per_target=args.boxes_per_target)
+                       backend=args.backend, mot=args.mot, per_target=args.boxes_per_target, shared=args.shared)
 
 
 def _guard(cmd: str, args: argparse.Namespace, source: str | None) -> int:
