@@ -92,22 +92,19 @@ def _clusters(points: np.ndarray, side: int) -> list[np.ndarray]:
     the two groups whose bounding region saves the most area over embedding them apart, while any does.
     Returns index arrays, one per region."""
     groups = [np.array([i]) for i in range(len(points))]
-    boxes = [np.concatenate([p, p]) for p in points]  # x0, y0, x1, y1 of the window centres
-
-    def area(b: np.ndarray) -> float:
-        return float(np.prod(b[2:] - b[:2] + side))
-
+    boxes = np.concatenate([points, points], axis=1).astype(np.float64)  # x0, y0, x1, y1 of the window centres
     while len(groups) > 1:
-        best, pair = 0.0, None
-        for a in range(len(groups)):
-            for b in range(a + 1, len(groups)):
-                merged = np.concatenate([np.minimum(boxes[a][:2], boxes[b][:2]), np.maximum(boxes[a][2:], boxes[b][2:])])
-                saving = area(boxes[a]) + area(boxes[b]) - area(merged)
-                if saving >= best:
-                    best, pair = saving, (a, b, merged)
-        if pair is None:
+        area = np.prod(boxes[:, 2:] - boxes[:, :2] + side, axis=1)
+        lo = np.minimum(boxes[:, None, :2], boxes[None, :, :2])
+        hi = np.maximum(boxes[:, None, 2:], boxes[None, :, 2:])
+        saving = area[:, None] + area[None, :] - np.prod(hi - lo + side, axis=2)
+        np.fill_diagonal(saving, -np.inf)
+        a, b = np.unravel_index(int(np.argmax(saving)), saving.shape)
+        if saving[a, b] < 0:
             break
-        a, b, merged = pair
-        groups[a], boxes[a] = np.concatenate([groups[a], groups[b]]), merged
-        del groups[b], boxes[b]
+        a, b = min(a, b), max(a, b)
+        groups[a] = np.concatenate([groups[a], groups[b]])
+        boxes[a] = np.concatenate([lo[a, b], hi[a, b]])
+        del groups[b]
+        boxes = np.delete(boxes, b, axis=0)
     return groups
