@@ -8,7 +8,7 @@ import pytest
 
 from tracker import MultiTracker, SiamFCTracker, TrackerConfig
 from tracker.ops import iou
-from tracker.redetect import locate, tile_centers
+from tracker.redetect import locate, search_area, tile_centers
 from tracker.siamfc import REACQUIRED, SEARCHING, TRACKING
 from tracker.synthetic import make_absence_sequence
 
@@ -197,3 +197,38 @@ def test_psr_score_in_box_head_mode_changes_the_score_only():
         runs[on] = [t.update(f) for f in frames[1:20]]
     assert [r.box for r in runs[True]] == [r.box for r in runs[False]]
     assert [r.score for r in runs[True]] != [r.score for r in runs[False]]
+
+
+def test_search_growth_limits_the_search_to_a_disc_that_widens():
+    """``search_growth``: a lost frame searches only around the last held box, wider with every lost frame; a
+    stronger peak outside the disc is not taken; the target that came back far away is still found."""
+    centers = tile_centers((640, 480), 150.0, 193, 19)
+    resp = np.zeros((len(centers), 19, 19), np.float32)
+    resp[0, 9, 9], resp[-1, 9, 9] = 0.6, 0.9  # a weaker peak at the first tile's centre, a stronger one far away
+    assert locate(resp, centers, 150.0, 193)[0] == pytest.approx(0.9)
+    peak, where = locate(resp, centers, 150.0, 193, (centers[0], 100.0))
+    assert peak == pytest.approx(0.6) and np.allclose(where, centers[0])
+    assert locate(resp, centers, 150.0, 193, (np.array([-1e4, -1e4]), 10.0))[0] == -np.inf
+    near, disc = search_area((640, 480), 150.0, 193, 19, centers[0], 100.0)
+    assert 0 < len(near) < len(centers) and disc[1] == 100.0
+    assert len(search_area((640, 480), 150.0, 193, 19, centers[0], None)[0]) == len(centers)
+
+    frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
+    t = SiamFCTracker.from_pretrained(device="cpu", config={**LT, "search_growth": 0.25})
+    batches = []
+    embed = t.net.embed
+    t.net.embed = lambda x: batches.append(len(x)) or embed(x)
+    t.init(frames[0], gt[0])
+    tiles = len(tile_centers((480, 360), t.x_sz, t.config.instance_sz, t.upscale_sz // t.config.response_up))
+    results, searched = [], []
+    for f in frames[1:]:
+        batches.clear()
+        results.append(t.update(f))
+        if sum(batches) > 3:  # the local step's 3 scales, then the search's tiles (in batches of at most 6)
+            searched.append(sum(batches) - 3)
+    assert searched[0] < tiles and searched == sorted(searched) and searched[-1] == tiles  # widening to all
+    back = ABSENT[1] - 1
+    first = next(k for k in range(back, len(results)) if not results[k].lost)
+    assert first - back <= 2 and results[first].state == REACQUIRED
+    with pytest.raises(ValueError, match="search_growth"):
+        TrackerConfig(search_growth=-0.1)

@@ -53,6 +53,7 @@ class TrackerConfig:
     long_term: bool = False  # when lost: hold the last box, then search the whole frame and re-acquire (tracker.redetect)
     lost_frames: int = 3  # long_term: consecutive lost frames before the whole-frame search starts
     redetect_threshold: float = 0.5  # long_term: score a whole-frame peak needs to be re-acquired (>= lost_threshold)
+    search_growth: float = 0.0  # long_term: search a disc (0.5 + this x frames lost) search regions wide around the last box; 0: the whole frame
     search_tiles: int = 0  # long_term: at most this many search crops per lost frame, in turn over the frame; 0: all
     half: bool = field(default=False)  # fp16 network on CUDA
 
@@ -98,6 +99,7 @@ class TrackerConfig:
              "pyramid (feature_pyramid=False)")
         need(isinstance(self.lost_frames, int) and self.lost_frames >= 1, f"lost_frames must be an int >= 1, "
              f"got {self.lost_frames!r}")
+        need(self.search_growth >= 0, f"search_growth must be >= 0, got {self.search_growth}")
         need(isinstance(self.search_tiles, int) and self.search_tiles >= 0, f"search_tiles must be an int >= 0, got "
              f"{self.search_tiles!r}")
         need(not self.long_term or self.lost_threshold <= self.redetect_threshold <= 1, f"redetect_threshold must be in [lost_threshold, 1] "

@@ -23,7 +23,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CorrelationFilter", "gaussian_label"]
+__all__ = ["CorrelationFilter", "gaussian_label", "as_filter_input", "fuse"]
 
 
 class _NumpyFFT:
@@ -134,3 +134,18 @@ class CorrelationFilter:
         r = ops.irfft2((self.num * zf).sum(-3) / (self.den + self.lam), z.shape[-2:])
         # A label centred at shift 0 -> response peaks at index 0: roll it to the middle.
         return ops.fftshift(r)
+
+
+def as_filter_input(feats):
+    """Features for the filter: ONNX Runtime's numpy arrays as they are, torch's tensors in float32 on their
+    device (torch.fft there, on the GPU too)."""
+    return feats if isinstance(feats, np.ndarray) else feats.float()
+
+
+def fuse(resp: np.ndarray, filt: np.ndarray, weight: float) -> np.ndarray:
+    """Siamese responses ``resp`` (S, R, R) blended with the filter's ``filt`` (S, D, D), D >= R, on the same
+    cells (the filter's cut to R x R around its middle), at ``weight``; each relative to its peak on the
+    first frame already."""
+    r = resp.shape[-1]
+    start = filt.shape[-1] // 2 - (r - 1) // 2
+    return ((1 - weight) * resp + weight * filt[:, start:start + r, start:start + r]).astype(np.float32)

@@ -6,7 +6,8 @@ weights. As OpenCV does for NanoTrack, the export splits it where the features m
 
 * ``exemplar.onnx``: exemplar crop (1, 3, Z, Z) -> correlation kernel ``zf`` (the backbone
   and its exemplar cut, e.g. effnet-lite0's central 7x7);
-* ``backbone.onnx``: search crops (N, 3, X, X) -> features ``xf`` (N: the scales; dynamic);
+* ``backbone.onnx``: search crops (N, 3, H, W) -> features ``xf`` (N, H and W dynamic: the scales' X x X
+  crops, or the shared pass's regions, :mod:`tracker.shared`);
 * ``head.onnx``: ``zf`` (1, C, k, k) and ``xf`` (N, C, H, W) -> responses (N, 1, R, R);
 * ``box_head.onnx`` (networks with a box head): ``zf`` and ``xf`` -> edge distances (N, 4, R, R);
 * ``zoom.onnx`` (configs with several scales): one crop's ``xf`` (1, C, H, W) -> the

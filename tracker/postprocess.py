@@ -22,7 +22,7 @@ import numpy as np
 
 from .ops import context_size
 
-__all__ = ["find_peak", "find_peak_numpy", "find_peaks_torch", "psr", "find_box", "BoxChoice", "sample_bilinear"]
+__all__ = ["find_peak", "find_peak_numpy", "find_peaks_torch", "psr", "find_box", "BoxChoice", "sample_bilinear", "size_bias"]
 
 
 def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, window_influence: float) -> tuple[int, float, float]:
@@ -83,6 +83,16 @@ def find_peaks_torch(resp, upscale_sz: int, penalties, hann, window_influence: f
     out = torch.stack([scale_id.float(), (loc // u).float(), (loc % u).float(), peak.float(),
                        ((peak - mean) / std).float()], dim=1)
     return out.cpu().numpy().astype(np.float64)
+
+
+def size_bias(edges: np.ndarray, true_wh: np.ndarray) -> np.ndarray:
+    """The box head's size error on the first frame, where the box is known: predicted / true ``(w, h)`` at
+    the centre cell (edges (4, R, R) and ``true_wh`` in crop px), kept within [0.5, 2]. Later proposals
+    are divided by it, so a head that over- or under-sizes by a steady factor does not make the box grow
+    or shrink frame after frame."""
+    c = edges.shape[-1] // 2
+    left, top, right, bottom = edges[:, c, c]
+    return np.clip(np.array([left + right, top + bottom]) / true_wh, 0.5, 2.0)
 
 
 def sample_bilinear(maps: np.ndarray, row: float, col: float) -> np.ndarray:

@@ -31,7 +31,7 @@ except ImportError:
 
 from . import distractors, ops, postprocess, redetect
 from .config import TrackerConfig
-from .dcf import CorrelationFilter
+from .dcf import CorrelationFilter, as_filter_input, fuse
 from .device import CPU_TORCH_BATCH, HAS_TORCH, embed_in_batches, resolve_device
 from .device import to_host as _host
 from .inputs import as_bgr_frame, as_box
@@ -207,13 +207,13 @@ class SiamFCTracker:
                 resp, feats = self.net.respond(xf, self.zf)[0], xf
                 side = np.sqrt(np.prod(self.target_sz)) * cfg.instance_sz / self.x_sz / TOTAL_STRIDE  # in cells
                 self.dcf = CorrelationFilter(cfg.dcf_lambda, cfg.dcf_sigma * side, cfg.dcf_rate)
-                self.dcf.fit(self._dcf_input(feats)[0])
+                self.dcf.fit(as_filter_input(feats)[0])
                 # Its peak on the frame it learned from: its responses are scaled by this, as the Siamese
                 # ones by ref_peak, so both are 1 at the first frame's match whatever the regularisation.
-                self.dcf_ref = max(float(_host(self.dcf.respond(self._dcf_input(feats)[0])).max()), 1e-12)
+                self.dcf_ref = max(float(_host(self.dcf.respond(as_filter_input(feats)[0])).max()), 1e-12)
             elif self.uses_box_head or self.sizes_from_head:
                 resp, edges = self.net.respond(xf, self.zf, boxes=True)
-                self.size_bias = self._size_bias(_host(edges)[0], self.target_sz * cfg.instance_sz / self.x_sz)
+                self.size_bias = postprocess.size_bias(_host(edges)[0], self.target_sz * cfg.instance_sz / self.x_sz)
             else:
                 resp = self.net.respond(xf, self.zf)[0]
             ref = float(resp.max())
@@ -252,7 +252,7 @@ class SiamFCTracker:
         if self.uses_features:  # the correlation filter, the exemplar memory or the distractors read the features
             resp = self.net.respond(xf, self.zf)[0]
             resp = np.maximum.reduce([_host(r)[:, 0] for r in [resp, *(self.net.score(xf, m) for m in self.memory)]])
-            feats, edges = (self._dcf_input(xf) if self.uses_dcf else xf), None
+            feats, edges = (as_filter_input(xf) if self.uses_dcf else xf), None
         else:
             resp, edges = self._respond(xf)
         if self.uses_box_head:
@@ -372,7 +372,11 @@ class SiamFCTracker:
         ``search_tiles`` > 0, that many of them per frame, in turn, so a lost frame's cost is bounded); the
         best peak is re-acquired when it scores at least ``redetect_threshold``, else the local step stands."""
         cfg = self.config
-        centers = redetect.tile_centers(self._frame_size, self.x_sz, cfg.instance_sz, self.upscale_sz // cfg.response_up)
+        radius = (0.5 + cfg.search_growth * self._lost_run) * self.x_sz if cfg.search_growth > 0 else None
+        centers, disc = redetect.search_area(self._frame_size, self.x_sz, cfg.instance_sz,
+                                             self.upscale_sz // cfg.response_up, self.center, radius)
+        if len(centers) == 0:
+            return local
         if 0 < cfg.search_tiles < len(centers):
             turn = (self._search_turn + np.arange(cfg.search_tiles)) % len(centers)
             self._search_turn = int(turn[-1] + 1) % len(centers)
@@ -380,7 +384,7 @@ class SiamFCTracker:
         x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
         max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
         resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
-        peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz)
+        peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz, disc)
         score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
         self.search_score = score  # how close the whole-frame search came to re-acquiring
         if score < cfg.redetect_threshold:
@@ -421,30 +425,9 @@ class SiamFCTracker:
         self.target_sz = self.init_sz * rel
         self.x_sz = self.init_x_sz * rel
 
-    @staticmethod
-    def _dcf_input(feats):
-        """Features for the correlation filter: ONNX Runtime's numpy arrays as they are, torch's tensors
-        in float32 on their device (torch.fft there, on the GPU too)."""
-        return feats if isinstance(feats, np.ndarray) else feats.float()
-
     def _fuse_dcf(self, resp: np.ndarray, feats: np.ndarray) -> np.ndarray:
-        """Responses (S, R, R) blended with the correlation filter's on the same cells, each relative to its
-        peak on the first frame, the filter's cut to the same R x R around its middle, at weight ``dcf_weight``."""
-        d = _host(self.dcf.respond(feats)) / self.dcf_ref
-        r = resp.shape[-1]
-        start = d.shape[-1] // 2 - (r - 1) // 2
-        w = self.config.dcf_weight
-        return ((1 - w) * resp / self.ref_peak + w * d[:, start:start + r, start:start + r]).astype(np.float32)
-
-    @staticmethod
-    def _size_bias(edges: np.ndarray, true_wh: np.ndarray) -> np.ndarray:
-        """The box head's size error on the first frame, where the box is known: predicted / true
-        ``(w, h)`` at the centre cell (edges (4, R, R) and ``true_wh`` in crop px), kept within [0.5, 2].
-        Later proposals are divided by it, so a head that over- or under-sizes by a steady factor
-        does not make the box grow or shrink frame after frame."""
-        c = edges.shape[-1] // 2
-        left, top, right, bottom = edges[:, c, c]
-        return np.clip(np.array([left + right, top + bottom]) / true_wh, 0.5, 2.0)
+        """Responses (S, R, R) fused with the correlation filter's (:func:`tracker.dcf.fuse`)."""
+        return fuse(resp / self.ref_peak, _host(self.dcf.respond(feats)) / self.dcf_ref, self.config.dcf_weight)
 
     def _resize_from_head(self, edges: np.ndarray, scale_id: int, row: float, col: float, x_sz: float) -> None:
         """After a pyramid step: move ``(w, h)`` by ``box_size_lr`` towards the box head's size at the peak.
