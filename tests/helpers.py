@@ -42,3 +42,11 @@ def read_video(path: Path) -> tuple[int, tuple[int, int]]:
         n, size = n + 1, (f.shape[1], f.shape[0])
     cap.release()
     return n, size
+
+
+def write_frames(frames: list[np.ndarray], folder: Path) -> Path:
+    """``frames`` as an image folder (001.png, 002.png, ...) at ``folder`` (created)."""
+    folder.mkdir(parents=True)
+    for i, f in enumerate(frames, 1):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    return folder

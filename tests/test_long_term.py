@@ -150,14 +150,21 @@ def test_bench_times_a_lost_frame_against_a_tracked_one(capsys):
     assert "lost/local" in capsys.readouterr().out
 
 
-def test_search_tiles_bound_a_lost_frames_work_and_the_target_is_still_found():
+def _counting_embeds(config: dict):
+    """The absence clip and a long-term tracker started on it that logs the crops of each backbone call:
+    (frames, gt, tracker, the log, the tiles of a whole-frame search at the first frame's scale)."""
     frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
-    t = SiamFCTracker.from_pretrained(device="cpu", config={**LT, "search_tiles": 4})
+    t = SiamFCTracker.from_pretrained(device="cpu", config={**LT, **config})
     batches = []
     embed = t.net.embed
     t.net.embed = lambda x: batches.append(len(x)) or embed(x)
     t.init(frames[0], gt[0])
-    tiles = len(tile_centers((480, 360), t.x_sz, t.config.instance_sz, t.upscale_sz // t.config.response_up))
+    return frames, gt, t, batches, len(tile_centers((480, 360), t.x_sz, t.config.instance_sz,
+                                                    t.upscale_sz // t.config.response_up))
+
+
+def test_search_tiles_bound_a_lost_frames_work_and_the_target_is_still_found():
+    frames, gt, t, batches, tiles = _counting_embeds({"search_tiles": 4})
     batches.clear()
     results = [t.update(f) for f in frames[1:]]
     assert set(batches) == {3, 4}  # the local step's 3 scales, and 4 of the frame's tiles, never more
@@ -213,13 +220,7 @@ def test_search_growth_limits_the_search_to_a_disc_that_widens():
     assert 0 < len(near) < len(centers) and disc[1] == 100.0
     assert len(search_area((640, 480), 150.0, 193, 19, centers[0], None)[0]) == len(centers)
 
-    frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
-    t = SiamFCTracker.from_pretrained(device="cpu", config={**LT, "search_growth": 0.25})
-    batches = []
-    embed = t.net.embed
-    t.net.embed = lambda x: batches.append(len(x)) or embed(x)
-    t.init(frames[0], gt[0])
-    tiles = len(tile_centers((480, 360), t.x_sz, t.config.instance_sz, t.upscale_sz // t.config.response_up))
+    frames, gt, t, batches, tiles = _counting_embeds({"search_growth": 0.25})
     results, searched = [], []
     for f in frames[1:]:
         batches.clear()

@@ -126,18 +126,13 @@ def test_spread_boxes_are_inside_the_image():
 # -- the demo with several targets (headless, in a subprocess as a user runs it) -----------------
 
 def test_track_several_boxes_writes_mot_and_per_target_files(tmp_path):
-    import cv2
-
     from tracker.outputs import read_mot
 
-    from .helpers import encode, read_video
+    from .helpers import read_video, write_frames
     from .test_demo_headless import box_arg, read_boxes, siamtrack
 
     frames, gt = make_sequence(20, (320, 240), target=(48, 36), seed=3)
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, f in enumerate(frames, 1):
-        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    folder = write_frames(frames, tmp_path / "frames")
     (folder / "008.png").write_bytes(b"broken")  # frame 8 cannot be decoded
     other = (200.0, 150.0, 40.0, 30.0)
     out, boxes = tmp_path / "out.mp4", tmp_path / "b.txt"

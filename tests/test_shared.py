@@ -148,17 +148,13 @@ def test_shared_pass_refuses_what_it_cannot_serve():
 
 
 def test_track_command_with_shared_pass(tmp_path):
-    import cv2
-
     from tracker.outputs import read_mot
 
+    from .helpers import write_frames
     from .test_demo_headless import box_arg, siamtrack
 
     frames, gt = make_sequence(15, (320, 240), target=(48, 36), seed=3)
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, f in enumerate(frames, 1):
-        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    folder = write_frames(frames, tmp_path / "frames")
     boxes = tmp_path / "b.txt"
     p = siamtrack("track", folder, "--no-display", "--box", box_arg(gt[0]), "--box", "200,150,40,30", "--shared",
                   "--boxes", boxes)
