@@ -81,6 +81,21 @@ def test_batched_targets_on_cuda_equal_one_tracker_per_target(car4, config):
     assert worst <= 1e-2  # a hundredth of a pixel: batch-size-dependent cuDNN kernels round differently
 
 
+def test_shared_pass_on_cuda_tracks_as_on_the_cpu(car4):
+    """The shared pass (tracker.shared) on the device: regions cut by grid_sample, the backbone on the GPU; the
+    real target's boxes stay with the CPU's (float rounding may move a peak a cell now and then)."""
+    frames, gt = car4
+    frames = frames[:30]
+    boxes = [gt[0], gt[0] + np.array([-60.0, 20.0, 0, 0]), gt[0] + np.array([50.0, -10.0, 0, 0])]
+    out = []
+    for device in ("cpu", "cuda"):
+        multi = MultiTracker.from_pretrained(device=device, shared=True)
+        ids = [multi.add(frames[0], b) for b in boxes]
+        out.append(np.array([multi.update(f)[ids[0]].box for f in frames[1:]]))
+    assert np.abs(out[0][:5] - out[1][:5]).max() <= 0.5
+    assert iou(out[0], out[1]).mean() > 0.9 and iou(out[1], gt[1:30]).mean() > 0.6
+
+
 def test_long_term_search_reacquires_on_cuda():
     frames, gt = make_absence_sequence(absent=(25, 45), distractor=False, seed=1)
     t = SiamFCTracker.from_pretrained(device="cuda",
