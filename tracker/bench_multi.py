@@ -1,11 +1,11 @@
 """``siamtrack bench --targets 1 4 16``: the cost of several targets per frame.
 
 For each target count N and each model and back-end, these ways in one run, on the same frames:
-:class:`tracker.multi.MultiTracker` batched (one network call per frame for all targets), its shared
-pass (``shared=True``, :mod:`tracker.shared`: one backbone pass per pyramid level over the region the
-targets cover; scale pyramids only), the same targets one after another (``batched=False``: N network calls, as N separate trackers), and, for
-reference, N OpenCV TrackerNano instances one after another (OpenCV's ``MultiTracker`` does just
-that). Targets: the sequence's first ground-truth box and N - 1 boxes of its size spread over a
+:class:`tracker.multi.MultiTracker` batched (one network call per frame for all targets), its
+shared pass (``shared=True``, :mod:`tracker.shared`: one backbone pass per pyramid level over the
+region the targets cover; scale pyramids only), the same targets one after another
+(``batched=False``: N network calls, as N separate trackers), and, for reference, N OpenCV
+TrackerNano instances one after another (OpenCV's ``MultiTracker`` does just that). Targets: the sequence's first ground-truth box and N - 1 boxes of its size spread over a
 grid across the frame (for timing only what they hold does not matter: every target costs its
 crops and its share of the network). Frames are decoded before timing.
 """

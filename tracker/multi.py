@@ -7,7 +7,10 @@ backbone embeds the whole batch in one call, and each target's head (its own exe
 peak and box update run on its slice of the features: the steps of
 :meth:`SiamFCTracker.update` after its backbone call, so every target gets the boxes a tracker of
 its own would give (to float rounding of the batched backbone), and its own scale, template
-update and ``lost`` flag.
+update and ``lost`` flag. With ``shared=True`` the backbone instead embeds each pyramid level once
+over the frame region the targets' searches cover (:mod:`tracker.shared`), and each target's
+features are its windows of those maps: cheaper with many targets, boxes close to (not equal to)
+one tracker per target's.
 
 Ids are ints from 1, in the order targets are added, and never reused after :meth:`MultiTracker.remove`.
 """
