@@ -60,7 +60,8 @@ def test_batched_equals_single_on_the_device_pipeline_and_feature_pyramid(couple
     the peak-to-sidelobe score (scores compared too)."""
     frames, gt = couple
     for kwargs in ({"pipeline": "torch"}, {"config": {"feature_pyramid": True}}, {"config": {"psr_score": True}},
-                   {"pipeline": "torch", "config": {"psr_score": True, "long_term": True}}):
+                   {"pipeline": "torch", "config": {"psr_score": True, "long_term": True}},
+                   {"backend": "onnxruntime", "config": {"feature_pyramid": True}}):
         base = SiamFCTracker.from_pretrained(device="cpu", **kwargs)
         assert _compare(base, frames[:20], gt, [gt[0], gt[12], gt[0] + np.array([30.0, 10.0, 0, 0])]) <= 1e-3
 

@@ -62,7 +62,8 @@ def test_gather_head_equals_the_convolution(arch):
 
 def test_shipped_export_is_of_the_shipped_weights_and_matches_torch(effnet_export, david):
     meta = json.loads((effnet_export / META_NAME).read_text())
-    assert set(meta["sha256"]) == {"exemplar.onnx", "backbone.onnx", "head.onnx", "box_head.onnx", "zoom.onnx"}
+    assert set(meta["sha256"]) == {"exemplar.onnx", "backbone.onnx", "head.onnx", "heads.onnx", "box_head.onnx",
+                                   "zoom.onnx"}
     assert meta["source_sha256"] == resolve("siamfc-effnet").sha256, "re-export: siamtrack export --out weights/siamfc-effnet-onnx"
     load_export(effnet_export)  # every file's sha256
     _, info = load_model("siamfc-effnet")
@@ -225,3 +226,29 @@ def test_demo_default_backend_is_onnxruntime_on_cpu_with_the_same_boxes(tmp_path
         assert ("on cpu (onnxruntime)" in r.stdout) == (backend == "auto"), r.stdout
         out[backend] = np.loadtxt(path, delimiter=",")
     assert np.abs(out["auto"][:, :4] - out["torch"][:, :4]).max() <= 0.5
+
+
+def test_several_targets_share_one_head_call_and_an_older_export_runs_one_per_target(effnet_export, tmp_path, david):
+    """heads.onnx: B kernels at once equal B calls of head.onnx; an export without it (made before session 19)
+    still tracks several targets, one head call each, with the same boxes."""
+    from tracker import MultiTracker
+
+    net = OnnxNet.from_dir(effnet_export)
+    rng = np.random.default_rng(0)
+    zf = rng.normal(size=(3, *json.loads((effnet_export / META_NAME).read_text())["kernel_shape"][1:])).astype(np.float32)
+    xf = rng.normal(size=(9, *net.meta["feature_shape"])).astype(np.float32)
+    one = np.concatenate([net.respond(xf[3 * i:3 * i + 3], zf[i:i + 1])[0] for i in range(3)])
+    assert net.many_kernels and np.allclose(net.respond(xf, zf)[0], one, atol=1e-5)
+    old = _copy(effnet_export, tmp_path / "old")
+    (old / "heads.onnx").unlink()
+    meta = json.loads((old / META_NAME).read_text())
+    del meta["sha256"]["heads.onnx"]
+    (old / META_NAME).write_text(json.dumps(meta))
+    frames, box = david
+    boxes = []
+    for folder in (effnet_export, old):
+        multi = MultiTracker(SiamFCTracker.from_onnx(folder))
+        assert multi._proto.net.many_kernels == (folder == effnet_export)
+        ids = [multi.add(frames[0], box), multi.add(frames[0], np.asarray(box) + np.array([30.0, 10.0, 0, 0]))]
+        boxes.append(np.array([[multi.update(f)[i].box for i in ids] for f in frames[1:10]]))
+    assert np.abs(boxes[0] - boxes[1]).max() <= 1e-3

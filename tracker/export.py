@@ -9,6 +9,7 @@ weights. As OpenCV does for NanoTrack, the export splits it where the features m
 * ``backbone.onnx``: search crops (N, 3, H, W) -> features ``xf`` (N, H and W dynamic: the scales' X x X
   crops, or the shared pass's regions, :mod:`tracker.shared`);
 * ``head.onnx``: ``zf`` (1, C, k, k) and ``xf`` (N, C, H, W) -> responses (N, 1, R, R);
+* ``heads.onnx``: the same for B kernels (B, C, k, k), each on its N / B consecutive maps (several targets);
 * ``box_head.onnx`` (networks with a box head): ``zf`` and ``xf`` -> edge distances (N, 4, R, R);
 * ``zoom.onnx`` (configs with several scales): one crop's ``xf`` (1, C, H, W) -> the
   scale pyramid's features (S, C, H, W), as :meth:`SiamNet.track_zoomed` resamples them
@@ -39,7 +40,7 @@ import torch
 import torch.nn as nn
 
 from .config import TrackerConfig
-from .models import SiamNet, correlation_index, prepare_for_inference, xcorr_gather
+from .models import SiamNet, correlation_index, prepare_for_inference, xcorr_gather, xcorr_gather_many
 from .runtime import FORMAT, META_NAME, is_export
 
 __all__ = ["FORMAT", "META_NAME", "OPSET", "zoom_matrix", "export_model", "write_export", "max_differences", "opencv_check", "register"]
@@ -73,6 +74,14 @@ class _Head(nn.Module):
 
     def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
         return xcorr_gather(zf, xf, self.index) * self.net.out_scale + self.net.bias
+
+
+class _Heads(_Head):
+    """:class:`_Head` for several targets: B kernels (B, C, k, k), each on its N / B consecutive feature maps
+    of ``xf`` (N, C, H, W) (:func:`tracker.models.xcorr_gather_many`), one call for every target."""
+
+    def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+        return xcorr_gather_many(zf, xf, self.index) * self.net.out_scale + self.net.bias
 
 
 class _BoxHead(_Exemplar):
@@ -156,6 +165,9 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
         # Any crop size (N, 3, H, W): the tracker's crops, and the shared pass's regions (tracker.shared).
         "backbone.onnx": _to_onnx(_Backbone(net), (x,), ["search_crops"], "xf", {"search_crops": {0: "n", 2: "h", 3: "w"}}),
         "head.onnx": _to_onnx(_Head(net, zf.shape, xf.shape), (zf, xf), ["zf", "xf"], "response", {"xf": batch}),
+        # B targets' kernels at once (traced with two, so no size is fixed at one): MultiTracker's batched head.
+        "heads.onnx": _to_onnx(_Heads(net, zf.shape, xf.shape), (zf.repeat(2, 1, 1, 1), xf.repeat(2, 1, 1, 1)),
+                               ["zf", "xf"], "response", {"zf": {0: "b"}, "xf": batch}),
     }
     if net.has_box_head:
         files["box_head.onnx"] = _to_onnx(_BoxHead(net), (zf, xf), ["zf", "xf"], "edges", {"xf": batch})
@@ -234,6 +246,7 @@ def opencv_check(out_dir: str | os.PathLike) -> dict[str, str]:
         "exemplar.onnx": {"exemplar_crop": rng.uniform(0, 255, (1, 3, meta["exemplar_sz"], meta["exemplar_sz"]))},
         "backbone.onnx": {"search_crops": rng.uniform(0, 255, (n, 3, meta["instance_sz"], meta["instance_sz"]))},
         "head.onnx": {"zf": rng.normal(size=zf_shape), "xf": rng.normal(size=(n, *f_shape))},
+        "heads.onnx": {"zf": rng.normal(size=(2, *zf_shape[1:])), "xf": rng.normal(size=(2 * n, *f_shape))},
         "box_head.onnx": {"zf": rng.normal(size=zf_shape), "xf": rng.normal(size=(n, *f_shape))},
         "zoom.onnx": {"xf": rng.normal(size=(1, *f_shape))},
     }

@@ -162,11 +162,19 @@ def xcorr_gather(z: torch.Tensor, x: torch.Tensor, index: torch.Tensor) -> torch
     b, k = z.shape[0], z.shape[-1]
     if b == 1:
         y = torch.matmul(z.reshape(c, k * k).t(), x.reshape(n, c, h * w)).reshape(n, -1)
-    else:
-        if n % b:
-            raise ValueError(f"xcorr_gather: search batch {n} is not a multiple of exemplar batch {b}")
-        zt = z.reshape(b, 1, c, k * k).transpose(2, 3)  # (B, 1, k*k, C): each exemplar with its n/B maps
-        y = torch.matmul(zt, x.reshape(b, n // b, c, h * w)).reshape(n, -1)
+        return torch.index_select(y, 1, index).reshape(n, k * k, h - k + 1, w - k + 1).sum(1, keepdim=True)
+    if n % b:
+        raise ValueError(f"xcorr_gather: search batch {n} is not a multiple of exemplar batch {b}")
+    return xcorr_gather_many(z, x, index)
+
+
+def xcorr_gather_many(z: torch.Tensor, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """:func:`xcorr_gather` for B exemplars, each with its N / B consecutive search maps, with no checks on
+    the shapes (the ONNX export traces it with the batch sizes symbolic); (N, 1, H-k+1, W-k+1)."""
+    n, c, h, w = x.shape
+    b, k = z.shape[0], z.shape[-1]
+    zt = z.reshape(b, 1, c, k * k).transpose(2, 3)  # (B, 1, k*k, C): each exemplar with its n/B maps
+    y = torch.matmul(zt, x.reshape(b, -1, c, h * w)).reshape(n, -1)
     return torch.index_select(y, 1, index).reshape(n, k * k, h - k + 1, w - k + 1).sum(1, keepdim=True)
 
 

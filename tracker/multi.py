@@ -170,7 +170,7 @@ class MultiTracker:
             else:
                 x = first._cut(frame, img, [t._plan(s) for (_, t), s in zip(targets, sizes)], first.config.instance_sz)
                 xf, where = embed_in_batches(first.net, x, self.max_batch), [None] * len(targets)
-            if first.backend == "torch" and not (first.uses_features or first.uses_box_head):
+            if getattr(first.net, "many_kernels", True) and not (first.uses_features or first.uses_box_head):
                 return dict(zip([i for i, _ in targets], _steps_batched([t for _, t in targets], frame, img, xf, where)))
             start = 0
             for (i, t), s, w in zip(targets, sizes, where):
@@ -211,13 +211,11 @@ class MultiTracker:
 
 def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf, where: list) -> list[TrackResult]:
     """:meth:`SiamFCTracker._step` for every target at once, where the head is plain cross-correlation
-    (torch, no correlation filter, memory or box-head boxes): one head call with every target's kernel
+    (torch, or an ONNX export with ``heads.onnx``; no correlation filter, memory or box-head boxes): one head call with every target's kernel
     on its own search features ``xf`` (target 0's crops first), one peak search for all of them (on the
     device, or per target from one copy to the host), then each target's own box update and state."""
-    import torch  # only the torch back-end comes here; a deployment install has none
-
     first = targets[0]
-    zf = torch.cat([t.zf for t in targets])
+    zf = np.concatenate([t.zf for t in targets]) if first.backend == "onnxruntime" else torch.cat([t.zf for t in targets])
     resp, edges = first._respond_with(xf, zf)
     if first.pipeline == "torch":
         peaks = first._peaks_device(resp)  # scale, row, col, peak, peak-to-sidelobe ratio per target

@@ -205,17 +205,25 @@ class OnnxNet:
         """Responses (S, 1, R, R) of another kernel ``zf`` on search features ``xf`` (:meth:`track_features`)."""
         return self._run("head.onnx", zf=zf, xf=xf)
 
+    @property
+    def many_kernels(self) -> bool:
+        """Whether :meth:`respond` takes several targets' kernels at once (``heads.onnx``: exports since session 19)."""
+        return "heads.onnx" in self._sessions
+
     def respond(self, xf: np.ndarray, zf: np.ndarray, scales=None,
                 boxes: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`tracker.models.SiamNet.respond`: responses (S, 1, R, R) of kernel ``zf`` on features ``xf``
         (S, C, H, W) and, with ``boxes``, edge distances; with ``scales`` (the feature pyramid, fixed at export;
-        see :meth:`check_config`) the responses of the zoomed features."""
+        see :meth:`check_config`) the responses of the zoomed features. Several targets (B kernels ``zf``, each
+        with its own consecutive crops' features, :attr:`many_kernels`): their responses in that order."""
         if boxes and not self.has_box_head:
             raise RuntimeError(f"{self.source}: this {self.arch} network has no box head")
+        if len(zf) > 1 and (boxes or not self.many_kernels):
+            raise RuntimeError(f"{self.source}: several kernels at once need heads.onnx (export again) and no box head")
         edges = self._run("box_head.onnx", zf=zf, xf=xf) if boxes else None
         if scales is not None and len(scales) > 1:
-            xf = self._run("zoom.onnx", xf=xf)
-        return self.score(xf, zf), edges
+            xf = np.concatenate([self._run("zoom.onnx", xf=xf[i:i + 1]) for i in range(len(xf))])
+        return (self.score(xf, zf) if len(zf) == 1 else self._run("heads.onnx", zf=zf, xf=xf)), edges
 
     def track(self, x: np.ndarray) -> np.ndarray:
         """Responses (S, 1, R, R) of S search crops."""
