@@ -25,8 +25,8 @@ try:  # a deployment install (numpy, OpenCV, ONNX Runtime) runs without torch
 except ImportError:
     torch = None
 
-from .config import TrackerConfig
 from . import ops
+from .config import TrackerConfig
 from .device import CPU_TORCH_BATCH, embed_in_batches, to_host
 from .inputs import as_bgr_frame
 from .ops import TOTAL_STRIDE
@@ -211,9 +211,10 @@ class MultiTracker:
 
 def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf, where: list) -> list[TrackResult]:
     """:meth:`SiamFCTracker._step` for every target at once, where the head is plain cross-correlation
-    (torch, or an ONNX export with ``heads.onnx``; no correlation filter, memory or box-head boxes): one head call with every target's kernel
-    on its own search features ``xf`` (target 0's crops first), one peak search for all of them (on the
-    device, or per target from one copy to the host), then each target's own box update and state."""
+    (torch, or an ONNX export with ``heads.onnx``; no correlation filter, memory or box-head boxes): one
+    head call with every target's kernel on its own search features ``xf`` (target 0's crops first), one
+    peak search for all of them (on the device, or per target from one copy to the host), then each
+    target's own box update and state (``where``: each target's searches' geometry, or None)."""
     first = targets[0]
     zf = np.concatenate([t.zf for t in targets]) if first.backend == "onnxruntime" else torch.cat([t.zf for t in targets])
     resp, edges = first._respond_with(xf, zf)
