@@ -6,10 +6,11 @@ cost grows with the number of targets. The backbone is fully convolutional with 
 the features of any larger image that holds the crop at a multiple of the stride. Here the frame is
 resized to a few fixed levels ``scale_step ** L`` (output px per image px), each target's searches are
 snapped to the nearest levels (its search size moves by at most half a scale step) and to the
-nearest feature cell (its search centre by at most half a cell), and each level is embedded once,
-over the region its targets' windows cover; each target's features are then its windows of those
-maps, and its head, peak and box update run as usual. A level whose region would cost more than
-its targets' own crops (targets far apart) gets one plain crop per target instead.
+nearest feature cell (its search centre by at most half a cell), and each level is embedded once
+per region its targets' windows cover; each target's features are then its windows of those maps,
+and its head, peak and box update run as usual. A level's windows are grouped into regions by a
+greedy merge while a merged region covers less area than its parts apart, so targets far from the
+others get a region of their own (a plain crop when alone).
 
 The boxes are close to, not equal to, one tracker per target (the snapping, and the real
 surroundings the windows' border cells see where a crop has padding): :class:`MultiTracker`'s
