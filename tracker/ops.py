@@ -75,13 +75,13 @@ def context_size(w, h, context: float = 0.5):
     return np.sqrt((w + p) * (h + p))
 
 
-def _affine(cx: float, cy: float, size: float, out_size: int) -> np.ndarray:
-    # Maps output pixel index j to source pixel index: pixel centres sit at index + 0.5.
-    a = size / out_size
-    return np.array(
-        [[a, 0.0, cx - size / 2 + 0.5 * a - 0.5], [0.0, a, cy - size / 2 + 0.5 * a - 0.5]],
-        dtype=np.float64,
-    )
+def _warp(image: np.ndarray, x0: float, y0: float, a: float, out_wh: tuple[int, int], pad_color) -> np.ndarray:
+    """``image`` sampled bilinearly on an ``out_wh`` = (W, H) grid of step ``a`` image px whose first cell's
+    top-left corner is at ``(x0, y0)`` (continuous coordinates: pixel centres sit at index + 0.5);
+    ``pad_color`` outside the image."""
+    m = np.array([[a, 0.0, x0 + 0.5 * a - 0.5], [0.0, a, y0 + 0.5 * a - 0.5]], dtype=np.float64)
+    return cv2.warpAffine(image, m, (int(out_wh[0]), int(out_wh[1])), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(c) for c in pad_color))
 
 
 def crop(
@@ -98,15 +98,9 @@ def crop(
     """
     if pad_color is None:
         pad_color = cv2.mean(image)[:3]
-    m = _affine(float(center[0]), float(center[1]), float(size), out_size)
-    return cv2.warpAffine(
-        image,
-        m,
-        (out_size, out_size),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=tuple(float(c) for c in pad_color),
-    )
+    size = float(size)
+    return _warp(image, float(center[0]) - size / 2, float(center[1]) - size / 2, size / out_size,
+                 (out_size, out_size), pad_color)
 
 
 def crop_multi(
@@ -133,26 +127,19 @@ def crop_region(
     centres at index + 0.5), resized by ``scale`` (output px per image px) to ``out_size=(W, H)``.
     A :func:`crop` of side ``s`` around ``c`` is this region with ``origin = c - s / 2`` and ``scale
     = out_size / s``. Outside the image: ``pad_color``. Returns ``(H, W, C)`` ``uint8``."""
-    a = 1.0 / scale
-    m = np.array([[a, 0.0, origin[0] + 0.5 * a - 0.5], [0.0, a, origin[1] + 0.5 * a - 0.5]], dtype=np.float64)
-    return cv2.warpAffine(image, m, (int(out_size[0]), int(out_size[1])), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(c) for c in pad_color))
+    return _warp(image, float(origin[0]), float(origin[1]), 1.0 / scale, out_size, pad_color)
 
 
 def crop_region_torch(image, origin: Sequence[float], scale: float, out_size: tuple[int, int], pad_color):
     """Device-side :func:`crop_region` from a float ``(3, H, W)`` tensor: ``(1, 3, out_H, out_W)`` float, padding
-    ``pad_color`` (3,) tensor blended at the border as :func:`crop_torch_many` does."""
+    ``pad_color`` (3,) tensor blended at the border (:func:`_grid_crops`)."""
     import torch
-    import torch.nn.functional as F
 
     _, h, w = image.shape
-    dev, dt = image.device, image.dtype
+    dev = image.device
     gx = (origin[0] + (torch.arange(int(out_size[0]), device=dev, dtype=torch.float32) + 0.5) / scale) * (2.0 / w) - 1
     gy = (origin[1] + (torch.arange(int(out_size[1]), device=dev, dtype=torch.float32) + 0.5) / scale) * (2.0 / h) - 1
-    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)[None].to(dt)
-    src = torch.cat([image, torch.ones_like(image[:1])]).unsqueeze(0)
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out[:, :3] + pad_color.to(dt).view(1, 3, 1, 1) * (1 - out[:, 3:])
+    return _grid_crops(image, gx[None], gy[None], pad_color.view(1, 3))
 
 
 def crop_torch(
@@ -186,23 +173,30 @@ def crop_torch_many(
     call for every crop (several targets' scales at once). Outside the image the crop takes its padding
     colour, blended at the border by the same bilinear weights (sampled from a channel of ones)."""
     import torch
-    import torch.nn.functional as F
 
     _, h, w = image.shape
     n = len(sizes)
-    dev, dt = image.device, image.dtype
+    dev = image.device
     s = torch.as_tensor(list(sizes), device=dev, dtype=torch.float32)
     c = torch.as_tensor(np.asarray(centers, dtype=np.float64).reshape(n, 2), device=dev, dtype=torch.float32)
-    # Output pixel centres in source pixel coordinates (see _affine), then to [-1, 1]
+    # Output pixel centres in source pixel coordinates (see _warp), then to [-1, 1]
     # with align_corners=False: u = (2 * (idx + 0.5) / W) - 1.
     j = torch.arange(out_size, device=dev, dtype=torch.float32) + 0.5
     offs = (j / out_size - 0.5).view(1, -1) * s.view(-1, 1)  # (n, out) continuous offsets
-    gx = (c[:, :1] + offs) * (2.0 / w) - 1.0
-    gy = (c[:, 1:] + offs) * (2.0 / h) - 1.0
-    grid = torch.stack(
-        [gx.view(n, 1, out_size).expand(n, out_size, out_size), gy.view(n, out_size, 1).expand(n, out_size, out_size)],
-        dim=-1,
-    ).to(dt)
+    return _grid_crops(image, (c[:, :1] + offs) * (2.0 / w) - 1.0, (c[:, 1:] + offs) * (2.0 / h) - 1.0, pad_colors)
+
+
+def _grid_crops(image, gx, gy, pad_colors):
+    """N crops of a float ``(3, H, W)`` tensor sampled on grids ``gx`` (N, out_W) x ``gy`` (N, out_H) (columns'
+    and rows' positions in ``grid_sample``'s [-1, 1] coordinates): ``(N, 3, out_H, out_W)``. Outside the image
+    each crop takes its padding colour (``pad_colors`` (N, 3)), blended at the border by the same bilinear
+    weights (sampled from a channel of ones)."""
+    import torch
+    import torch.nn.functional as F
+
+    n, ow, oh = gx.shape[0], gx.shape[1], gy.shape[1]
+    dt = image.dtype
+    grid = torch.stack([gx.view(n, 1, ow).expand(n, oh, ow), gy.view(n, oh, 1).expand(n, oh, ow)], dim=-1).to(dt)
     src = torch.cat([image, torch.ones_like(image[:1])]).unsqueeze(0).expand(n, -1, -1, -1)
     out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out[:, :3] + pad_colors.to(dt).view(n, 3, 1, 1) * (1 - out[:, 3:])

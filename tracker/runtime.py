@@ -222,7 +222,9 @@ class OnnxNet:
             raise RuntimeError(f"{self.source}: several kernels at once need heads.onnx (export again) and no box head")
         edges = self._run("box_head.onnx", zf=zf, xf=xf) if boxes else None
         if scales is not None and len(scales) > 1:
-            xf = np.concatenate([self._run("zoom.onnx", xf=xf[i:i + 1]) for i in range(len(xf))])
+            # zoom.onnx takes one crop's features: one call per target's crop (one for a single target)
+            xf = self._run("zoom.onnx", xf=xf) if len(xf) == 1 else \
+                np.concatenate([self._run("zoom.onnx", xf=xf[i:i + 1]) for i in range(len(xf))])
         return (self.score(xf, zf) if len(zf) == 1 else self._run("heads.onnx", zf=zf, xf=xf)), edges
 
     def track(self, x: np.ndarray) -> np.ndarray:
