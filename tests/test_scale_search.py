@@ -22,20 +22,23 @@ def _run(tracker, frames, box0):
     return np.array([box0] + [tracker.update(f).box for f in frames[1:]])
 
 
-def test_centre_scores_are_the_correlation_peak_near_the_centre():
-    """The score of each scale crop is the largest of the 3 x 3 central cells of the full correlation,
-    on numpy and on torch alike; a map too small for the kernel and its margin is refused."""
+def test_scale_scores_are_the_peak_near_the_centre_against_the_surroundings():
+    """A scale's score: the largest of the 3 x 3 central cells of the full correlation less the mean of the
+    map's outer ring, on numpy and on torch alike; a map with no ring around its centre is refused."""
     rng = np.random.default_rng(0)
     xf = rng.normal(size=(3, 8, 13, 13)).astype(np.float32)
     zf = rng.normal(size=(1, 8, 7, 7)).astype(np.float32)
     full = xcorr(torch.from_numpy(zf), torch.from_numpy(xf)).numpy()[:, 0]  # (3, 7, 7)
-    want = full[:, 2:5, 2:5].reshape(3, -1).max(1)
-    assert not np.allclose(want, full.reshape(3, -1).max(1))  # the centre, not the whole map
-    np.testing.assert_allclose(scale_search.centre_scores(xf, zf), want, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(scale_search.centre_scores(torch.from_numpy(xf), torch.from_numpy(zf)), want,
+    np.testing.assert_allclose(scale_search.correlate(xf, zf), full, rtol=1e-4, atol=1e-4)
+    inner = np.zeros((7, 7), bool)
+    inner[1:-1, 1:-1] = True
+    want = full[:, 2:5, 2:5].reshape(3, -1).max(1) - full[:, ~inner].mean(1)
+    assert not np.allclose(full[:, 2:5, 2:5].reshape(3, -1).max(1), full.reshape(3, -1).max(1))  # the centre only
+    np.testing.assert_allclose(scale_search.scale_scores(xf, zf), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(scale_search.scale_scores(torch.from_numpy(xf), torch.from_numpy(zf)), want,
                                rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="scale_crop"):
-        scale_search.centre_scores(xf[:, :, :8, :8], zf)
+        scale_search.scale_scores(xf[:, :, :10, :10], zf)
     assert scale_search.choose(np.array([1.0, 1.01, 1.02]), np.array([0.97, 1.0, 0.97])) == 1
     assert scale_search.choose(np.array([1.0, 1.01, 1.2]), np.array([0.97, 1.0, 0.97])) == 2
 

@@ -101,7 +101,7 @@ def stage_ms(tracker, frame: np.ndarray, box, repeats: int = 50) -> tuple[float,
             plan = [tracker._rescale_plan()]
             crop += _timed(lambda: tracker._cut(frame, img, plan, cfg.scale_crop), repeats, cuda)
             xs = tracker._cut(frame, img, plan, cfg.scale_crop)
-            net += _timed(lambda: scale_search.centre_scores(tracker.net.embed(xs), tracker.zf), repeats, cuda)
+            net += _timed(lambda: scale_search.scale_scores(tracker.net.embed(xs), tracker.zf), repeats, cuda)
     return crop, net
 
 

@@ -223,7 +223,7 @@ class SiamFCTracker:
                 resp = self.net.respond(xf, self.zf)[0]
             ref = float(resp.max())
             if self.rescale_factors is not None:  # refuse a scale crop too small for the kernel now, not mid-stream
-                scale_search.centre_scores(self.net.embed(self._cut(frame, img, [self._rescale_plan()], cfg.scale_crop)),
+                scale_search.scale_scores(self.net.embed(self._cut(frame, img, [self._rescale_plan()], cfg.scale_crop)),
                                            self.zf)
             self.psr_ref = max(postprocess.psr(_host(resp)[0, 0]), 1e-6) if cfg.psr_score else 1.0
             if cfg.distractor_weight > 0:  # the first frame's look-alikes: the target sits at the centre cell
@@ -435,7 +435,7 @@ class SiamFCTracker:
         (:mod:`tracker.scale_search`); ``xs``: their features where a batch of targets has embedded them."""
         if xs is None:
             xs = self.net.embed(self._cut(frame, img, [self._rescale_plan()], self.config.scale_crop))
-        best = scale_search.choose(scale_search.centre_scores(xs, self.zf), self.rescale_penalties)
+        best = scale_search.choose(scale_search.scale_scores(xs, self.zf), self.rescale_penalties)
         self._resize(float(self.rescale_factors[best]))
 
     def _fuse_dcf(self, resp: np.ndarray, feats: np.ndarray) -> np.ndarray:
