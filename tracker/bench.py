@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 import torch
 
-from . import scale_search
 from .config import parse_model_spec  # noqa: F401 (re-exported)
 from .siamfc import BACKENDS
 
@@ -87,7 +86,7 @@ def _timed(fn, repeats: int, cuda: bool) -> float:
 def stage_ms(tracker, frame: np.ndarray, box, repeats: int = 50) -> tuple[float, float]:
     """Mean ms of the crops (cut, resize, to tensor) and of the network alone on one frame's
     search crops, as the tracker's mode makes them (:meth:`SiamFCTracker.search_sizes`,
-    :meth:`SiamFCTracker.network`; with ``scale_crop``, its scale crops too), after ``init(frame, box)``."""
+    :meth:`SiamFCTracker.network`), after ``init(frame, box)``."""
     cfg = tracker.config
     cuda = tracker.device.type == "cuda"
     tracker.init(frame, box)
@@ -97,11 +96,6 @@ def stage_ms(tracker, frame: np.ndarray, box, repeats: int = 50) -> tuple[float,
         crop = _timed(lambda: tracker._crops(frame, img, sizes, cfg.instance_sz), repeats, cuda)
         x = tracker._crops(frame, img, sizes, cfg.instance_sz)
         net = _timed(lambda: tracker.network(x), repeats, cuda)
-        if tracker.rescale_factors is not None:  # scale_crop: the scale crops and their pass too
-            plan = [tracker._rescale_plan()]
-            crop += _timed(lambda: tracker._cut(frame, img, plan, cfg.scale_crop), repeats, cuda)
-            xs = tracker._cut(frame, img, plan, cfg.scale_crop)
-            net += _timed(lambda: scale_search.scale_scores(tracker.net.embed(xs), tracker.zf), repeats, cuda)
     return crop, net
 
 

@@ -38,7 +38,6 @@ class TrackerConfig:
     penalty_k: float = 0.04  # box heads only: penalty on the size/aspect change a proposal implies (SiamFC++'s value)
     box_head: bool = True  # use the network's box head when it has one (False: the scale pyramid, response only)
     feature_pyramid: bool = False  # scale pyramid from one crop's features resampled per scale (SiamNet.track_zoomed)
-    scale_crop: int = 0  # > 0: locate on the current scale's search crop alone, then choose the scale on scale_num crops of this many px (tracker.scale_search); 0: SiamFC's joint pyramid, which box-head boxes, the feature pyramid, dcf_weight, memory_size and distractor_weight always use
     box_size_lr: float = 0.0  # pyramid with a box-head network: also move (w, h) this far towards the head's size at the peak
     dcf_weight: float = 0.0  # online correlation filter (tracker.dcf) fused with the response at this weight; 0: off
     dcf_lambda: float = 1e-2  # its ridge regularisation
@@ -87,8 +86,6 @@ class TrackerConfig:
         need(0 <= self.dcf_rate <= 1, f"dcf_rate must be in [0, 1], got {self.dcf_rate}")
         need(not (self.dcf_weight > 0 and self.feature_pyramid), "dcf_weight > 0 needs the image pyramid "
              "(feature_pyramid=False)")
-        need(isinstance(self.scale_crop, int) and self.scale_crop >= 0, f"scale_crop must be an int >= 0, got "
-             f"{self.scale_crop!r}")
         need(self.memory_size >= 0 and self.memory_every >= 1, f"memory_size must be >= 0 and memory_every >= 1, "
              f"got {self.memory_size}, {self.memory_every}")
         need(0 <= self.memory_score <= 1, f"memory_score must be in [0, 1], got {self.memory_score}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["secondary_peaks", "kernel_at", "mine"]
+__all__ = ["secondary_peaks", "kernel_at"]
 
 
 def secondary_peaks(resp: np.ndarray, peak: tuple[int, int], radius: int, ratio: float, limit: int) -> list[tuple[int, int]]:
@@ -44,11 +44,3 @@ def kernel_at(feats, cell: tuple[int, int], k: int):
     row, col = cell
     return feats[None, :, row:row + k, col:col + k].copy() if isinstance(feats, np.ndarray) \
         else feats[None, :, row:row + k, col:col + k].clone()
-
-
-def mine(kernels: list, resp: np.ndarray, cell: tuple[int, int], feats, k: int, config) -> list:
-    """``kernels`` with the look-alikes of response ``resp`` (R, R) (target at ``cell``) on search features
-    ``feats`` (C, H, W) added as k x k kernels: two a frame at most, the newest ``config.distractor_size`` kept
-    (``config.distractor_ratio``: how high a secondary peak must be, relative to the target's)."""
-    cells = secondary_peaks(resp, cell, radius=max(1, k // 2), ratio=config.distractor_ratio, limit=2)
-    return [*kernels, *(kernel_at(feats, c, k) for c in cells)][-config.distractor_size:]

@@ -13,7 +13,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["as_bgr_frame", "as_box", "as_stream_frame"]
+__all__ = ["as_bgr_frame", "as_box"]
 
 
 def as_bgr_frame(frame: object, name: str = "frame") -> np.ndarray:
@@ -64,16 +64,3 @@ def as_box(box: Sequence[float], image_size: tuple[int, int] | None = None, name
         if x >= iw or y >= ih or x + w <= 0 or y + h <= 0:
             raise ValueError(f"{name}: {tuple(vals)} lies outside the {iw}x{ih} image")
     return x, y, w, h
-
-
-def as_stream_frame(frame: object, size: tuple[int, int] | None, caller: str) -> np.ndarray:
-    """``frame`` validated as a BGR image of the stream's ``size`` (w, h) (None: no stream started yet, an
-    error naming ``caller``: it was called before ``init()``)."""
-    if size is None:
-        raise RuntimeError(f"{caller} called before init()")
-    frame = as_bgr_frame(frame)
-    got = (frame.shape[1], frame.shape[0])
-    if got != size:
-        raise ValueError(f"frame: size changed from {size[0]}x{size[1]} to {got[0]}x{got[1]} mid-stream; "
-                         "call init() again for a new stream")
-    return frame

@@ -171,8 +171,7 @@ class MultiTracker:
                 x = first._cut(frame, img, [t._plan(s) for (_, t), s in zip(targets, sizes)], first.config.instance_sz)
                 xf, where = embed_in_batches(first.net, x, self.max_batch), [None] * len(targets)
             if getattr(first.net, "many_kernels", True) and not (first.uses_features or first.uses_box_head):
-                return dict(zip([i for i, _ in targets], _steps_batched([t for _, t in targets], frame, img, xf, where,
-                                                                          self.max_batch)))
+                return dict(zip([i for i, _ in targets], _steps_batched([t for _, t in targets], frame, img, xf, where)))
             start = 0
             for (i, t), s, w in zip(targets, sizes, where):
                 results[i] = t._step(frame, img, xf[start:start + len(s)], w)
@@ -210,14 +209,12 @@ class MultiTracker:
         return xf, where
 
 
-def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf, where: list,
-                   max_batch: int | None = None) -> list[TrackResult]:
+def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf, where: list) -> list[TrackResult]:
     """:meth:`SiamFCTracker._step` for every target at once, where the head is plain cross-correlation
     (torch, or an ONNX export with ``heads.onnx``; no correlation filter, memory or box-head boxes): one
     head call with every target's kernel on its own search features ``xf`` (target 0's crops first), one
     peak search for all of them (on the device, or per target from one copy to the host), then each
-    target's own box update (with ``scale_crop``: every target's scale crops in one backbone call,
-    ``max_batch`` crops at most) and state (``where``: each target's searches' geometry, or None)."""
+    target's own box update and state (``where``: each target's searches' geometry, or None)."""
     first = targets[0]
     zf = np.concatenate([t.zf for t in targets]) if first.backend == "onnxruntime" else torch.cat([t.zf for t in targets])
     resp, edges = first._respond_with(xf, zf)
@@ -230,12 +227,8 @@ def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf, whe
             scale_id, row, col, peak = t._peak_host(m, m)
             peaks.append((scale_id, row, col, peak, m[scale_id]))  # the chosen map: _sharpness takes its PSR
     edges = None if edges is None else to_host(edges)
-    for k, (t, (scale_id, row, col, _, _)) in enumerate(zip(targets, peaks)):
+    out = []
+    for k, (t, (scale_id, row, col, peak, sharp)) in enumerate(zip(targets, peaks)):
         t._place(int(scale_id), float(row), float(col), None if edges is None else edges[k:k + 1], where[k])
-    if first.rescale_factors is not None:
-        xs = embed_in_batches(first.net, first._cut(frame, img, [t._rescale_plan() for t in targets],
-                                                     first.config.scale_crop), max_batch)
-        n = len(first.rescale_factors)
-        for k, t in enumerate(targets):
-            t._rescale(frame, img, xs[k * n:(k + 1) * n])
-    return [t._after(frame, img, float(peak) * t._sharpness(sharp)) for t, (_, _, _, peak, sharp) in zip(targets, peaks)]
+        out.append(t._after(frame, img, float(peak) * t._sharpness(sharp)))
+    return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from .ops import context_size
 
-__all__ = ["find_peak", "find_peak_numpy", "find_peaks_torch", "psr", "find_box", "BoxChoice", "sample_bilinear", "size_bias", "head_size"]
+__all__ = ["find_peak", "find_peak_numpy", "find_peaks_torch", "psr", "find_box", "BoxChoice", "sample_bilinear", "size_bias"]
 
 
 def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, window_influence: float) -> tuple[int, float, float]:
@@ -117,18 +117,6 @@ class BoxChoice:
     h: float
     weight: float
     logit: float
-
-
-def head_size(edges: np.ndarray, row: float, col: float, upscale_sz: int, response_up: int, factor: float,
-              px: float) -> np.ndarray:
-    """The box head's ``(w, h)`` (image px) at a pyramid peak: ``edges`` (4, R, R) read on the scale-1 crop, whose
-    pixels are ``px`` image px; ``row``/``col`` in the upsampled response (``upscale_sz``, ``response_up`` px per
-    cell) of a scale with size ``factor``, whose offsets from the centre are ``factor`` times larger on the
-    scale-1 crop."""
-    r, centre = edges.shape[-1], (upscale_sz - 1) / 2
-    cell = [(v - centre) / response_up * factor + (r - 1) / 2 for v in (row, col)]
-    left, top, right, bottom = sample_bilinear(edges, *cell)
-    return np.array([left + right, top + bottom]) * px
 
 
 def _change(r: np.ndarray) -> np.ndarray:

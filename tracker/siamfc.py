@@ -29,12 +29,12 @@ try:  # a deployment install (numpy, OpenCV, ONNX Runtime) tracks exported model
 except ImportError:
     torch = None
 
-from . import distractors, ops, postprocess, redetect, scale_search
+from . import distractors, ops, postprocess, redetect
 from .config import TrackerConfig
 from .dcf import CorrelationFilter, as_filter_input, fuse
 from .device import CPU_TORCH_BATCH, HAS_TORCH, embed_in_batches, resolve_device
 from .device import to_host as _host
-from .inputs import as_bgr_frame, as_box, as_stream_frame
+from .inputs import as_bgr_frame, as_box
 from .ops import TOTAL_STRIDE
 from .result import REACQUIRED, SEARCHING, TRACKING, TrackResult
 from .runtime import OnnxNet
@@ -88,14 +88,9 @@ class SiamFCTracker:
                              "box_head=False for this box-head network")
         self.memory: list = []  # kernels of past confident exemplars (memory_size > 0)
         self._frames = 0
-        pyramid = self.config.scale_factors
-        crops = self.config.scale_crop > 0 and not (self.uses_features or self.uses_box_head or self.config.feature_pyramid)
-        self.rescale_factors = pyramid if crops else None  # scale_crop: the scale crops' factors
-        self.scale_factors = pyramid[[len(pyramid) // 2]] if crops else pyramid  # the search crops'
-        self.penalties, self.rescale_penalties = (np.where(np.arange(len(f)) == len(f) // 2, 1.0, self.config.scale_penalty)
-                                                  for f in (self.scale_factors, pyramid))
-        if crops and not getattr(net, "any_size", True):
-            raise ValueError("scale_crop > 0 needs an ONNX export whose backbone takes any size: export it again")
+        n = self.config.scale_num
+        self.scale_factors = self.config.scale_factors
+        self.penalties = np.where(np.arange(n) == n // 2, 1.0, self.config.scale_penalty)
         self.upscale_sz = self.config.response_up * self.net.response_size(self.config.exemplar_sz, self.config.instance_sz)
         hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
         self.hann = (hann / hann.sum()).astype(np.float32)
@@ -222,13 +217,10 @@ class SiamFCTracker:
             else:
                 resp = self.net.respond(xf, self.zf)[0]
             ref = float(resp.max())
-            if self.rescale_factors is not None:  # refuse a scale crop too small for the kernel now, not mid-stream
-                scale_search.scale_scores(self.net.embed(self._cut(frame, img, [self._rescale_plan()], cfg.scale_crop)),
-                                           self.zf)
             self.psr_ref = max(postprocess.psr(_host(resp)[0, 0]), 1e-6) if cfg.psr_score else 1.0
             if cfg.distractor_weight > 0:  # the first frame's look-alikes: the target sits at the centre cell
                 c = resp.shape[-1] // 2
-                self.distractors = distractors.mine(self.distractors, _host(resp)[0, 0], (c, c), xf[0], self.zf.shape[-1], cfg)
+                self._mine_distractors(_host(resp)[0, 0], (c, c), xf[0])
         self.ref_peak = max(ref, 1e-6)
 
     def update(self, frame: np.ndarray) -> TrackResult:
@@ -240,8 +232,15 @@ class SiamFCTracker:
             return self._step(frame, img, xf)
 
     def _check_frame(self, frame: np.ndarray, caller: str) -> np.ndarray:
-        """``frame`` validated as a BGR image of the size tracking started on (:func:`inputs.as_stream_frame`)."""
-        return as_stream_frame(frame, self._frame_size, caller)
+        """``frame`` validated as a BGR image of the size tracking started on."""
+        if self._frame_size is None:
+            raise RuntimeError(f"{caller} called before init()")
+        frame = as_bgr_frame(frame)
+        size = (frame.shape[1], frame.shape[0])
+        if size != self._frame_size:
+            raise ValueError(f"frame: size changed from {self._frame_size[0]}x{self._frame_size[1]} "
+                             f"to {size[0]}x{size[1]} mid-stream; call init() again for a new stream")
+        return frame
 
     def _step(self, frame: np.ndarray, img: torch.Tensor | None, xf: torch.Tensor | np.ndarray,
               where: tuple | None = None) -> TrackResult:
@@ -276,8 +275,6 @@ class SiamFCTracker:
             scale_id, row, col, peak = self._peak_host(self._fuse_dcf(search, feats) if self.uses_dcf else search, resp)
             peak *= self._sharpness(resp[scale_id])
         self._place(int(scale_id), row, col, edges, where)
-        if self.rescale_factors is not None:
-            self._rescale(frame, img)
         if not self.uses_features:
             return self._after(frame, img, peak)
         return self._after(frame, img, peak, (feats, int(scale_id), row, col, resp, xf))
@@ -305,6 +302,14 @@ class SiamFCTracker:
             return 1.0
         return (float(psr) if np.ndim(psr) == 0 else postprocess.psr(_host(psr))) / self.psr_ref
 
+    def _mine_distractors(self, resp: np.ndarray, cell: tuple[int, int], feats) -> None:
+        """Add the look-alikes of response ``resp`` (R, R) (target at ``cell``) on search features ``feats``
+        (C, H, W) to the distractor kernels (two a frame at most, the newest ``distractor_size`` kept)."""
+        cfg, k = self.config, self.zf.shape[-1]
+        cells = distractors.secondary_peaks(resp, cell, radius=max(1, k // 2), ratio=cfg.distractor_ratio, limit=2)
+        self.distractors = [*self.distractors, *(distractors.kernel_at(feats, c, k) for c in cells)]
+        self.distractors = self.distractors[-cfg.distractor_size:]
+
     def _place(self, scale_id: int, row: float, col: float, edges, where: tuple | None = None) -> None:
         """Move the box to the peak (``row``, ``col`` of scale ``scale_id`` in the upsampled response) and
         rescale it; with the feature pyramid's box-head sizes, ``edges`` (1, 4, R, R) also reshape it."""
@@ -330,7 +335,7 @@ class SiamFCTracker:
             if cfg.distractor_weight > 0:  # the peak's cell in the raw map (cell centres upsample as cv2 does)
                 cell = tuple(int(np.clip(round((v + 0.5) / cfg.response_up - 0.5), 0, resp.shape[-1] - 1))
                              for v in (row, col))
-                self.distractors = distractors.mine(self.distractors, resp[scale_id], cell, xf[scale_id], self.zf.shape[-1], cfg)
+                self._mine_distractors(resp[scale_id], cell, xf[scale_id])
         if cfg.template_lr > 0 and not lost:
             z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
             new = self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))
@@ -410,11 +415,6 @@ class SiamFCTracker:
         disp = disp * self.x_sz * factor / cfg.instance_sz  # in image px
         w_img, h_img = self._frame_size
         self.center = np.clip(centre + disp, [0, 0], [w_img, h_img])
-        self._resize(factor)
-
-    def _resize(self, factor: float) -> None:
-        """Box size ``scale_lr`` of the way towards ``factor`` times itself (a scale's size factor)."""
-        cfg = self.config
         scale = (1 - cfg.scale_lr) + cfg.scale_lr * factor
         if self.sizes_from_head:  # width and height change apart (see _resize_from_head): scale both
             self._set_size(self.target_sz * scale)
@@ -425,29 +425,21 @@ class SiamFCTracker:
         self.target_sz = self.init_sz * rel
         self.x_sz = self.init_x_sz * rel
 
-    def _rescale_plan(self) -> tuple:
-        """What :meth:`_cut` needs for this target's scale crops (``scale_crop``), around its centre."""
-        cfg = self.config
-        return self._plan(scale_search.crop_sizes(self.x_sz, self.rescale_factors, cfg.scale_crop, cfg.instance_sz))
-
-    def _rescale(self, frame: np.ndarray, img: torch.Tensor | None, xs=None) -> None:
-        """``scale_crop``, once the box is at its new place: the size from ``scale_num`` small crops around it
-        (:mod:`tracker.scale_search`); ``xs``: their features where a batch of targets has embedded them."""
-        if xs is None:
-            xs = self.net.embed(self._cut(frame, img, [self._rescale_plan()], self.config.scale_crop))
-        best = scale_search.choose(scale_search.scale_scores(xs, self.zf), self.rescale_penalties)
-        self._resize(float(self.rescale_factors[best]))
-
     def _fuse_dcf(self, resp: np.ndarray, feats: np.ndarray) -> np.ndarray:
         """Responses (S, R, R) fused with the correlation filter's (:func:`tracker.dcf.fuse`)."""
         return fuse(resp / self.ref_peak, _host(self.dcf.respond(feats)) / self.dcf_ref, self.config.dcf_weight)
 
     def _resize_from_head(self, edges: np.ndarray, scale_id: int, row: float, col: float, x_sz: float) -> None:
-        """After a pyramid step: move ``(w, h)`` by ``box_size_lr`` towards the box head's size at the peak
-        (:func:`postprocess.head_size`; ``x_sz``: the side of the scale-1 crop the edges were read on)."""
+        """After a pyramid step: move ``(w, h)`` by ``box_size_lr`` towards the box head's size at the peak.
+        ``edges`` (4, R, R) on the scale-1 crop of ``x_sz`` image px; ``row``/``col`` in the upsampled
+        response of scale ``scale_id``, whose offsets from the centre are ``scale_factors[scale_id]`` times
+        larger on the scale-1 crop."""
         cfg = self.config
-        size = postprocess.head_size(edges, row, col, self.upscale_sz, cfg.response_up, self.scale_factors[scale_id],
-                                     x_sz / cfg.instance_sz) / self.size_bias
+        r = edges.shape[-1]
+        centre = (self.upscale_sz - 1) / 2
+        cell = [(v - centre) / cfg.response_up * self.scale_factors[scale_id] + (r - 1) / 2 for v in (row, col)]
+        left, top, right, bottom = postprocess.sample_bilinear(edges, *cell)
+        size = np.array([left + right, top + bottom]) * x_sz / cfg.instance_sz / self.size_bias
         self._set_size((1 - cfg.box_size_lr) * self.target_sz + cfg.box_size_lr * size)
 
     def _set_size(self, size: np.ndarray) -> None:
