@@ -6,8 +6,9 @@ shared pass (``shared=True``, :mod:`tracker.shared`: one backbone pass per pyram
 region the targets cover; scale pyramids only), the same targets one after another
 (``batched=False``: N network calls, as N separate trackers), and, for reference, N OpenCV
 TrackerNano instances one after another (OpenCV's ``MultiTracker`` does just that). Targets: the
-sequence's first ground-truth box and N - 1 boxes of its size spread over a grid across the frame (for timing only what they hold does not matter: every target costs its
-crops and its share of the network). Frames are decoded before timing.
+sequence's first ground-truth box and N - 1 boxes of its size spread over a grid across the frame
+(for timing only what they hold does not matter: every target costs its crops and its share of
+the network). Frames are decoded before timing.
 """
 from __future__ import annotations
 
