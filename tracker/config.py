@@ -39,6 +39,7 @@ class TrackerConfig:
     box_head: bool = True  # use the network's box head when it has one (False: the scale pyramid, response only)
     feature_pyramid: bool = False  # scale pyramid from one crop's features resampled per scale (SiamNet.track_zoomed)
     kernel_pyramid: bool = False  # scale pyramid of exemplar kernels (one per scale, cut at init) on one search crop
+    scale_every: int = 1  # the scale pyramid on every N-th frame (the first after init included), the current scale alone between
     box_size_lr: float = 0.0  # pyramid with a box-head network: also move (w, h) this far towards the head's size at the peak
     dcf_weight: float = 0.0  # online correlation filter (tracker.dcf) fused with the response at this weight; 0: off
     dcf_lambda: float = 1e-2  # its ridge regularisation
@@ -88,6 +89,10 @@ class TrackerConfig:
         need(not (self.feature_pyramid and self.kernel_pyramid), "feature_pyramid and kernel_pyramid exclude each "
              "other (one crop per frame either way: resampled features, or one kernel per scale)")
         one_crop = self.feature_pyramid or self.kernel_pyramid
+        need(isinstance(self.scale_every, int) and self.scale_every >= 1, f"scale_every must be an int >= 1, got "
+             f"{self.scale_every!r}")
+        need(self.scale_every == 1 or not one_crop, "scale_every > 1 needs the image pyramid (feature_pyramid=False, "
+             "kernel_pyramid=False): the one-crop pyramids cost one crop on every frame already")
         need(not (self.dcf_weight > 0 and one_crop), "dcf_weight > 0 needs the image pyramid "
              "(feature_pyramid=False, kernel_pyramid=False)")
         need(self.memory_size >= 0 and self.memory_every >= 1, f"memory_size must be >= 0 and memory_every >= 1, "

@@ -162,15 +162,19 @@ class MultiTracker:
         # Every target's local search in one batch; a lost target searching the whole frame (long_term) then
         # runs that search on its own, inside its _step, as a single tracker does.
         results = {}
+        for _, t in targets:
+            t._begin_frame()
         with first._inference():
             img = first._to_device(frame) if first.pipeline == "torch" else None
             sizes = [t.search_sizes() for _, t in targets]
-            if self.shared:
+            # scale_every > 1: targets added on different frames search their whole pyramids on different frames
+            uniform = len({len(s) for s in sizes}) == 1
+            if self.shared and uniform:
                 xf, where = self._shared_features([t for _, t in targets], frame, img)
             else:
                 x = first._cut(frame, img, [t._plan(s) for (_, t), s in zip(targets, sizes)], first.config.instance_sz)
                 xf, where = embed_in_batches(first.net, x, self.max_batch), [None] * len(targets)
-            if getattr(first.net, "many_kernels", True) and not (first.uses_features or first.uses_box_head):
+            if uniform and getattr(first.net, "many_kernels", True) and not (first.uses_features or first.uses_box_head):
                 return dict(zip([i for i, _ in targets], _steps_batched([t for _, t in targets], frame, img, xf, where)))
             start = 0
             for (i, t), s, w in zip(targets, sizes, where):
@@ -223,7 +227,7 @@ def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf, whe
     if first.pipeline == "torch":
         peaks = first._peaks_device(resp)  # scale, row, col, peak, peak-to-sidelobe ratio per target
     else:
-        maps = to_host(resp)[:, 0].reshape(len(targets), len(first.scale_factors), *resp.shape[-2:])
+        maps = to_host(resp)[:, 0].reshape(len(targets), -1, *resp.shape[-2:])
         peaks = []
         for t, m in zip(targets, maps):  # (S, R, R) each
             scale_id, row, col, peak = t._peak_host(m, m)

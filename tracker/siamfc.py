@@ -88,13 +88,15 @@ class SiamFCTracker:
         if self.uses_features and self.uses_box_head:
             raise ValueError("dcf_weight > 0, memory_size > 0 and distractor_weight > 0 need the scale pyramid: pass "
                              "box_head=False for this box-head network")
-        if self.config.kernel_pyramid and self.uses_box_head:
-            raise ValueError("kernel_pyramid needs the scale pyramid: pass box_head=False for this box-head network")
+        if (self.config.kernel_pyramid or self.config.scale_every > 1) and self.uses_box_head:
+            raise ValueError("kernel_pyramid and scale_every > 1 need the scale pyramid: pass box_head=False for this "
+                             "box-head network")
         self.memory: list = []  # kernels of past confident exemplars (memory_size > 0)
         self._frames = 0
         n = self.config.scale_num
         self.scale_factors = self.config.scale_factors
         self.penalties = np.where(np.arange(n) == n // 2, 1.0, self.config.scale_penalty)
+        self._updates, self._scale_frame = 0, True  # scale_every: frames since init; does this one search every scale
         self.upscale_sz = self.config.response_up * self.net.response_size(self.config.exemplar_sz, self.config.instance_sz)
         hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
         self.hann = (hann / hann.sum()).astype(np.float32)
@@ -129,12 +131,24 @@ class SiamFCTracker:
         return self.net.has_box_head and not cfg.box_head and cfg.feature_pyramid and cfg.box_size_lr > 0
 
     def search_sizes(self) -> np.ndarray:
-        """Sides (image px) of the search crops cut from each frame: one per scale, or only the
-        current one for the feature pyramid (the other scales come from its features) and the kernel
+        """Sides (image px) of the search crops cut from this frame: one per scale of :attr:`scale_ids`, or only
+        the current one for the feature pyramid (the other scales come from its features) and the kernel
         pyramid (they come from its kernels)."""
         sizes = self.x_sz * self.scale_factors
         one_crop = (self.config.feature_pyramid and not self.uses_box_head) or self.config.kernel_pyramid
-        return sizes[[len(sizes) // 2]] if one_crop else sizes
+        return sizes[[len(sizes) // 2]] if one_crop else sizes[self.scale_ids]
+
+    @property
+    def scale_ids(self) -> np.ndarray:
+        """Which of :attr:`scale_factors` this frame's image pyramid searches: all of them, or with
+        ``scale_every`` > 1, on the frames between, the current scale alone."""
+        n = len(self.scale_factors)
+        return np.arange(n) if self._scale_frame else np.array([n // 2])
+
+    def _begin_frame(self) -> None:
+        """Start a frame: count it, and say whether it searches every scale (``scale_every``)."""
+        self._scale_frame = self._updates % self.config.scale_every == 0
+        self._updates += 1
 
     @property
     def kernel(self):
@@ -221,6 +235,7 @@ class SiamFCTracker:
         self.x_sz = z_sz * cfg.instance_sz / cfg.exemplar_sz
         self.init_x_sz = self.x_sz
         self.memory, self.distractors, self._frames = [], [], 0
+        self._updates, self._scale_frame = 0, True
         self.state, self._lost_run, self._search_turn = TRACKING, 0, 0
         self.avg_color = np.array(cv2.mean(frame)[:3])
         with self._inference():
@@ -255,6 +270,7 @@ class SiamFCTracker:
     def update(self, frame: np.ndarray) -> TrackResult:
         """Locate the target in the next frame; returns its box and a confidence score."""
         frame = self._check_frame(frame, "SiamFCTracker.update")
+        self._begin_frame()
         with self._inference():
             img = self._to_device(frame) if self.pipeline == "torch" else None
             xf = self.net.embed(self._crops(frame, img, self.search_sizes(), self.config.instance_sz))
@@ -311,8 +327,9 @@ class SiamFCTracker:
     def _peaks_device(self, resp: torch.Tensor) -> np.ndarray:
         """Device-side peaks of responses (B * S, 1, R, R), B targets of this configuration: (B, 5) rows of
         scale index, row, col, raw peak and its peak-to-sidelobe ratio (:func:`postprocess.find_peaks_torch`)."""
-        s, r = len(self.scale_factors), resp.shape[-1]
-        return postprocess.find_peaks_torch(resp.reshape(-1, s, r, r).float(), self.upscale_sz, self._pen_t,
+        n, r = len(self.scale_factors), resp.shape[-1]
+        pen = self._pen_t if self._scale_frame else self._pen_t[n // 2:n // 2 + 1]
+        return postprocess.find_peaks_torch(resp.reshape(-1, len(pen), r, r).float(), self.upscale_sz, pen,
                                             self._hann_t, self.config.window_influence)
 
     def _peak_host(self, resp: np.ndarray, raw: np.ndarray) -> tuple[int, float, float, float]:
@@ -320,7 +337,8 @@ class SiamFCTracker:
         and the chosen scale's peak in ``raw`` (the responses before any fusion)."""
         up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
                        for r in resp])
-        scale_id, row, col = postprocess.find_peak(up, self.penalties, self.hann, self.config.window_influence)
+        pen = self.penalties if self._scale_frame else self.penalties[self.scale_ids]
+        scale_id, row, col = postprocess.find_peak(up, pen, self.hann, self.config.window_influence)
         return scale_id, row, col, float(raw[scale_id].max())
 
     def _sharpness(self, psr) -> float:
@@ -437,7 +455,7 @@ class SiamFCTracker:
         factors[scale_id]``. With the kernel pyramid every scale's map lies on the one crop (side ``x_sz``, or
         the ``where`` factor) and the scale is the kernel's, ``scale_factors[scale_id]``."""
         cfg = self.config
-        centre, side = (self.center, self.scale_factors[scale_id]) if where is None else \
+        centre, side = (self.center, self.scale_factors[self.scale_ids[scale_id]]) if where is None else \
             (where[0][scale_id], where[1][scale_id])
         factor = side
         if cfg.kernel_pyramid:
