@@ -52,8 +52,8 @@ def load_average() -> str:
 
 def update_gmacs(tracker, frame: np.ndarray, box) -> float:
     """Multiply-adds (G) of the network's convolution layers in one ``update`` as the tracker is
-    configured (its scales, search size and mode), after ``init(frame, box)``; the correlations
-    themselves are left out (a few M)."""
+    configured (its scales, search size and mode), after ``init(frame, box)``, averaged over
+    ``scale_every`` updates; the correlations themselves are left out (a few M)."""
     macs = 0
 
     def hook(m, inp, out):
@@ -63,11 +63,12 @@ def update_gmacs(tracker, frame: np.ndarray, box) -> float:
     tracker.init(frame, box)
     hs = [m.register_forward_hook(hook) for m in tracker.net.modules() if isinstance(m, torch.nn.Conv2d)]
     try:
-        tracker.update(frame)
+        for _ in range(tracker.config.scale_every):
+            tracker.update(frame)
     finally:
         for h in hs:
             h.remove()
-    return macs / 1e9
+    return macs / 1e9 / tracker.config.scale_every
 
 
 def _timed(fn, repeats: int, cuda: bool) -> float:
@@ -86,17 +87,21 @@ def _timed(fn, repeats: int, cuda: bool) -> float:
 def stage_ms(tracker, frame: np.ndarray, box, repeats: int = 50) -> tuple[float, float]:
     """Mean ms of the crops (cut, resize, to tensor) and of the network alone on one frame's
     search crops, as the tracker's mode makes them (:meth:`SiamFCTracker.search_sizes`,
-    :meth:`SiamFCTracker.network`), after ``init(frame, box)``."""
+    :meth:`SiamFCTracker.network`), after ``init(frame, box)``; with ``scale_every`` > 1, the mean
+    over that many frames (one with every scale, the others with one)."""
     cfg = tracker.config
     cuda = tracker.device.type == "cuda"
     tracker.init(frame, box)
-    sizes = tracker.search_sizes()
-    with torch.inference_mode():
-        img = tracker._to_device(frame) if tracker.pipeline == "torch" else None
-        crop = _timed(lambda: tracker._crops(frame, img, sizes, cfg.instance_sz), repeats, cuda)
-        x = tracker._crops(frame, img, sizes, cfg.instance_sz)
-        net = _timed(lambda: tracker.network(x), repeats, cuda)
-    return crop, net
+    crop = net = 0.0
+    for _ in range(cfg.scale_every):
+        tracker._begin_frame()
+        sizes = tracker.search_sizes()
+        with torch.inference_mode():
+            img = tracker._to_device(frame) if tracker.pipeline == "torch" else None
+            crop += _timed(lambda: tracker._crops(frame, img, sizes, cfg.instance_sz), repeats, cuda)
+            x = tracker._crops(frame, img, sizes, cfg.instance_sz)
+            net += _timed(lambda: tracker.network(x), repeats, cuda)
+    return crop / cfg.scale_every, net / cfg.scale_every
 
 
 def load_clips(root: Path, sequences: list[str], max_frames: int) -> list[tuple[list[np.ndarray], tuple]]:
@@ -185,7 +190,9 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
                         shown)
                     continue
                 mode = ("box head" if t.uses_box_head else "feature pyramid" if t.config.feature_pyramid else
-                        "image pyramid")
+                        "kernel pyramid" if t.config.kernel_pyramid else "image pyramid")
+                if t.config.scale_every > 1:
+                    mode += f" every {t.config.scale_every} frames"
                 desc = f"{t.config.scale_num} scale{'s' if t.config.scale_num > 1 else ''}, {mode}, {t.config.instance_sz} px"
                 where = f"{t.device}" if backend == "torch" else "onnxruntime, cpu"
                 torch_net = None if backend == "torch" else SiamFCTracker.from_pretrained(m, device="cpu", config=overrides)

@@ -39,7 +39,8 @@ class TrackerConfig:
     box_head: bool = True  # use the network's box head when it has one (False: the scale pyramid, response only)
     feature_pyramid: bool = False  # scale pyramid from one crop's features resampled per scale (SiamNet.track_zoomed)
     kernel_pyramid: bool = False  # scale pyramid of exemplar kernels (one per scale, cut at init) on one search crop
-    scale_every: int = 1  # the scale pyramid on every N-th frame (the first after init included), the current scale alone between
+    scale_every: int = 1  # image pyramid on every N-th frame (the first after init included), the current scale alone between;
+    # scale_lr stays a rate per frame: a scale frame moves the size 1 - (1 - scale_lr) ** N of the way
     box_size_lr: float = 0.0  # pyramid with a box-head network: also move (w, h) this far towards the head's size at the peak
     dcf_weight: float = 0.0  # online correlation filter (tracker.dcf) fused with the response at this weight; 0: off
     dcf_lambda: float = 1e-2  # its ridge regularisation

@@ -465,7 +465,9 @@ class SiamFCTracker:
         disp = disp * self.x_sz * side / cfg.instance_sz  # in image px
         w_img, h_img = self._frame_size
         self.center = np.clip(centre + disp, [0, 0], [w_img, h_img])
-        scale = (1 - cfg.scale_lr) + cfg.scale_lr * factor
+        # scale_lr is a rate per frame: with scale_every N, a scale frame moves the size as far as N frames would.
+        lr = cfg.scale_lr if cfg.scale_every == 1 else 1 - (1 - cfg.scale_lr) ** cfg.scale_every
+        scale = (1 - lr) + lr * factor
         if self.sizes_from_head:  # width and height change apart (see _resize_from_head): scale both
             self._set_size(self.target_sz * scale)
             return
