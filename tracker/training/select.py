@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                         "target (default: the best balanced accuracy)")
     p.add_argument("--grid", choices=["fine", "coarse"], default="fine",
                    help="scale-pyramid search grid: fine (5/3/3/3/4 values) or coarse (2 values each); box heads: one grid")
+    p.add_argument("--keep-scales", action="store_true",
+                   help="keep --start's scale pyramid (no comparison with the 5-scale preset), e.g. where speed fixes it")
     p.add_argument("--start", default=None, metavar="JSON",
                    help="tracking parameters to start from (a JSON object, e.g. an earlier selection's chosen config)")
     args = p.parse_args(argv)
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{c}: AUC {auc:.4f}  ({time.time() - t0:.0f}s)", flush=True)
         if auc > best_auc:
             best_auc, best_path, best_net = auc, c, net
-    if not box:
+    if not box and not args.keep_scales:
         five = TrackerConfig.preset("5scale", **{k: v for k, v in base.to_dict().items() if k not in PRESETS["5scale"]})
         auc5, _, _ = evaluate(best_net, five, seqs, frames)
         log["search"].append({"preset": "5scale", "auc": auc5})
