@@ -63,12 +63,12 @@ def update_gmacs(tracker, frame: np.ndarray, box) -> float:
     tracker.init(frame, box)
     hs = [m.register_forward_hook(hook) for m in tracker.net.modules() if isinstance(m, torch.nn.Conv2d)]
     try:
-        for _ in range(tracker.config.scale_every):
+        for _ in range(tracker.scale_every):
             tracker.update(frame)
     finally:
         for h in hs:
             h.remove()
-    return macs / 1e9 / tracker.config.scale_every
+    return macs / 1e9 / tracker.scale_every
 
 
 def _timed(fn, repeats: int, cuda: bool) -> float:
@@ -93,7 +93,7 @@ def stage_ms(tracker, frame: np.ndarray, box, repeats: int = 50) -> tuple[float,
     cuda = tracker.device.type == "cuda"
     tracker.init(frame, box)
     crop = net = 0.0
-    for _ in range(cfg.scale_every):
+    for _ in range(tracker.scale_every):
         tracker._begin_frame()
         sizes = tracker.search_sizes()
         with torch.inference_mode():
@@ -101,7 +101,7 @@ def stage_ms(tracker, frame: np.ndarray, box, repeats: int = 50) -> tuple[float,
             crop += _timed(lambda: tracker._crops(frame, img, sizes, cfg.instance_sz), repeats, cuda)
             x = tracker._crops(frame, img, sizes, cfg.instance_sz)
             net += _timed(lambda: tracker.network(x), repeats, cuda)
-    return crop / cfg.scale_every, net / cfg.scale_every
+    return crop / tracker.scale_every, net / tracker.scale_every
 
 
 def load_clips(root: Path, sequences: list[str], max_frames: int) -> list[tuple[list[np.ndarray], tuple]]:
@@ -191,8 +191,8 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
                     continue
                 mode = ("box head" if t.uses_box_head else "feature pyramid" if t.config.feature_pyramid else
                         "kernel pyramid" if t.config.kernel_pyramid else "image pyramid")
-                if t.config.scale_every > 1:
-                    mode += f" every {t.config.scale_every} frames"
+                if t.scale_every > 1:
+                    mode += f" every {t.scale_every} frames"
                 desc = f"{t.config.scale_num} scale{'s' if t.config.scale_num > 1 else ''}, {mode}, {t.config.instance_sz} px"
                 where = f"{t.device}" if backend == "torch" else "onnxruntime, cpu"
                 torch_net = None if backend == "torch" else SiamFCTracker.from_pretrained(m, device="cpu", config=overrides)

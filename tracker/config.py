@@ -40,7 +40,8 @@ class TrackerConfig:
     feature_pyramid: bool = False  # scale pyramid from one crop's features resampled per scale (SiamNet.track_zoomed)
     kernel_pyramid: bool = False  # scale pyramid of exemplar kernels (one per scale, cut at init) on one search crop
     scale_every: int = 1  # image pyramid on every N-th frame (the first after init included), the current scale alone between;
-    # scale_lr stays a rate per frame: a scale frame moves the size 1 - (1 - scale_lr) ** N of the way
+    # scale_lr stays a rate per frame: a scale frame moves the size 1 - (1 - scale_lr) ** N of the way. The one-crop modes
+    # (feature_pyramid, kernel_pyramid, a box head) search every frame: they cost one crop per frame already
     box_size_lr: float = 0.0  # pyramid with a box-head network: also move (w, h) this far towards the head's size at the peak
     dcf_weight: float = 0.0  # online correlation filter (tracker.dcf) fused with the response at this weight; 0: off
     dcf_lambda: float = 1e-2  # its ridge regularisation
@@ -92,8 +93,6 @@ class TrackerConfig:
         one_crop = self.feature_pyramid or self.kernel_pyramid
         need(isinstance(self.scale_every, int) and self.scale_every >= 1, f"scale_every must be an int >= 1, got "
              f"{self.scale_every!r}")
-        need(self.scale_every == 1 or not one_crop, "scale_every > 1 needs the image pyramid (feature_pyramid=False, "
-             "kernel_pyramid=False): the one-crop pyramids cost one crop on every frame already")
         need(not (self.dcf_weight > 0 and one_crop), "dcf_weight > 0 needs the image pyramid "
              "(feature_pyramid=False, kernel_pyramid=False)")
         need(self.memory_size >= 0 and self.memory_every >= 1, f"memory_size must be >= 0 and memory_every >= 1, "

@@ -88,15 +88,16 @@ class SiamFCTracker:
         if self.uses_features and self.uses_box_head:
             raise ValueError("dcf_weight > 0, memory_size > 0 and distractor_weight > 0 need the scale pyramid: pass "
                              "box_head=False for this box-head network")
-        if (self.config.kernel_pyramid or self.config.scale_every > 1) and self.uses_box_head:
-            raise ValueError("kernel_pyramid and scale_every > 1 need the scale pyramid: pass box_head=False for this "
-                             "box-head network")
+        if self.config.kernel_pyramid and self.uses_box_head:
+            raise ValueError("kernel_pyramid needs the scale pyramid: pass box_head=False for this box-head network")
         self.memory: list = []  # kernels of past confident exemplars (memory_size > 0)
         self._frames = 0
         n = self.config.scale_num
         self.scale_factors = self.config.scale_factors
         self.penalties = np.where(np.arange(n) == n // 2, 1.0, self.config.scale_penalty)
-        self._updates, self._scale_frame = 0, True  # scale_every: frames since init; does this one search every scale
+        one_crop = self.config.feature_pyramid or self.config.kernel_pyramid or self.uses_box_head
+        self.scale_every = 1 if one_crop else self.config.scale_every  # the image pyramid on every scale_every-th frame
+        self._updates, self._scale_frame = 0, True  # frames since init; does this one search every scale
         self.upscale_sz = self.config.response_up * self.net.response_size(self.config.exemplar_sz, self.config.instance_sz)
         hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
         self.hann = (hann / hann.sum()).astype(np.float32)
@@ -147,7 +148,7 @@ class SiamFCTracker:
 
     def _begin_frame(self) -> None:
         """Start a frame: count it, and say whether it searches every scale (``scale_every``)."""
-        self._scale_frame = self._updates % self.config.scale_every == 0
+        self._scale_frame = self._updates % self.scale_every == 0
         self._updates += 1
 
     @property
@@ -466,7 +467,7 @@ class SiamFCTracker:
         w_img, h_img = self._frame_size
         self.center = np.clip(centre + disp, [0, 0], [w_img, h_img])
         # scale_lr is a rate per frame: with scale_every N, a scale frame moves the size as far as N frames would.
-        lr = cfg.scale_lr if cfg.scale_every == 1 else 1 - (1 - cfg.scale_lr) ** cfg.scale_every
+        lr = cfg.scale_lr if self.scale_every == 1 else 1 - (1 - cfg.scale_lr) ** self.scale_every
         scale = (1 - lr) + lr * factor
         if self.sizes_from_head:  # width and height change apart (see _resize_from_head): scale both
             self._set_size(self.target_sz * scale)
