@@ -154,7 +154,8 @@ def _counting_embeds(config: dict):
     """The absence clip and a long-term tracker started on it that logs the crops of each backbone call:
     (frames, gt, tracker, the log, the tiles of a whole-frame search at the first frame's scale)."""
     frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
-    t = SiamFCTracker.from_pretrained(device="cpu", config={**LT, **config})
+    # scale_every 1: every local step embeds the 3 scales, so a search's tiles are told apart by count
+    t = SiamFCTracker.from_pretrained(device="cpu", config={**LT, "scale_every": 1, **config})
     batches = []
     embed = t.net.embed
     t.net.embed = lambda x: batches.append(len(x)) or embed(x)

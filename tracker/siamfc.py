@@ -454,13 +454,16 @@ class SiamFCTracker:
         on the box with side ``x_sz * scale_factors[scale_id]``, or, with ``where`` = (centres (S, 2), factors
         (S,)) (a shared pass, :mod:`tracker.shared`), centred on ``centres[scale_id]`` with side ``x_sz *
         factors[scale_id]``. With the kernel pyramid every scale's map lies on the one crop (side ``x_sz``, or
-        the ``where`` factor) and the scale is the kernel's, ``scale_factors[scale_id]``."""
+        the ``where`` factor) and the scale is the kernel's, ``scale_factors[scale_id]``; on a frame that searches
+        the current scale alone (``scale_every``) the size stays."""
         cfg = self.config
         centre, side = (self.center, self.scale_factors[self.scale_ids[scale_id]]) if where is None else \
             (where[0][scale_id], where[1][scale_id])
         factor = side
         if cfg.kernel_pyramid:
             side, factor = (1.0 if where is None else side), self.scale_factors[scale_id]
+        elif not self._scale_frame:  # the current scale alone (scale_every): the size stays
+            factor = 1.0
         disp = np.array([col, row]) - (self.upscale_sz - 1) / 2  # in upsampled response px
         disp = disp * TOTAL_STRIDE / cfg.response_up  # in search-crop px
         disp = disp * self.x_sz * side / cfg.instance_sz  # in image px
