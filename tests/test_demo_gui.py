@@ -223,7 +223,8 @@ def test_window_adds_and_removes_targets(xdisplay, tmp_path):
     from tracker.overlay import target_color
 
     frames, gt = make_sequence(60, (W, H), target=(48, 36), seed=11)
-    clip = encode(frames * 5, tmp_path / "clip.mp4")
+    # 600 frames: long enough that the second of playing below cannot reach its end at 200+ fps
+    clip = encode(frames * 10, tmp_path / "clip.mp4")
     boxes = tmp_path / "b.txt"
     xdo, env = xdotool(xdisplay)
 
