@@ -190,7 +190,7 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
                         shown)
                     continue
                 mode = ("box head" if t.uses_box_head else "feature pyramid" if t.config.feature_pyramid else
-                        "kernel pyramid" if t.config.kernel_pyramid else "image pyramid")
+                        "image pyramid")
                 if t.scale_every > 1:
                     mode += f" every {t.scale_every} frames"
                 desc = f"{t.config.scale_num} scale{'s' if t.config.scale_num > 1 else ''}, {mode}, {t.config.instance_sz} px"

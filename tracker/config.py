@@ -38,10 +38,9 @@ class TrackerConfig:
     penalty_k: float = 0.04  # box heads only: penalty on the size/aspect change a proposal implies (SiamFC++'s value)
     box_head: bool = True  # use the network's box head when it has one (False: the scale pyramid, response only)
     feature_pyramid: bool = False  # scale pyramid from one crop's features resampled per scale (SiamNet.track_zoomed)
-    kernel_pyramid: bool = False  # scale pyramid of exemplar kernels (one per scale, cut at init) on one search crop
     scale_every: int = 1  # image pyramid on every N-th frame (the first after init included), the current scale alone between;
-    # scale_lr stays a rate per frame: a scale frame moves the size 1 - (1 - scale_lr) ** N of the way. The one-crop modes
-    # (feature_pyramid, kernel_pyramid, a box head) search every frame: they cost one crop per frame already
+    # scale_lr stays a rate per frame: a scale frame moves the size 1 - (1 - scale_lr) ** N of the way. Ignored by the
+    # feature pyramid (one crop per frame already) and box heads (their proposals read every scale's crop)
     box_size_lr: float = 0.0  # pyramid with a box-head network: also move (w, h) this far towards the head's size at the peak
     dcf_weight: float = 0.0  # online correlation filter (tracker.dcf) fused with the response at this weight; 0: off
     dcf_lambda: float = 1e-2  # its ridge regularisation
@@ -88,24 +87,21 @@ class TrackerConfig:
         need(self.dcf_lambda > 0 and self.dcf_sigma > 0, f"dcf_lambda and dcf_sigma must be > 0, got "
              f"{self.dcf_lambda}, {self.dcf_sigma}")
         need(0 <= self.dcf_rate <= 1, f"dcf_rate must be in [0, 1], got {self.dcf_rate}")
-        need(not (self.feature_pyramid and self.kernel_pyramid), "feature_pyramid and kernel_pyramid exclude each "
-             "other (one crop per frame either way: resampled features, or one kernel per scale)")
-        one_crop = self.feature_pyramid or self.kernel_pyramid
         need(isinstance(self.scale_every, int) and self.scale_every >= 1, f"scale_every must be an int >= 1, got "
              f"{self.scale_every!r}")
-        need(not (self.dcf_weight > 0 and one_crop), "dcf_weight > 0 needs the image pyramid "
-             "(feature_pyramid=False, kernel_pyramid=False)")
+        need(not (self.dcf_weight > 0 and self.feature_pyramid), "dcf_weight > 0 needs the image pyramid "
+             "(feature_pyramid=False)")
         need(self.memory_size >= 0 and self.memory_every >= 1, f"memory_size must be >= 0 and memory_every >= 1, "
              f"got {self.memory_size}, {self.memory_every}")
         need(0 <= self.memory_score <= 1, f"memory_score must be in [0, 1], got {self.memory_score}")
-        need(not (self.memory_size > 0 and one_crop), "memory_size > 0 needs the image pyramid "
-             "(feature_pyramid=False, kernel_pyramid=False)")
+        need(not (self.memory_size > 0 and self.feature_pyramid), "memory_size > 0 needs the image pyramid "
+             "(feature_pyramid=False)")
         need(0 <= self.distractor_weight <= 1 and 0 < self.distractor_ratio <= 1, f"distractor_weight must be in "
              f"[0, 1] and distractor_ratio in (0, 1], got {self.distractor_weight}, {self.distractor_ratio}")
         need(isinstance(self.distractor_size, int) and self.distractor_size >= 1, f"distractor_size must be an int "
              f">= 1, got {self.distractor_size!r}")
-        need(not (self.distractor_weight > 0 and one_crop), "distractor_weight > 0 needs the image "
-             "pyramid (feature_pyramid=False, kernel_pyramid=False)")
+        need(not (self.distractor_weight > 0 and self.feature_pyramid), "distractor_weight > 0 needs the image "
+             "pyramid (feature_pyramid=False)")
         need(isinstance(self.lost_frames, int) and self.lost_frames >= 1, f"lost_frames must be an int >= 1, "
              f"got {self.lost_frames!r}")
         need(self.search_growth >= 0, f"search_growth must be >= 0, got {self.search_growth}")

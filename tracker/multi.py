@@ -207,10 +207,8 @@ class MultiTracker:
         xf = torch.stack(windows) if torch is not None and torch.is_tensor(windows[0]) else np.stack(windows)
         where = []
         for t, centres, factors in zip(targets, plan.centres, plan.factors):
-            if len(factors) != len(t.scale_factors):  # one crop: zoomed to every scale, or one kernel per scale on it
-                n = len(t.scale_factors)
-                centres, factors = np.repeat(centres, n, axis=0), \
-                    np.repeat(factors[0], n) if t.config.kernel_pyramid else factors[0] * t.scale_factors
+            if len(factors) != len(t.scale_ids):  # the feature pyramid: one crop, zoomed to every scale
+                centres, factors = np.repeat(centres, len(t.scale_factors), axis=0), factors[0] * t.scale_factors
             where.append((centres, factors))
         return xf, where
 

@@ -157,8 +157,6 @@ class OnnxNet:
             if "zoom.onnx" not in self._sessions or exported.shape != scales.shape or not np.allclose(scales, exported):
                 raise ValueError(f"{self.source}: feature_pyramid needs zoom.onnx for scales {list(scales)}; "
                                  "export again with this config")
-        if config.kernel_pyramid and config.scale_num > 1 and not self.many_kernels:
-            raise ValueError(f"{self.source}: kernel_pyramid needs heads.onnx (several kernels at once); export again")
 
     def response_size(self, exemplar_sz: int, instance_sz: int) -> int:
         """Side of the response map (the exported crop sizes only)."""

@@ -4,9 +4,8 @@ A frame's path: :meth:`SiamFCTracker.update` validates it, crops ``scale_num`` s
 regions around the last centre (:mod:`tracker.ops`), embeds them (``net.embed``), scores them
 against the target's exemplar kernel (``net.respond``, the kernel being the tracker's state, so
 one network serves many targets: :mod:`tracker.multi`), upsamples the responses, penalises scale
-changes, blends in a Hann window, and converts the peak's offset back to image pixels. The
-kernel pyramid (``kernel_pyramid``) turns the pyramid round: one search crop per frame, and the
-exemplar cut at ``scale_num`` sizes at ``init``, one kernel per scale. In
+changes, blends in a Hann window, and converts the peak's offset back to image pixels
+(``scale_every`` > 1: the pyramid on every N-th frame, the current scale alone between). In
 long-term mode a target lost for a while is also searched for over the whole frame
 (:mod:`tracker.redetect`).
 Networks with a box head (:class:`tracker.models.BoxHead`) search one scale: every response
@@ -88,15 +87,13 @@ class SiamFCTracker:
         if self.uses_features and self.uses_box_head:
             raise ValueError("dcf_weight > 0, memory_size > 0 and distractor_weight > 0 need the scale pyramid: pass "
                              "box_head=False for this box-head network")
-        if self.config.kernel_pyramid and self.uses_box_head:
-            raise ValueError("kernel_pyramid needs the scale pyramid: pass box_head=False for this box-head network")
         self.memory: list = []  # kernels of past confident exemplars (memory_size > 0)
         self._frames = 0
         n = self.config.scale_num
         self.scale_factors = self.config.scale_factors
         self.penalties = np.where(np.arange(n) == n // 2, 1.0, self.config.scale_penalty)
-        one_crop = self.config.feature_pyramid or self.config.kernel_pyramid or self.uses_box_head
-        self.scale_every = 1 if one_crop else self.config.scale_every  # the image pyramid on every scale_every-th frame
+        # The image pyramid on every scale_every-th frame; the feature pyramid and box heads search every frame.
+        self.scale_every = 1 if self.config.feature_pyramid or self.uses_box_head else self.config.scale_every
         self._updates, self._scale_frame = 0, True  # frames since init; does this one search every scale
         self.upscale_sz = self.config.response_up * self.net.response_size(self.config.exemplar_sz, self.config.instance_sz)
         hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
@@ -133,11 +130,9 @@ class SiamFCTracker:
 
     def search_sizes(self) -> np.ndarray:
         """Sides (image px) of the search crops cut from this frame: one per scale of :attr:`scale_ids`, or only
-        the current one for the feature pyramid (the other scales come from its features) and the kernel
-        pyramid (they come from its kernels)."""
+        the current one for the feature pyramid (the other scales come from its features)."""
         sizes = self.x_sz * self.scale_factors
-        one_crop = (self.config.feature_pyramid and not self.uses_box_head) or self.config.kernel_pyramid
-        return sizes[[len(sizes) // 2]] if one_crop else sizes[self.scale_ids]
+        return sizes[[len(sizes) // 2]] if self.config.feature_pyramid and not self.uses_box_head else sizes[self.scale_ids]
 
     @property
     def scale_ids(self) -> np.ndarray:
@@ -150,26 +145,6 @@ class SiamFCTracker:
         """Start a frame: count it, and say whether it searches every scale (``scale_every``)."""
         self._scale_frame = self._updates % self.scale_every == 0
         self._updates += 1
-
-    @property
-    def kernel(self):
-        """The target's correlation kernel at its current scale (1, C, k, k): with the kernel pyramid, the
-        middle one of :attr:`zf`'s ``scale_num``; else :attr:`zf` itself."""
-        if self.config.kernel_pyramid:
-            mid = len(self.scale_factors) // 2
-            return self.zf[mid:mid + 1]
-        return self.zf
-
-    def _exemplar_kernels(self, frame: np.ndarray, img: torch.Tensor | None, z_sz: float):
-        """The kernel(s) of the exemplar of side ``z_sz`` (image px) around the current centre: (1, C, k, k), or with the kernel pyramid
-        (scale_num, C, k, k), the exemplar cut at ``z_sz / scale_factors`` (kernel ``i`` shows the target
-        ``scale_factors[i]`` times larger, as it looks in the search crop once it has grown by that much)."""
-        cfg = self.config
-        if not cfg.kernel_pyramid:
-            return self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))
-        z = self._crops(frame, img, z_sz / self.scale_factors, cfg.exemplar_sz)
-        kernels = [self.net.embed_exemplar(z[i:i + 1]) for i in range(len(z))]  # exemplar.onnx takes one crop
-        return torch.cat(kernels) if torch is not None and torch.is_tensor(kernels[0]) else np.concatenate(kernels)
 
     def network(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray | None]:
         """The network's part of a frame on the crops of :meth:`search_sizes`, in this tracker's mode:
@@ -186,9 +161,6 @@ class SiamFCTracker:
             return self.net.respond(xf, zf, boxes=True)
         if self.config.feature_pyramid:
             return self.net.respond(xf, zf, self.scale_factors, boxes=self.sizes_from_head)
-        if self.config.kernel_pyramid:  # each crop's features once per kernel: target 0's scales first
-            s = len(self.scale_factors)
-            xf = xf.repeat_interleave(s, 0) if torch is not None and torch.is_tensor(xf) else np.repeat(xf, s, axis=0)
         return self.net.respond(xf, zf)
 
     @classmethod
@@ -244,7 +216,7 @@ class SiamFCTracker:
             if self.pipeline == "torch":
                 img = self._to_device(frame)
                 self._avg_t = torch.as_tensor(self.avg_color, dtype=torch.float32, device=self.device)
-            self.zf = self._exemplar_kernels(frame, img, z_sz)  # this target's kernel(s)
+            self.zf = self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))  # this target's kernel
             # Reference peak for the score: the exemplar against its own frame.
             xf = self.net.embed(self._crops(frame, img, [self.x_sz], cfg.instance_sz))
             self.size_bias = np.ones(2)
@@ -260,7 +232,7 @@ class SiamFCTracker:
                 resp, edges = self.net.respond(xf, self.zf, boxes=True)
                 self.size_bias = postprocess.size_bias(_host(edges)[0], self.target_sz * cfg.instance_sz / self.x_sz)
             else:
-                resp = self.net.respond(xf, self.kernel)[0]
+                resp = self.net.respond(xf, self.zf)[0]
             ref = float(resp.max())
             self.psr_ref = max(postprocess.psr(_host(resp)[0, 0]), 1e-6) if cfg.psr_score else 1.0
             if cfg.distractor_weight > 0:  # the first frame's look-alikes: the target sits at the centre cell
@@ -385,7 +357,8 @@ class SiamFCTracker:
                              for v in (row, col))
                 self._mine_distractors(resp[scale_id], cell, xf[scale_id])
         if cfg.template_lr > 0 and not lost:
-            new = self._exemplar_kernels(frame, img, self.x_sz * cfg.exemplar_sz / cfg.instance_sz)
+            z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
+            new = self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))
             self.zf = torch.lerp(self.zf, new, cfg.template_lr) if torch is not None and torch.is_tensor(new) \
                 else self.zf + np.float32(cfg.template_lr) * (new - self.zf)
         self._frames += 1
@@ -430,7 +403,7 @@ class SiamFCTracker:
             centers = centers[turn]
         x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
         max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
-        resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.kernel)[0])[:, 0]
+        resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
         peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz, disc)
         score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
         self.search_score = score  # how close the whole-frame search came to re-acquiring
@@ -453,17 +426,11 @@ class SiamFCTracker:
         """Box centre to the peak, size towards the chosen scale. The search of scale ``scale_id`` was centred
         on the box with side ``x_sz * scale_factors[scale_id]``, or, with ``where`` = (centres (S, 2), factors
         (S,)) (a shared pass, :mod:`tracker.shared`), centred on ``centres[scale_id]`` with side ``x_sz *
-        factors[scale_id]``. With the kernel pyramid every scale's map lies on the one crop (side ``x_sz``, or
-        the ``where`` factor) and the scale is the kernel's, ``scale_factors[scale_id]``; on a frame that searches
-        the current scale alone (``scale_every``) the size stays."""
+        factors[scale_id]``; on a frame that searches the current scale alone (``scale_every``) the size stays."""
         cfg = self.config
         centre, side = (self.center, self.scale_factors[self.scale_ids[scale_id]]) if where is None else \
             (where[0][scale_id], where[1][scale_id])
-        factor = side
-        if cfg.kernel_pyramid:
-            side, factor = (1.0 if where is None else side), self.scale_factors[scale_id]
-        elif not self._scale_frame:  # the current scale alone (scale_every): the size stays
-            factor = 1.0
+        factor = side if self._scale_frame else 1.0  # the current scale alone (scale_every): the size stays
         disp = np.array([col, row]) - (self.upscale_sz - 1) / 2  # in upsampled response px
         disp = disp * TOTAL_STRIDE / cfg.response_up  # in search-crop px
         disp = disp * self.x_sz * side / cfg.instance_sz  # in image px
