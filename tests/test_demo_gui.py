@@ -262,8 +262,15 @@ def test_window_adds_and_removes_targets(xdisplay, tmp_path):
         xdo("key", "d")
         lines.wait_for(r"^delete at frame", timeout=20)
         time.sleep(0.3)
-        # Click on the middle of its left edge: inside its box, and not inside target 1's unless they overlap.
-        cx, cy = int(xs.min()) + 2, int((ys.min() + ys.max()) / 2)
+        # Click just inside its box, at the middle of an edge that is not inside target 1's box (the two may
+        # overlap by then: a click inside both would pick target 1).
+        y1s, x1s = np.where(np.all(img == target_color(1), axis=2))
+        inside_1 = (lambda x, y: x1s.size > 0 and x1s.min() <= x <= x1s.max() and y1s.min() <= y <= y1s.max())
+        mx, my = int((xs.min() + xs.max()) / 2), int((ys.min() + ys.max()) / 2)
+        spots = [(int(xs.min()) + 2, my), (int(xs.max()) - 2, my), (mx, int(ys.min()) + 2), (mx, int(ys.max()) - 2)]
+        free = [p for p in spots if not inside_1(*p)]
+        assert free, "target 2's box lies inside target 1's: no unambiguous spot to click"
+        cx, cy = free[0]
         xdo("mousemove", str(x0 + cx), str(y0 + cy), "click", "1")
         m = lines.wait_for(r"^removed target #2 at frame (\d+)", timeout=20)
         removed_at = int(m.group(1))

@@ -119,8 +119,11 @@ def test_shared_pass_on_onnx_runtime_and_the_device_pipeline_matches_torch(coupl
     pytest.importorskip("onnxruntime")
     frames, gt = couple
     out = []
+    # The pyramid on every frame: with the default's every second frame the first near-tie between two
+    # pipelines' peaks comes sooner (the third frame here); tests/test_scale_modes.py compares the pipelines
+    # frame by frame from the same state with it.
     for kw in ({"backend": "torch"}, {"backend": "onnxruntime"}, {"backend": "torch", "pipeline": "torch"}):
-        multi = MultiTracker.from_pretrained(device="cpu", shared=True, **kw)
+        multi = MultiTracker.from_pretrained(device="cpu", shared=True, config={"scale_every": 1}, **kw)
         ids = [multi.add(frames[0], gt[0]), multi.add(frames[0], gt[0] + np.array([-40.0, 0.0, 0.0, 0.0]))]
         out.append(np.array([[multi.update(f)[i].box for i in ids] for f in frames[1:20]]))
     assert np.abs(out[0] - out[1]).max() <= 1e-2
