@@ -216,6 +216,17 @@ def test_window_keys_and_reselect(xdisplay, tmp_path):
     assert read_video(out) == (n, (W, H))
 
 
+def _outline(img: np.ndarray, color) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of the rectangle drawn in ``color``: the columns and rows its long straight
+    runs of pixels fill (a label in the same colour has no such runs); None where it is not drawn."""
+    ys, xs = np.where(np.all(img == color, axis=2))
+    if xs.size == 0:
+        return None
+    cols, rows = np.bincount(xs), np.bincount(ys)
+    vx, hy = np.flatnonzero(cols >= 0.6 * cols.max()), np.flatnonzero(rows >= 0.6 * rows.max())
+    return int(vx.min()), int(hy.min()), int(vx.max()), int(hy.max())
+
+
 def test_window_adds_and_removes_targets(xdisplay, tmp_path):
     """With --mot: 'a' plus a drag adds a second target, 'd' plus a click on its box removes it; the MOT
     file has its lines from the frame after it was added to the frame it was removed on."""
@@ -264,10 +275,11 @@ def test_window_adds_and_removes_targets(xdisplay, tmp_path):
         time.sleep(0.3)
         # Click just inside its box, at the middle of an edge that is not inside target 1's box (the two may
         # overlap by then: a click inside both would pick target 1).
-        y1s, x1s = np.where(np.all(img == target_color(1), axis=2))
-        inside_1 = (lambda x, y: x1s.size > 0 and x1s.min() <= x <= x1s.max() and y1s.min() <= y <= y1s.max())
-        mx, my = int((xs.min() + xs.max()) / 2), int((ys.min() + ys.max()) / 2)
-        spots = [(int(xs.min()) + 2, my), (int(xs.max()) - 2, my), (mx, int(ys.min()) + 2), (mx, int(ys.max()) - 2)]
+        l2, t2, r2, b2 = _outline(img, target_color(2))
+        box1 = _outline(img, target_color(1))
+        inside_1 = (lambda x, y: box1 is not None and box1[0] <= x <= box1[2] and box1[1] <= y <= box1[3])
+        mx, my = (l2 + r2) // 2, (t2 + b2) // 2
+        spots = [(l2 + 3, my), (r2 - 3, my), (mx, t2 + 3), (mx, b2 - 3)]
         free = [p for p in spots if not inside_1(*p)]
         assert free, "target 2's box lies inside target 1's: no unambiguous spot to click"
         cx, cy = free[0]
