@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-SHIPPED=$($PY -c "import json;print(json.dumps(json.load(open('weights/siamfc-effnet.json'))['config']))")
+# The table was made before session 21, with the scale pyramid on every frame: scale_every 1 over the .json's 2.
+SHIPPED=$($PY -c "import json;c=json.load(open('weights/siamfc-effnet.json'))['config'];c['scale_every']=1;print(json.dumps(c))")
 with() { $PY -c "import json,sys;c=json.loads(sys.argv[1]);c.update(json.loads(sys.argv[2]));print(json.dumps(c))" "$SHIPPED" "$1"; }
 row() { echo "== $1"; $PY benchmarks/confidence.py --weights "$2" --config "$3" 2>&1 | grep -E "^overall|demo clip"; }
 # The probe: the ImageNet trunk and the identity neck, nothing trained (needs the [train] extra).
