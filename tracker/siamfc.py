@@ -132,7 +132,9 @@ class SiamFCTracker:
         """Sides (image px) of the search crops cut from this frame: one per scale of :attr:`scale_ids`, or only
         the current one for the feature pyramid (the other scales come from its features)."""
         sizes = self.x_sz * self.scale_factors
-        return sizes[[len(sizes) // 2]] if self.config.feature_pyramid and not self.uses_box_head else sizes[self.scale_ids]
+        if self.config.feature_pyramid and not self.uses_box_head:
+            return sizes[[len(sizes) // 2]]
+        return sizes[self.scale_ids]
 
     @property
     def scale_ids(self) -> np.ndarray:
