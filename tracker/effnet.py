@@ -23,12 +23,13 @@ training-time dependency: see :func:`imagenet_state_dict`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["MBConv", "EfficientNetLite0", "EffNetLite0Backbone", "BLOCKS", "imagenet_weights_path",
+__all__ = ["MBConv", "EfficientNetLite0", "EffNetLite0Backbone", "EffNetLite0S2Backbone", "BLOCKS", "imagenet_weights_path",
            "imagenet_state_dict", "map_imagenet_key", "load_imagenet", "normalise_input"]
 
 # (expand ratio, kernel, stride, in channels, out channels) of the 16 MBConv blocks.
@@ -41,6 +42,7 @@ BLOCKS: list[tuple[int, int, int, int, int]] = (
     + [(6, 5, 2, 112, 192)] + [(6, 5, 1, 192, 192)] * 3
     + [(6, 3, 1, 192, 320)]
 )
+STAGE2_END = 3  # blocks 0-2: stem, stage 1 and stage 2 (24 channels, stride 4)
 BN_EPS = 1e-3  # as in the TensorFlow release
 PIXEL_MEAN, PIXEL_SCALE = 127.0, 128.0  # RGB (x - 127) / 128, the Lite models' input scaling
 
@@ -95,14 +97,15 @@ class EfficientNetLite0(nn.Module):
 _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-def map_imagenet_key(key: str) -> str:
-    """Our parameter name for a key of the published ``state_dict``; ValueError for a key we do not know."""
+def map_imagenet_key(key: str, blocks: Sequence[tuple[int, int, int, int, int]] = BLOCKS) -> str:
+    """Our parameter name for a key of the published ``state_dict``; ValueError for a key we do not know.
+    ``blocks``: the network's MBConv table (:data:`BLOCKS`; the other Lite models' files name keys alike)."""
     m = re.fullmatch(r"_blocks\.(\d+)\.(_expand_conv|_bn0|_depthwise_conv|_bn1|_project_conv|_bn2)\.(\w+)", key)
     if m:
         i, part, leaf = int(m[1]), m[2], m[3]
-        if i >= len(BLOCKS):
+        if i >= len(blocks):
             raise ValueError(f"EfficientNet-Lite0 weights: block index {i} out of range in key {key!r}")
-        expand = BLOCKS[i][0] != 1
+        expand = blocks[i][0] != 1
         order = ["_expand_conv", "_bn0", "_depthwise_conv", "_bn1", "_project_conv", "_bn2"]
         if not expand and part in ("_expand_conv", "_bn0"):
             raise ValueError(f"EfficientNet-Lite0 weights: block {i} has no expansion, unexpected key {key!r}")
@@ -175,12 +178,15 @@ class EffNetLite0Backbone(nn.Module):
     out_scale = 0.1  # response = 0.1 * sum of kernel_size^2 cosines + bias: logits within about +-5
     box_hidden = 32  # box-head width: a quarter of the multiply-adds of 64 channels on a 27x27 map
 
+    fuse_stage2 = False  # EffNetLite0S2Backbone: stage 2's map joins stage 3's before the neck
+
     def __init__(self, num_blocks: int = 5, out_channels: int = 64, kernel_size: int = 7) -> None:
         super().__init__()
         self.num_blocks, self.out_channels, self.kernel_size = num_blocks, out_channels, kernel_size
         self.stem = _stem()
         self.blocks = nn.Sequential(*(MBConv(*b) for b in BLOCKS[:num_blocks]))
-        self.neck = nn.Conv2d(BLOCKS[num_blocks - 1][4], out_channels, 1)
+        cin = BLOCKS[num_blocks - 1][4] + (BLOCKS[STAGE2_END - 1][4] if self.fuse_stage2 else 0)
+        self.neck = nn.Conv2d(cin, out_channels, 1)
 
     def trunk_state_keys(self) -> set[str]:
         """The ``state_dict`` keys that come from ImageNet (stem and blocks)."""
@@ -198,20 +204,28 @@ class EffNetLite0Backbone(nn.Module):
             self.neck.weight[:cin, :, 0, 0] += torch.eye(cin)[: self.out_channels]
             nn.init.zeros_(self.neck.bias)
 
-    def use_frozen_trunk(self, trunk: nn.Module | None) -> None:
-        """Compute the trunk with ``trunk`` (e.g. a BN-folded copy; called as ``trunk(normalised x)``)
-        under ``no_grad``: a training speed-up while stem and blocks are frozen. Not saved with the
-        weights; ``None`` restores the module's own trunk."""
+    def use_frozen_trunk(self, trunk: nn.Sequential | None) -> None:
+        """Compute the trunk with ``trunk`` = ``Sequential(stem, blocks)`` (e.g. a BN-folded copy of
+        :meth:`trunk_modules`) under ``no_grad``: a training speed-up while stem and blocks are frozen.
+        Not saved with the weights; ``None`` restores the module's own trunk."""
         self.__dict__["_frozen_trunk"] = trunk  # outside _modules: neither a parameter nor in state_dict
+
+    def _trunk(self, stem: nn.Module, blocks: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        """The trunk's map the neck reads: stage 3's, or with :attr:`fuse_stage2` stage 2's (stride 4,
+        average-pooled 3x3 with stride 2, so that its cell j is centred on stage 3's cell j) beside it."""
+        if not self.fuse_stage2:
+            return blocks(stem(x))
+        f2 = blocks[:STAGE2_END](stem(x))
+        return torch.cat([F.avg_pool2d(f2, 3, 2, 1, count_include_pad=False), blocks[STAGE2_END:](f2)], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = normalise_input(x)
         frozen = self.__dict__.get("_frozen_trunk")
         if frozen is not None:
             with torch.no_grad():
-                f = frozen(x.contiguous(memory_format=torch.channels_last))
+                f = self._trunk(frozen[0], frozen[1], x.contiguous(memory_format=torch.channels_last))
         else:
-            f = self.blocks(self.stem(x))
+            f = self._trunk(self.stem, self.blocks, x)
         return F.normalize(self.neck(f), dim=1)
 
     def exemplar(self, zf: torch.Tensor) -> torch.Tensor:
@@ -220,3 +234,10 @@ class EffNetLite0Backbone(nn.Module):
         k = self.kernel_size
         t, l = (h - k) // 2, (w - k) // 2
         return zf[..., t:t + k, l:l + k]
+
+
+class EffNetLite0S2Backbone(EffNetLite0Backbone):
+    """:class:`EffNetLite0Backbone` whose neck reads stage 2's map (24 channels: finer colour and
+    texture) beside stage 3's (40): a 1x1 convolution 64 -> 64 instead of 40 -> 64; the trunk is the same."""
+
+    fuse_stage2 = True

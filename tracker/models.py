@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .effnet import EffNetLite0Backbone
+from .effnet import EffNetLite0Backbone, EffNetLite0S2Backbone
 from .ops import TOTAL_STRIDE
 
 __all__ = ["AlexNet", "LiteNet", "BoxHead", "SiamNet", "xcorr", "xcorr_gather", "correlation_index", "xcorr_depthwise", "build_model", "ARCHITECTURES",
@@ -106,7 +106,8 @@ class LiteNet(_Unpadded):
         return self.features(x)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"alexnet": AlexNet, "lite": LiteNet, "effnet-lite0": EffNetLite0Backbone}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"alexnet": AlexNet, "lite": LiteNet, "effnet-lite0": EffNetLite0Backbone,
+                                             "effnet-lite0-s2": EffNetLite0S2Backbone}
 
 
 def xcorr(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
