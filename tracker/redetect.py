@@ -12,12 +12,19 @@ whole frame.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .device import CPU_TORCH_BATCH, embed_in_batches
+from .device import to_host as _host
 from .ops import TOTAL_STRIDE
+from .result import REACQUIRED, SEARCHING, TRACKING, TrackResult
 
-__all__ = ["tile_centers", "search_area", "locate", "within"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["tile_centers", "search_area", "locate", "within", "LongTermSearch"]
 
 
 def tile_centers(frame_size: tuple[int, int], x_sz: float, instance_sz: int, response_size: int) -> np.ndarray:
@@ -71,3 +78,48 @@ def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz:
         responses = np.where(far, -np.inf, responses)
     t, row, col = np.unravel_index(int(np.argmax(responses)), responses.shape)
     return float(responses[t, row, col]), cells[t, row, col]
+
+
+class LongTermSearch:
+    """The long-term steps of :class:`tracker.siamfc.SiamFCTracker` (``config.long_term``), kept beside the
+    search geometry they use; the tracker calls them after each local step (``SiamFCTracker._after``)."""
+
+    def _long_term(self, score: float, lost: bool) -> TrackResult:
+        """After a local step: count the lost frames in a row; from ``lost_frames`` of them on, the target is
+        also searched for over the whole frame (:meth:`_search_frame`) until a frame holds it again."""
+        if not lost:
+            self.state, self._lost_run = TRACKING, 0
+            return TrackResult(self.box, score, False, TRACKING)
+        self._lost_run += 1
+        if self._lost_run >= self.config.lost_frames:
+            self.state = SEARCHING
+        return TrackResult(self.box, score, True, self.state)
+
+    def _search_frame(self, frame: np.ndarray, img: torch.Tensor | None, local: TrackResult) -> TrackResult:
+        """After a lost local step (``local``) in the searching state, inside :meth:`_inference` with the frame
+        on the device as ``img`` (torch pipeline) or None: the exemplar against the whole frame at
+        the target's last scale (this module's grid of search crops in one batch; with
+        ``search_tiles`` > 0, that many of them per frame, in turn, so a lost frame's cost is bounded); the
+        best peak is re-acquired when it scores at least ``redetect_threshold``, else the local step stands."""
+        cfg = self.config
+        radius = (0.5 + cfg.search_growth * self._lost_run) * self.x_sz if cfg.search_growth > 0 else None
+        centers, disc = search_area(self._frame_size, self.x_sz, cfg.instance_sz,
+                                             self.upscale_sz // cfg.response_up, self.center, radius)
+        if len(centers) == 0:
+            return local
+        if 0 < cfg.search_tiles < len(centers):
+            turn = (self._search_turn + np.arange(cfg.search_tiles)) % len(centers)
+            self._search_turn = int(turn[-1] + 1) % len(centers)
+            centers = centers[turn]
+        x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
+        max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
+        resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
+        peak, where = locate(resp, centers, self.x_sz, cfg.instance_sz, disc)
+        score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
+        self.search_score = score  # how close the whole-frame search came to re-acquiring
+        if score < cfg.redetect_threshold:
+            return local
+        w_img, h_img = self._frame_size
+        self.center = np.clip(where, [0, 0], [w_img, h_img])
+        self.state, self._lost_run = TRACKING, 0
+        return TrackResult(self.box, score, False, REACQUIRED)

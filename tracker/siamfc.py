@@ -49,7 +49,7 @@ __all__ = ["SiamFCTracker", "TrackResult", "resolve_device", "embed_in_batches",
            "TRACKING", "SEARCHING", "REACQUIRED", "CPU_TORCH_BATCH"]
 
 
-class SiamFCTracker:
+class SiamFCTracker(redetect.LongTermSearch):
     """Single-object SiamFC tracker: ``init(frame, box)`` once, then ``update(frame)`` per frame.
 
     Frames are BGR ``uint8`` ``(H, W, 3)`` arrays; boxes ``(x, y, w, h)`` 0-based pixels.
@@ -373,48 +373,6 @@ class SiamFCTracker:
             return TrackResult(self.box, score, lost)
         r = self._long_term(score, lost)
         return self._search_frame(frame, img, r) if self.state == SEARCHING else r
-
-    # -- long-term tracking (config.long_term) ---------------------------------------------
-
-    def _long_term(self, score: float, lost: bool) -> TrackResult:
-        """After a local step: count the lost frames in a row; from ``lost_frames`` of them on, the target is
-        also searched for over the whole frame (:meth:`_search_frame`) until a frame holds it again."""
-        if not lost:
-            self.state, self._lost_run = TRACKING, 0
-            return TrackResult(self.box, score, False, TRACKING)
-        self._lost_run += 1
-        if self._lost_run >= self.config.lost_frames:
-            self.state = SEARCHING
-        return TrackResult(self.box, score, True, self.state)
-
-    def _search_frame(self, frame: np.ndarray, img: torch.Tensor | None, local: TrackResult) -> TrackResult:
-        """After a lost local step (``local``) in the searching state, inside :meth:`_inference` with the frame
-        on the device as ``img`` (torch pipeline) or None: the exemplar against the whole frame at
-        the target's last scale (:mod:`tracker.redetect`: a grid of search crops in one batch; with
-        ``search_tiles`` > 0, that many of them per frame, in turn, so a lost frame's cost is bounded); the
-        best peak is re-acquired when it scores at least ``redetect_threshold``, else the local step stands."""
-        cfg = self.config
-        radius = (0.5 + cfg.search_growth * self._lost_run) * self.x_sz if cfg.search_growth > 0 else None
-        centers, disc = redetect.search_area(self._frame_size, self.x_sz, cfg.instance_sz,
-                                             self.upscale_sz // cfg.response_up, self.center, radius)
-        if len(centers) == 0:
-            return local
-        if 0 < cfg.search_tiles < len(centers):
-            turn = (self._search_turn + np.arange(cfg.search_tiles)) % len(centers)
-            self._search_turn = int(turn[-1] + 1) % len(centers)
-            centers = centers[turn]
-        x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
-        max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
-        resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
-        peak, where = redetect.locate(resp, centers, self.x_sz, cfg.instance_sz, disc)
-        score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
-        self.search_score = score  # how close the whole-frame search came to re-acquiring
-        if score < cfg.redetect_threshold:
-            return local
-        w_img, h_img = self._frame_size
-        self.center = np.clip(where, [0, 0], [w_img, h_img])
-        self.state, self._lost_run = TRACKING, 0
-        return TrackResult(self.box, score, False, REACQUIRED)
 
     @property
     def box(self) -> tuple[float, float, float, float]:
