@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tracker import SiamFCTracker  # noqa: E402
-from tracker.bench import hardware  # noqa: E402
+from tracker.bench import conv_gmacs, hardware  # noqa: E402
 from tracker.config import TrackerConfig  # noqa: E402
 from tracker.effnet import BLOCKS, MBConv, load_imagenet, map_imagenet_key  # noqa: E402
 from tracker.eval import datasets, metrics  # noqa: E402
@@ -91,18 +91,10 @@ def lite0_probe() -> SiamNet:
 
 
 def trunk_gmac(net: SiamNet, size: int = 193) -> float:
-    macs = 0
-
-    def hook(m, inp, out):
-        nonlocal macs
-        macs += out.numel() * m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-
-    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d) and m is not net.backbone.neck]
+    """The trunk's multiply-adds (G) for one search crop of ``size`` px (the neck left out)."""
+    bb = net.backbone
     with torch.no_grad():
-        net.backbone(torch.zeros(1, 3, size, size))
-    for h in hs:
-        h.remove()
-    return macs / 1e9
+        return conv_gmacs([m for m in bb.modules() if m is not bb.neck], lambda: bb(torch.zeros(1, 3, size, size)))
 
 
 ROWS = {"lite0": lite0_probe, "lite1": lambda: lite_probe(1), "lite2": lambda: lite_probe(2), "lite0+s2": two_stage_probe}

@@ -12,6 +12,7 @@ import importlib.util
 import os
 import platform
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
@@ -21,7 +22,7 @@ import torch
 from .config import parse_model_spec  # noqa: F401 (re-exported)
 from .siamfc import BACKENDS
 
-__all__ = ["hardware", "load_average", "update_gmacs", "stage_ms", "time_tracker", "parse_model_spec", "run_bench",
+__all__ = ["hardware", "load_average", "conv_gmacs", "update_gmacs", "stage_ms", "time_tracker", "parse_model_spec", "run_bench",
            "register"]
 
 
@@ -50,25 +51,30 @@ def load_average() -> str:
         return "load average n/a"
 
 
-def update_gmacs(tracker, frame: np.ndarray, box) -> float:
-    """Multiply-adds (G) of the network's convolution layers in one ``update`` as the tracker is
-    configured (its scales, search size and mode), after ``init(frame, box)``, averaged over
-    ``scale_every`` updates; the correlations themselves are left out (a few M)."""
+def conv_gmacs(convs: Iterable[torch.nn.Module], run: Callable[[], object]) -> float:
+    """Multiply-adds (G) of the ``Conv2d`` layers among ``convs`` while ``run()`` runs."""
     macs = 0
 
     def hook(m, inp, out):
         nonlocal macs
         macs += out.numel() * m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
 
-    tracker.init(frame, box)
-    hs = [m.register_forward_hook(hook) for m in tracker.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    hs = [m.register_forward_hook(hook) for m in convs if isinstance(m, torch.nn.Conv2d)]
     try:
-        for _ in range(tracker.scale_every):
-            tracker.update(frame)
+        run()
     finally:
         for h in hs:
             h.remove()
-    return macs / 1e9 / tracker.scale_every
+    return macs / 1e9
+
+
+def update_gmacs(tracker, frame: np.ndarray, box) -> float:
+    """Multiply-adds (G) of the network's convolution layers in one ``update`` as the tracker is
+    configured (its scales, search size and mode), after ``init(frame, box)``, averaged over
+    ``scale_every`` updates; the correlations themselves are left out (a few M)."""
+    tracker.init(frame, box)
+    updates = lambda: [tracker.update(frame) for _ in range(tracker.scale_every)]  # noqa: E731
+    return conv_gmacs(tracker.net.modules(), updates) / tracker.scale_every
 
 
 def _timed(fn, repeats: int, cuda: bool) -> float:
