@@ -70,7 +70,7 @@ def test_shipped_export_is_of_the_shipped_weights_and_matches_torch(effnet_expor
     # The same tracking parameters (keys added to TrackerConfig since the export take their defaults).
     assert TrackerConfig.from_dict(meta["config"]) == TrackerConfig.from_dict({**info.config, "exemplar_sz": 129})
     assert meta["exemplar_sz"] == 129 and meta["instance_sz"] == 193 and meta["opset"] >= 17
-    assert meta["input"]["colour"] == "BGR" and meta["config"]["lost_threshold"] == 0.08 and meta["config"]["psr_score"]
+    assert meta["input"]["colour"] == "BGR" and meta["config"]["lost_threshold"] == info.config["lost_threshold"] and meta["config"]["psr_score"]
     for fname in meta["sha256"]:
         onnx.checker.check_model(onnx.load(str(effnet_export / fname)), full_check=True)
     frames, box = david
