@@ -57,6 +57,7 @@ class TrackerConfig:
     lost_frames: int = 3  # long_term: consecutive lost frames before the whole-frame search starts
     redetect_threshold: float = 0.5  # long_term: score a whole-frame peak needs to be re-acquired (>= lost_threshold)
     search_growth: float = 0.0  # long_term: search a disc (0.5 + this x frames lost) search regions wide around the last box; 0: the whole frame
+    hold_size: bool = False  # long_term: while lost, the box keeps the size it had when last held (its centre still moves)
     search_tiles: int = 0  # long_term: at most this many search crops per lost frame, in turn over the frame; 0: all
     half: bool = field(default=False)  # fp16 network on CUDA
 

@@ -212,6 +212,7 @@ class SiamFCTracker(redetect.LongTermSearch):
         self.memory, self.distractors, self._frames = [], [], 0
         self._updates, self._scale_frame = 0, True
         self.state, self._lost_run, self._search_turn = TRACKING, 0, 0
+        self._held_size = (self.target_sz, self.x_sz)  # the size when last held (hold_size)
         self.avg_color = np.array(cv2.mean(frame)[:3])
         with self._inference():
             img = None
@@ -371,6 +372,10 @@ class SiamFCTracker(redetect.LongTermSearch):
             self.memory = self.memory[-cfg.memory_size:]
         if not cfg.long_term:
             return TrackResult(self.box, score, lost)
+        if not lost:
+            self._held_size = (self.target_sz, self.x_sz)
+        elif cfg.hold_size:  # a size grown or shrunk on noise would be the whole-frame search's scale
+            self.target_sz, self.x_sz = self._held_size
         r = self._long_term(score, lost)
         return self._search_frame(frame, img, r) if self.state == SEARCHING else r
 
