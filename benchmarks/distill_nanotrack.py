@@ -6,13 +6,14 @@ binary cross-entropy between our response logits and TrackerNano's foreground pr
 same pair (its exemplar and search crop resized from our 129 / 257 px to its 127 / 255 px), resampled
 from its 16x16 map (16 px cells, cell i at 16 (i - 8) px from the crop's centre) onto our 27x27 one
 (8 px cells), weighted by ``--weight``. The teacher's files are read from ../shared in place; nothing of
-them is written into this repository, and the weights this experiment writes are not shipped.
+them is written into this repository or into the weights it trains.
 
     python benchmarks/distill_nanotrack.py --weight 1.0 -- <siamtrack train arguments, --out included>
 
-The arguments after ``--`` go to ``siamtrack train`` (run B's command in weights/README.md, with
-``--max-steps 2000`` for its first 2,000 steps: the same pairs and learning rates as the shipped
-checkpoint, which is run B's step 2,000). Prints the teacher's sanity check first: on positive
+The arguments after ``--`` go to ``siamtrack train``. Run KD: run B's command (weights/README.md) with
+``--max-steps 2000``. Run KDU, the shipped default's stage 2 since session 23: from stage 1 with the
+trunk's last two blocks learning (the exact command: weights/README.md, "Training"; the same run without
+the teacher scores the same on the held-out half). Prints the teacher's sanity check first: on positive
 pairs its foreground peak should sit near the crop's centre.
 """
 from __future__ import annotations

@@ -86,10 +86,14 @@ class LongTermSearch:
 
     def _long_term(self, score: float, lost: bool) -> TrackResult:
         """After a local step: count the lost frames in a row; from ``lost_frames`` of them on, the target is
-        also searched for over the whole frame (:meth:`_search_frame`) until a frame holds it again."""
+        also searched for over the whole frame (:meth:`_search_frame`) until a frame holds it again. With
+        ``hold_size`` a lost frame's box takes back the size it had when last held."""
         if not lost:
             self.state, self._lost_run = TRACKING, 0
+            self._held_size = (self.target_sz, self.x_sz)
             return TrackResult(self.box, score, False, TRACKING)
+        if self.config.hold_size:  # a size grown or shrunk on noise would be the whole-frame search's scale
+            self.target_sz, self.x_sz = self._held_size
         self._lost_run += 1
         if self._lost_run >= self.config.lost_frames:
             self.state = SEARCHING
@@ -104,7 +108,7 @@ class LongTermSearch:
         cfg = self.config
         radius = (0.5 + cfg.search_growth * self._lost_run) * self.x_sz if cfg.search_growth > 0 else None
         centers, disc = search_area(self._frame_size, self.x_sz, cfg.instance_sz,
-                                             self.upscale_sz // cfg.response_up, self.center, radius)
+                                    self.upscale_sz // cfg.response_up, self.center, radius)
         if len(centers) == 0:
             return local
         if 0 < cfg.search_tiles < len(centers):

@@ -372,10 +372,6 @@ class SiamFCTracker(redetect.LongTermSearch):
             self.memory = self.memory[-cfg.memory_size:]
         if not cfg.long_term:
             return TrackResult(self.box, score, lost)
-        if not lost:
-            self._held_size = (self.target_sz, self.x_sz)
-        elif cfg.hold_size:  # a size grown or shrunk on noise would be the whole-frame search's scale
-            self.target_sz, self.x_sz = self._held_size
         r = self._long_term(score, lost)
         return self._search_frame(frame, img, r) if self.state == SEARCHING else r
 
