@@ -357,3 +357,23 @@ def test_train_cli_resume_without_a_checkpoint_is_an_error(tmp_path):
                         "--resume"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and f"no checkpoint at {out / 'checkpoint.pt'}" in r.stderr, r.stderr
     assert not out.exists()
+
+
+def test_lost_threshold_calibration_without_lost_frames():
+    """With no frame lost (IoU = 0) on the selection data, the max_false_lost rule still calibrates on the held
+    frames (it needs nothing else); the balanced-accuracy rule says it cannot, instead of returning a default."""
+    from tracker.training.select import calibrate_lost_threshold
+
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0.1, 1.0, 1000)
+    ious = np.full(1000, 0.8)
+    t, acc = calibrate_lost_threshold([ious], [scores], max_false_lost=0.05)
+    assert np.isnan(acc)
+    assert (scores < t).mean() <= 0.05 < (scores < t + 0.02).mean()  # the highest grid step within 5%
+    with pytest.raises(ValueError, match="no frame where the box has lost the target"):
+        calibrate_lost_threshold([ious], [scores])
+    # With lost frames, the balanced-accuracy rule separates them.
+    iou2 = np.concatenate([ious, np.zeros(200)])
+    sc2 = np.concatenate([scores, rng.uniform(0.0, 0.05, 200)])
+    t2, acc2 = calibrate_lost_threshold([iou2], [sc2])
+    assert 0.05 <= t2 <= 0.12 and acc2 > 0.95

@@ -100,16 +100,20 @@ def calibrate_lost_threshold(ious: list[np.ndarray], scores: list[np.ndarray],
     is very likely), which catches as many lost frames as that allows."""
     iou, sc = np.concatenate(ious), np.concatenate(scores)
     lost, held = sc[iou == 0], sc[iou > 0.5]
-    if len(lost) == 0 or len(held) == 0:
-        return TrackerConfig().lost_threshold, float("nan")
-    best = (0.0, TrackerConfig().lost_threshold)
+    if len(held) == 0:
+        raise ValueError("calibrate_lost_threshold: no frame where the box holds the target (IoU > 0.5)")
+    if len(lost) == 0 and max_false_lost is None:
+        raise ValueError("calibrate_lost_threshold: no frame where the box has lost the target (IoU = 0) to "
+                         "separate from the held ones; pass max_false_lost (--max-false-lost) to calibrate on held frames")
+    best = (float("nan"), 0.0)  # threshold 0 flags nothing: where even the lowest grid step flags too many
     for t in np.linspace(0.02, 0.98, 49):
-        acc = 0.5 * ((lost < t).mean() + (held >= t).mean())
+        # Balanced accuracy is undefined without lost frames; the max_false_lost rule needs the held ones only.
+        acc = 0.5 * ((lost < t).mean() + (held >= t).mean()) if len(lost) else float("nan")
         if max_false_lost is not None:
             if (held < t).mean() <= max_false_lost:
                 best = (float(acc), float(t))  # thresholds rise: the last one that qualifies
-        else:
-            best = max(best, (float(acc), float(t)))
+        elif not best[0] > acc:  # NaN-safe max; on ties the higher threshold, as before
+            best = (float(acc), float(t))
     return best[1], best[0]
 
 
