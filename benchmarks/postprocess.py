@@ -28,8 +28,9 @@ def find_peak_numba(up, penalties, hann, wi):
                 if up[s, i, j] > m:
                     m = up[s, i, j]
         raw[s] = m
-        if m * penalties[s] > best_v:
-            best_v = m * penalties[s]
+        v = m - (1 - penalties[s]) * abs(m)  # as tracker.postprocess.penalised
+        if v > best_v:
+            best_v = v
             best_s = s
     r = up[best_s]
     lo = r[0, 0]

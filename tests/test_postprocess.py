@@ -48,3 +48,24 @@ def test_psr_is_high_for_one_clear_peak_and_low_for_flat_or_double_maps():
     noise = np.random.default_rng(0).random((17, 17)).astype(np.float32)
     assert psr(one) > psr(two) > 0 and psr(one) > psr(noise)
     assert np.isclose(psr(3.0 * one + 5.0), psr(one), rtol=1e-4)  # a gain and an offset do not change it
+
+
+def test_the_scale_penalty_is_a_toll_on_changing_scale_whatever_the_sign_of_the_peaks():
+    """A side scale must beat the current one by more than its penalty to win, for negative logits (a weak
+    match) as for positive ones; a plain product would let a slightly weaker negative side peak win."""
+    hann = np.full((U, U), 1.0 / U ** 2, dtype=np.float32)
+    pen = np.array([0.97, 1.0, 0.97], dtype=np.float32)
+    for sign in (1.0, -1.0):
+        up = np.full((S, U, U), -5.0, dtype=np.float32)
+        up[:, U // 2, U // 2] = [1.01, 1.0, 0.5] if sign > 0 else [-0.99, -1.0, -2.0]
+        # Side scale 0 is 1% better than the centre: less than the 3% toll, so the centre stays.
+        assert find_peak_numpy(up, pen, hann, 0.0)[0] == 1
+        up[0, U // 2, U // 2] = 1.05 if sign > 0 else -0.95  # 5% better: it wins
+        assert find_peak_numpy(up, pen, hann, 0.0)[0] == 0
+    # The device version takes the same decisions on maps of negative logits (weak matches everywhere).
+    resp, hann_u, pen_u = _setup(2)
+    resp = resp - 3.0
+    got = find_peaks_torch(resp, U, torch.from_numpy(pen_u), torch.from_numpy(hann_u), 0.176)
+    for b in range(4):
+        up = F.interpolate(resp[b][:, None], size=(U, U), mode="bicubic", align_corners=False)[:, 0].numpy()
+        assert int(got[b, 0]) == find_peak_numpy(up, pen_u, hann_u, 0.176)[0]
