@@ -249,3 +249,16 @@ def test_hold_size_keeps_the_last_held_size_while_lost():
         assert np.allclose(results[k].box[2:], held.box[2:]), f"frame {k + 1}: size moved while lost"
     drift, _, _ = _run(LT)  # without it the size follows the noise (the reason for the option)
     assert any(not np.allclose(drift[k].box[2:], drift[k - 1].box[2:]) for k in lost if drift[k - 1].lost)
+
+
+def test_a_score_flickering_about_the_threshold_neither_restarts_nor_ends_a_search():
+    """Hysteresis both ways: ``lost_frames`` lost local steps in a row start the whole-frame search, and as
+    many held ones in a row end it; one held frame amid lost ones is reported lost and keeps the search on."""
+    frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
+    t = SiamFCTracker.from_pretrained(device="cpu", config=LT)  # lost_frames 3
+    t.init(frames[0], gt[0])
+    flags = [True, True, True, False, True, False, False, False]
+    got = [t._long_term(0.0 if lost else 0.5, lost) for lost in flags]
+    assert [r.state for r in got] == [TRACKING, TRACKING, SEARCHING, SEARCHING, SEARCHING, SEARCHING, SEARCHING,
+                                      TRACKING]
+    assert [r.lost for r in got] == [True] * 7 + [False]

@@ -86,12 +86,19 @@ class LongTermSearch:
 
     def _long_term(self, score: float, lost: bool) -> TrackResult:
         """After a local step: count the lost frames in a row; from ``lost_frames`` of them on, the target is
-        also searched for over the whole frame (:meth:`_search_frame`) until a frame holds it again. With
-        ``hold_size`` a lost frame's box takes back the size it had when last held."""
+        also searched for over the whole frame (:meth:`_search_frame`) until ``lost_frames`` local steps in a
+        row hold it again, or the whole-frame search re-acquires it (hysteresis both ways: a score flickering
+        about ``lost_threshold`` neither restarts nor ends a search). With ``hold_size`` a lost frame's box
+        takes back the size it had when last held."""
         if not lost:
-            self.state, self._lost_run = TRACKING, 0
+            if self.state == SEARCHING:
+                self._held_run += 1
+                if self._held_run < self.config.lost_frames:
+                    return TrackResult(self.box, score, True, SEARCHING)
+            self.state, self._lost_run, self._held_run = TRACKING, 0, 0
             self._held_size = (self.target_sz, self.x_sz)
             return TrackResult(self.box, score, False, TRACKING)
+        self._held_run = 0
         if self.config.hold_size:  # a size grown or shrunk on noise would be the whole-frame search's scale
             self.target_sz, self.x_sz = self._held_size
         self._lost_run += 1
@@ -125,5 +132,5 @@ class LongTermSearch:
             return local
         w_img, h_img = self._frame_size
         self.center = np.clip(where, [0, 0], [w_img, h_img])
-        self.state, self._lost_run = TRACKING, 0
+        self.state, self._lost_run, self._held_run = TRACKING, 0, 0
         return TrackResult(self.box, score, False, REACQUIRED)

@@ -211,7 +211,7 @@ class SiamFCTracker(redetect.LongTermSearch):
         self.init_x_sz = self.x_sz
         self.memory, self.distractors, self._frames = [], [], 0
         self._updates, self._scale_frame = 0, True
-        self.state, self._lost_run, self._search_turn = TRACKING, 0, 0
+        self.state, self._lost_run, self._held_run, self._search_turn = TRACKING, 0, 0, 0
         self._held_size = (self.target_sz, self.x_sz)  # the size when last held (hold_size)
         self.avg_color = np.array(cv2.mean(frame)[:3])
         with self._inference():
