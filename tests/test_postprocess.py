@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tracker.postprocess import find_peak_numpy, find_peaks_torch, psr, scale_vertex
+from tracker.postprocess import find_peak_numpy, find_peaks_torch, psr
 
 S, R, U = 3, 17, 136  # scales, response size, upsampled size
 
@@ -23,8 +23,7 @@ def _setup(seed: int = 0):
 def test_device_peaks_equal_the_host_search_on_the_same_upsampled_maps():
     resp, hann, pen = _setup()
     got = find_peaks_torch(resp, U, torch.from_numpy(pen), torch.from_numpy(hann), 0.2)
-    assert got.shape == (4, 5 + S)
-    assert np.allclose(got[:, 5:], resp.amax((2, 3)).numpy())  # every scale's raw peak, for scale_vertex
+    assert got.shape == (4, 5)
     for b in range(4):
         up = F.interpolate(resp[b][:, None], size=(U, U), mode="bicubic", align_corners=False)[:, 0].numpy()
         scale_id, row, col = find_peak_numpy(up, pen, hann, 0.2)
@@ -70,18 +69,3 @@ def test_the_scale_penalty_is_a_toll_on_changing_scale_whatever_the_sign_of_the_
     for b in range(4):
         up = F.interpolate(resp[b][:, None], size=(U, U), mode="bicubic", align_corners=False)[:, 0].numpy()
         assert int(got[b, 0]) == find_peak_numpy(up, pen_u, hann_u, 0.176)[0]
-
-
-def test_scale_vertex_is_the_peak_of_the_parabola_through_the_best_scale_and_its_neighbours():
-    x = np.log(1.0375) * np.array([-1.0, 0.0, 1.0])
-    assert np.isclose(scale_vertex(x, [1.0, 2.0, 1.0]), 0.0, atol=1e-12)  # symmetric: the current scale
-    true = 0.3 * x[2]  # a profile peaking between the centre and the larger scale
-    p = 2.0 - 50.0 * (x - true) ** 2
-    assert np.isclose(scale_vertex(x, p), true)
-    assert scale_vertex(x, [1.0, 1.5, 2.5]) == x[2]  # rising to the edge: no maximum inside, the best scale
-    assert scale_vertex(x, [1.0, 0.5, 1.2]) == x[2]  # convex: the best scale
-    assert 0.0 < scale_vertex(x, [-3.0, -1.0, -2.0]) < x[2] / 2  # negative logits: the same geometry
-    assert scale_vertex(x[:1], [0.4]) == x[0]  # one scale (the frames between scale frames)
-    five = np.log(1.0255) * np.arange(-2.0, 3.0)
-    q = 1.0 - 80.0 * (five - five[1] + 0.2 * (five[1] - five[0])) ** 2
-    assert np.isclose(scale_vertex(five, q), five[1] - 0.2 * (five[1] - five[0]))  # around the best of five

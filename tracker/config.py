@@ -29,8 +29,6 @@ class TrackerConfig:
     scale_step: float = 1.0375
     scale_penalty: float = 0.9745
     scale_lr: float = 0.59
-    scale_interp: bool = False  # image pyramid: a scale frame moves the size towards the peak of a parabola through
-    # the best scale's raw peak and its neighbours' (over log scale; postprocess.scale_vertex), not to the best scale
     window_influence: float = 0.176
     response_up: int = 16
     min_scale: float = 0.2  # box size never shrinks below this times the initial size

@@ -223,17 +223,16 @@ def _steps_batched(targets: list[SiamFCTracker], frame: np.ndarray, img, xf, whe
     zf = np.concatenate([t.zf for t in targets]) if first.backend == "onnxruntime" else torch.cat([t.zf for t in targets])
     resp, edges = first._respond_with(xf, zf)
     if first.pipeline == "torch":
-        # scale, row, col, peak, peak-to-sidelobe ratio per target, then every scale's raw peak
-        peaks = [(*p[:5], p[5:]) for p in first._peaks_device(resp)]
+        peaks = first._peaks_device(resp)  # scale, row, col, peak, peak-to-sidelobe ratio per target
     else:
         maps = to_host(resp)[:, 0].reshape(len(targets), -1, *resp.shape[-2:])
         peaks = []
         for t, m in zip(targets, maps):  # (S, R, R) each
-            scale_id, row, col, peak, scale_peaks = t._peak_host(m, m)
-            peaks.append((scale_id, row, col, peak, m[scale_id], scale_peaks))  # the chosen map: _sharpness takes its PSR
+            scale_id, row, col, peak = t._peak_host(m, m)
+            peaks.append((scale_id, row, col, peak, m[scale_id]))  # the chosen map: _sharpness takes its PSR
     edges = None if edges is None else to_host(edges)
     out = []
-    for k, (t, (scale_id, row, col, peak, sharp, scale_peaks)) in enumerate(zip(targets, peaks)):
-        t._place(int(scale_id), float(row), float(col), None if edges is None else edges[k:k + 1], where[k], scale_peaks)
+    for k, (t, (scale_id, row, col, peak, sharp)) in enumerate(zip(targets, peaks)):
+        t._place(int(scale_id), float(row), float(col), None if edges is None else edges[k:k + 1], where[k])
         out.append(t._after(frame, img, float(peak) * t._sharpness(sharp)))
     return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from .ops import context_size
 
-__all__ = ["penalised", "scale_vertex", "find_peak", "find_peak_numpy", "find_peaks_torch", "psr", "find_box", "BoxChoice", "sample_bilinear", "size_bias"]
+__all__ = ["penalised", "find_peak", "find_peak_numpy", "find_peaks_torch", "psr", "find_box", "BoxChoice", "sample_bilinear", "size_bias"]
 
 
 def penalised(peaks, penalties):
@@ -30,28 +30,6 @@ def penalised(peaks, penalties):
     (<= 1): each loses ``1 - penalty`` of its magnitude. A plain product would favour the penalised scales
     wherever the peaks are negative logits (a weak match: ~10% of frames on the stress set)."""
     return peaks - (1 - penalties) * abs(peaks)
-
-
-def scale_vertex(log_sides: np.ndarray, peaks: np.ndarray) -> float:
-    """Where between the searched scales the response peaks (``scale_interp``): the vertex of the parabola
-    through the best scale's raw peak and its two neighbours', over the crops' log sides ``log_sides`` (S,,
-    ascending) with raw peaks ``peaks`` (S,); clipped to the neighbours' range. Where the three make no
-    maximum (a flat or convex profile), or with fewer than three scales, the best scale's own log side."""
-    x, p = np.asarray(log_sides, dtype=np.float64), np.asarray(peaks, dtype=np.float64)
-    best = int(np.argmax(p))
-    if len(p) < 3:
-        return float(x[best])
-    k = min(max(best, 1), len(p) - 2)
-    (x0, x1, x2), (p0, p1, p2) = x[k - 1:k + 2], p[k - 1:k + 2]
-    a = (x2 * (p1 - p0) + x1 * (p0 - p2) + x0 * (p2 - p1)) / ((x0 - x1) * (x0 - x2) * (x1 - x2))
-    if not a < 0:
-        return float(x[best])
-    b = (p1 - p0) / (x1 - x0) - a * (x0 + x1)
-    v = float(np.clip(-b / (2 * a), x0, x2))
-    # On a grid of a quarter of the scale step: a continuous size would carry the last bits of the response
-    # (which differ between PyTorch and ONNX Runtime) into every later frame; a grid keeps the backends' boxes equal.
-    q = (x2 - x0) / 8
-    return float(x1 + np.round((v - x1) / q) * q)
 
 
 def find_peak_numpy(up: np.ndarray, penalties: np.ndarray, hann: np.ndarray, window_influence: float) -> tuple[int, float, float]:
@@ -83,9 +61,8 @@ def psr(r: np.ndarray, exclude: int = 2) -> float:
 def find_peaks_torch(resp, upscale_sz: int, penalties, hann, window_influence: float, exclude: int = 2) -> np.ndarray:
     """:func:`find_peak_numpy` on the device for B targets: raw responses ``resp`` (B, S, R, R) float
     tensor, upsampled bicubically to ``upscale_sz`` here; ``penalties`` (S,) and ``hann`` (U, U) tensors on
-    its device. Returns a (B, 5 + S) float64 array: scale index, row, col (in the upsampled map), the chosen
-    scale's raw (not upsampled) peak and its :func:`psr` (``exclude`` as there), then every scale's raw peak
-    (for :func:`scale_vertex`); one transfer for all targets."""
+    its device. Returns a (B, 5) float64 array: scale index, row, col (in the upsampled map), the chosen
+    scale's raw (not upsampled) peak and its :func:`psr` (``exclude`` as there), one transfer for all targets."""
     import torch
     import torch.nn.functional as F
 
@@ -110,9 +87,8 @@ def find_peaks_torch(resp, upscale_sz: int, penalties, hann, window_influence: f
     n = side.sum(1)
     mean = (raw * side).sum(1) / n
     std = ((((raw - mean[:, None]) ** 2) * side).sum(1) / n).sqrt().clamp_min(1e-12)
-    out = torch.cat([torch.stack([scale_id.float(), (loc // u).float(), (loc % u).float(), peak.float(),
-                                  ((peak - mean) / std).float()], dim=1),
-                     resp.reshape(b, s, r * r).amax(2).float()], dim=1)
+    out = torch.stack([scale_id.float(), (loc // u).float(), (loc % u).float(), peak.float(),
+                       ((peak - mean) / std).float()], dim=1)
     return out.cpu().numpy().astype(np.float64)
 
 

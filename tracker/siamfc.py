@@ -285,8 +285,7 @@ class SiamFCTracker(redetect.LongTermSearch):
             self._move_box(choice)
             return self._after(frame, img, choice.logit * self._sharpness(resp[0, 0]))
         if self.pipeline == "torch" and not self.uses_features:
-            found = self._peaks_device(resp)[0]
-            (scale_id, row, col, peak, sharp), scale_peaks = found[:5], found[5:]
+            scale_id, row, col, peak, sharp = self._peaks_device(resp)[0]
             peak *= self._sharpness(sharp)
         else:
             resp = resp if self.uses_features else _host(resp)[:, 0]
@@ -294,10 +293,9 @@ class SiamFCTracker(redetect.LongTermSearch):
             if self.distractors:  # where the remembered look-alikes respond too, the target is less likely
                 near = np.mean([_host(self.net.score(xf, d))[:, 0] for d in self.distractors], axis=0)
                 search = resp - np.float32(cfg.distractor_weight) * near
-            scale_id, row, col, peak, scale_peaks = self._peak_host(self._fuse_dcf(search, feats) if self.uses_dcf else search,
-                                                                    resp)
+            scale_id, row, col, peak = self._peak_host(self._fuse_dcf(search, feats) if self.uses_dcf else search, resp)
             peak *= self._sharpness(resp[scale_id])
-        self._place(int(scale_id), row, col, edges, where, scale_peaks)
+        self._place(int(scale_id), row, col, edges, where)
         if not self.uses_features:
             return self._after(frame, img, peak)
         return self._after(frame, img, peak, (feats, int(scale_id), row, col, resp, xf))
@@ -310,15 +308,14 @@ class SiamFCTracker(redetect.LongTermSearch):
         return postprocess.find_peaks_torch(resp.reshape(-1, len(pen), r, r).float(), self.upscale_sz, pen,
                                             self._hann_t, self.config.window_influence)
 
-    def _peak_host(self, resp: np.ndarray, raw: np.ndarray) -> tuple[int, float, float, float, np.ndarray]:
-        """Host-side peak of responses ``resp`` (S, R, R) (OpenCV's bicubic upsampling): scale index, row, col,
-        the chosen scale's peak in ``raw`` (the responses before any fusion) and every scale's (S,)."""
+    def _peak_host(self, resp: np.ndarray, raw: np.ndarray) -> tuple[int, float, float, float]:
+        """Host-side peak of responses ``resp`` (S, R, R) (OpenCV's bicubic upsampling): scale index, row, col
+        and the chosen scale's peak in ``raw`` (the responses before any fusion)."""
         up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
                        for r in resp])
         pen = self.penalties if self._scale_frame else self.penalties[self.scale_ids]
         scale_id, row, col = postprocess.find_peak(up, pen, self.hann, self.config.window_influence)
-        peaks = raw.reshape(len(raw), -1).max(axis=1)
-        return scale_id, row, col, float(peaks[scale_id]), peaks
+        return scale_id, row, col, float(raw[scale_id].max())
 
     def _sharpness(self, psr) -> float:
         """What the raw peak is multiplied by for the score: with ``psr_score``, the chosen scale's
@@ -336,13 +333,11 @@ class SiamFCTracker(redetect.LongTermSearch):
         self.distractors = [*self.distractors, *(distractors.kernel_at(feats, c, k) for c in cells)]
         self.distractors = self.distractors[-cfg.distractor_size:]
 
-    def _place(self, scale_id: int, row: float, col: float, edges, where: tuple | None = None,
-               scale_peaks: np.ndarray | None = None) -> None:
+    def _place(self, scale_id: int, row: float, col: float, edges, where: tuple | None = None) -> None:
         """Move the box to the peak (``row``, ``col`` of scale ``scale_id`` in the upsampled response) and
-        rescale it (``scale_peaks``: every searched scale's raw peak, for ``scale_interp``); with the feature
-        pyramid's box-head sizes, ``edges`` (1, 4, R, R) also reshape it."""
+        rescale it; with the feature pyramid's box-head sizes, ``edges`` (1, 4, R, R) also reshape it."""
         old_x_sz = self.x_sz
-        self._move(scale_id, row, col, where, scale_peaks)
+        self._move(scale_id, row, col, where)
         if edges is not None:
             self._resize_from_head(_host(edges)[0], scale_id, row, col, old_x_sz)
 
@@ -388,20 +383,15 @@ class SiamFCTracker(redetect.LongTermSearch):
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _move(self, scale_id: int, row: float, col: float, where: tuple | None = None,
-              scale_peaks: np.ndarray | None = None) -> None:
-        """Box centre to the peak, size towards the chosen scale (with ``scale_interp`` and ``scale_peaks``,
-        every searched scale's raw peak: towards :func:`postprocess.scale_vertex`). The search of scale
-        ``scale_id`` was centred on the box with side ``x_sz * scale_factors[scale_id]``, or, with ``where`` =
-        (centres (S, 2), factors (S,)) (a shared pass, :mod:`tracker.shared`), centred on ``centres[scale_id]``
-        with side ``x_sz * factors[scale_id]``; on a frame that searches the current scale alone (``scale_every``)
-        the size stays."""
+    def _move(self, scale_id: int, row: float, col: float, where: tuple | None = None) -> None:
+        """Box centre to the peak, size towards the chosen scale. The search of scale ``scale_id`` was centred
+        on the box with side ``x_sz * scale_factors[scale_id]``, or, with ``where`` = (centres (S, 2), factors
+        (S,)) (a shared pass, :mod:`tracker.shared`), centred on ``centres[scale_id]`` with side ``x_sz *
+        factors[scale_id]``; on a frame that searches the current scale alone (``scale_every``) the size stays."""
         cfg = self.config
-        sides = self.scale_factors[self.scale_ids] if where is None else np.asarray(where[1])
-        centre, side = (self.center, sides[scale_id]) if where is None else (where[0][scale_id], sides[scale_id])
+        centre, side = (self.center, self.scale_factors[self.scale_ids[scale_id]]) if where is None else \
+            (where[0][scale_id], where[1][scale_id])
         factor = side if self._scale_frame else 1.0  # the current scale alone (scale_every): the size stays
-        if self._scale_frame and cfg.scale_interp and scale_peaks is not None:
-            factor = float(np.exp(postprocess.scale_vertex(np.log(sides), scale_peaks)))
         disp = np.array([col, row]) - (self.upscale_sz - 1) / 2  # in upsampled response px
         disp = disp * TOTAL_STRIDE / cfg.response_up  # in search-crop px
         disp = disp * self.x_sz * side / cfg.instance_sz  # in image px
