@@ -182,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         if not changed:
             break
     auc, ious, scores = evaluate(best_net, base.replace(**params), seqs, frames)
-    threshold, bal_acc = calibrate_lost_threshold(ious, scores, args.max_false_lost)
+    try:
+        threshold, bal_acc = calibrate_lost_threshold(ious, scores, args.max_false_lost)
+    except ValueError as e:  # e.g. no lost frame on these sequences: --max-false-lost calibrates without
+        p.error(str(e))
     default = TrackerConfig().to_dict()
     scored = base.replace(**params).to_dict()
     chosen = {**{k: v for k, v in scored.items() if v != default[k]}, "scale_num": base.scale_num, **params,
