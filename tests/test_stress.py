@@ -1,6 +1,7 @@
 """The long-term stress set, the VOT-LT measures, and their place in ``siamtrack eval``."""
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from tracker import ops
 from tracker.eval import metrics
-from tracker.eval.datasets import load_otb
+from tracker.eval.datasets import load_otb, read_boxes
 from tracker.eval.stress import MARGIN, WINDOW, make_stress_set
 from tracker.synthetic import make_sequence
 
@@ -151,6 +152,16 @@ def test_eval_reports_the_long_term_block(stress, tmp_path):
     for name, v in summary.items():
         lt = v["long_term"]
         assert 0 <= lt["f_score"] <= 1 and lt["absent_frames"] > 0
+    # Per sequence too: each one's F-score at the tracker's overall threshold, as the metric computes it.
+    rows = list(csv.DictReader(open(res / "report" / "per_sequence.csv")))
+    assert {r["tracker"] for r in rows} == set(summary) and all(0 <= float(r["lt_f_score"]) <= 1 for r in rows)
+    seq = load_otb(out, ["Drift-occ"])[0]
+    ours = res / "results" / "siamfc-effnet_long_term=True"
+    direct = metrics.long_term_sequence(read_boxes(ours / "Drift-occ.txt"), seq.gt,
+                                        np.loadtxt(ours / "scores" / "Drift-occ_score.txt"))
+    best = int(np.argmin(np.abs(metrics.LT_THRESHOLDS - summary["siamfc-effnet_long_term=True"]["long_term"]["lt_threshold"])))
+    got = next(float(r["lt_f_score"]) for r in rows if r["sequence"] == "Drift-occ" and r["tracker"] != "kcf")
+    assert np.isclose(got, direct.f_curve[best], atol=1e-6)
     scores = np.loadtxt(res / "results" / "kcf" / "scores" / "Drift-occ_score.txt")
     assert set(np.unique(scores)) <= {0.0, 1.0} and scores[0] == 1.0
     # Older results without confidences: the long-term block says so instead of failing.

@@ -3,7 +3,8 @@ the GOT-10k test-split submission zip. Nothing here runs a tracker.
 
 Report files (all written atomically into the report folder):
 ``table.txt`` (the console table), ``summary.json`` (overall and per-sequence scores with
-curves), ``per_sequence.csv``, and the plots ``success_plot.png`` / ``precision_plot.png``
+curves), ``per_sequence.csv`` (with ``lt_f_score`` where the target is sometimes absent: each sequence's
+long-term F-score at the tracker's overall best threshold), and the plots ``success_plot.png`` / ``precision_plot.png``
 (OTB) or ``success_plot.png`` (GOT-10k).
 """
 from __future__ import annotations
@@ -85,10 +86,17 @@ def score_otb(sequences: list[Sequence], layout: Layout, trackers: list[str]) ->
         out[name] = {"overall": metrics.otb_overall(list(per.values())), "sequences": per}
         if absences:
             conf = {s.name: load_scores(layout.score_file(name, s.name), s) for s in sequences}
-            lt = None if any(c is None for c in conf.values()) else metrics.long_term_overall(
-                [metrics.long_term_sequence(boxes[s.name], s.gt, conf[s.name]) for s in sequences])
-            out[name]["long_term"] = lt
+            out[name].update(_long_term(boxes, sequences, conf))
     return out
+
+
+def _long_term(boxes: dict[str, np.ndarray], sequences: list[Sequence], conf: dict[str, np.ndarray | None]) -> dict:
+    """``{"long_term": LongTermScores over all sequences, "long_term_sequences": {seq: LongTermScores}}``, or
+    ``{"long_term": None}`` where some result holds no confidences."""
+    if any(c is None for c in conf.values()):
+        return {"long_term": None}
+    per = {s.name: metrics.long_term_sequence(boxes[s.name], s.gt, conf[s.name]) for s in sequences}
+    return {"long_term": metrics.long_term_overall(list(per.values())), "long_term_sequences": per}
 
 
 def _image_size(seq: Sequence) -> tuple[int, int]:
@@ -123,9 +131,9 @@ def score_got10k(sequences: list[Sequence], layout: Layout, trackers: list[str])
                      "sequences": per}
         if absences:  # the first repetition's boxes and confidences
             conf = {s.name: load_scores(layout.score_file(name, s.name, 1), s) for s in sequences}
-            out[name]["long_term"] = None if any(c is None for c in conf.values()) else metrics.long_term_overall(
-                [metrics.long_term_sequence(load_boxes(layout.record_file(name, s.name, 1), s), s.gt, conf[s.name])
-                 for s in sequences])
+            first = {s.name: load_boxes(layout.record_file(name, s.name, 1), s) for s in sequences} \
+                if all(c is not None for c in conf.values()) else {}
+            out[name].update(_long_term(first, sequences, conf))
     return out
 
 
@@ -217,13 +225,19 @@ def write_reports(results: dict[str, dict], kind: str, report_dir: str | Path, t
     js = report_dir / "summary.json"
     write_atomic(js, json.dumps({"benchmark": kind, "title": title, "trackers": summary}, indent=1) + "\n")
     cols = [k for _, k in _columns(kind)] + ["frames"]
+    # Long-term F-score per sequence at the threshold that is best for the tracker over all sequences.
+    lt_col = any(r.get("long_term_sequences") for r in results.values())
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["tracker", "sequence"] + cols)
+    w.writerow(["tracker", "sequence"] + cols + (["lt_f_score"] if lt_col else []))
     for name in _ranked(results, kind):
+        lt = results[name].get("long_term_sequences")
         for seq, v in results[name]["sequences"].items():
             d = v.as_dict(False)
-            w.writerow([name, seq] + [f"{d[c]:.6f}" if isinstance(d[c], float) else d[c] for c in cols])
+            row = [name, seq] + [f"{d[c]:.6f}" if isinstance(d[c], float) else d[c] for c in cols]
+            if lt_col:
+                row.append(f"{lt[seq].f_curve[results[name]['long_term'].best]:.6f}" if lt else "")
+            w.writerow(row)
     per_csv = report_dir / "per_sequence.csv"
     write_atomic(per_csv, buf.getvalue())
     written += [table, js, per_csv]
