@@ -24,7 +24,8 @@ class TrackResult:
 
     ``state``: ``"tracking"``; with ``config.long_term``, ``"searching"`` once the target has been
     lost for ``lost_frames`` frames in a row (``box`` is then the local search's best guess, as when
-    lost in short-term mode, and the whole frame is searched for the target too) and ``"reacquired"``
+    lost in short-term mode, and the whole frame is searched for the target too; ``lost`` stays True
+    until ``lost_frames`` frames in a row score at or above ``lost_threshold``) and ``"reacquired"``
     on the frame the whole-frame search found it again (``lost`` False).
     """
 

@@ -131,8 +131,7 @@ def score_got10k(sequences: list[Sequence], layout: Layout, trackers: list[str])
                      "sequences": per}
         if absences:  # the first repetition's boxes and confidences
             conf = {s.name: load_scores(layout.score_file(name, s.name, 1), s) for s in sequences}
-            first = {s.name: load_boxes(layout.record_file(name, s.name, 1), s) for s in sequences} \
-                if all(c is not None for c in conf.values()) else {}
+            first = {s.name: load_boxes(layout.record_file(name, s.name, 1), s) for s in sequences}
             out[name].update(_long_term(first, sequences, conf))
     return out
 
