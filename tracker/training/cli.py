@@ -50,6 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-gap", type=int, default=10, help="max frames between exemplar and search (track's own indexing)")
     p.add_argument("--shift", type=float, default=4.0, help="max shift of the target in the search crop, crop px")
     p.add_argument("--scale-jitter", type=float, default=0.0, help="search crop scale change exp(U(-s, s)) (box head: ~0.3)")
+    p.add_argument("--scale-sigma", type=float, default=0.0, metavar="S",
+                   help="scale-aware labels: a positive is exp(-m^2/2S^2), m the log size mismatch of the pair (0: off)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -74,7 +76,8 @@ def _run(args: argparse.Namespace) -> int:
                           lr_start=args.lr[0], lr_end=args.lr[1], margin=args.margin, seed=args.seed,
                           checkpoint_every_s=args.checkpoint_every, box_head=args.box_head, init_weights=args.init,
                           freeze_backbone=args.freeze_backbone, pretrained=args.pretrained,
-                          train_blocks=args.train_blocks, trunk_lr_scale=args.trunk_lr_scale, warmup_steps=args.warmup)
+                          train_blocks=args.train_blocks, trunk_lr_scale=args.trunk_lr_scale, warmup_steps=args.warmup,
+                          scale_sigma=args.scale_sigma)
         tracks = load_tracks(args.data)
         arch = ARCHITECTURES[args.model]
         pairs = PairConfig(exemplar_sz=arch.exemplar_sz, instance_sz=arch.instance_sz, max_gap=args.max_gap,

@@ -9,7 +9,9 @@ colour jitter (optionally gamma and colour casts, for illumination changes), gra
 and blur. Crops are BGR ``uint8``; the target is centred in
 both (up to the shift), which is what the response-map labels assume.
 :meth:`PairSampler.sample_with_box` also returns where the target lies in the search crop,
-for training a box head (usually with a larger ``shift`` and ``scale_jitter``).
+for training a box head (usually with a larger ``shift`` and ``scale_jitter``);
+:meth:`PairSampler.sample_batch` can add how much larger the target appears in the search crop
+than in the exemplar (:func:`size_mismatch`), for response labels that know about scale.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import numpy as np
 from .. import ops
 from ..video import read_image
 
-__all__ = ["Track", "PairConfig", "PairSampler", "valid_boxes"]
+__all__ = ["Track", "PairConfig", "PairSampler", "valid_boxes", "size_mismatch"]
 
 
 @dataclass
@@ -90,6 +92,14 @@ def valid_boxes(boxes: np.ndarray, image_sizes: np.ndarray | None, cfg: PairConf
     return ok
 
 
+def size_mismatch(search_boxes: np.ndarray, exemplar_boxes: np.ndarray, context: float = 0.5) -> np.ndarray:
+    """Log ratio (N,) of the target's context size (SiamFC's square side) in the search crop to that in
+    the exemplar crop, both in network-input pixels: 0 when the search crop shows the target at the
+    exemplar's scale, > 0 when it looks larger. NaN where a box is NaN (negative pairs)."""
+    sb, eb = np.asarray(search_boxes, np.float64).reshape(-1, 4), np.asarray(exemplar_boxes, np.float64).reshape(-1, 4)
+    return np.log(ops.context_size(sb[:, 2], sb[:, 3], context) / ops.context_size(eb[:, 2], eb[:, 3], context))
+
+
 class PairSampler:
     """Draws augmented (exemplar, search) crop pairs from a list of tracks."""
 
@@ -136,12 +146,16 @@ class PairSampler:
     def sample_with_box(self, rng: np.random.Generator, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One pair and the target's box ``(x, y, w, h)`` in search-crop pixels (float64, 0-based);
         the box is all NaN for a negative pair (the search crop shows another track's target)."""
+        return self._pair(rng, k)[:3]
+
+    def _pair(self, rng: np.random.Generator, k: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`sample_with_box` plus the target's box in the exemplar crop."""
         cfg = self.cfg
         if k is None:
             k = int(rng.integers(len(self.tracks)))
         t = self.tracks[k]
         a, b = self.pick_frames(rng, k)
-        z, _ = self._crop(rng, self.image(t.frames[a]), t.boxes[a], cfg.exemplar_sz, 1.0, 0.0, 0.0)
+        z, zbox = self._crop(rng, self.image(t.frames[a]), t.boxes[a], cfg.exemplar_sz, 1.0, 0.0, 0.0)
         negative = cfg.negative_prob > 0 and len(self.tracks) > 1 and rng.random() < cfg.negative_prob
         if negative:
             t, b = self._other(rng, k)
@@ -150,7 +164,7 @@ class PairSampler:
             x = self._paste_distractor(rng, x, box, k)
         if negative:
             box = np.full(4, np.nan)
-        return self._augment(rng, z), self._augment(rng, x), box
+        return self._augment(rng, z), self._augment(rng, x), box, zbox
 
     def _search_crop(self, rng, t: Track, b: int) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.cfg
@@ -184,12 +198,18 @@ class PairSampler:
                 return x
         return x
 
-    def sample_batch(self, rng: np.random.Generator, batch_size: int, boxes: bool = False) -> tuple[np.ndarray, ...]:
+    def sample_batch(self, rng: np.random.Generator, batch_size: int, boxes: bool = False,
+                     scales: bool = False) -> tuple[np.ndarray, ...]:
         """``batch_size`` pairs from distinct tracks where possible: (B, 127, 127, 3), (B, 255, 255, 3),
-        and with ``boxes`` the (B, 4) target boxes in search-crop pixels."""
+        with ``boxes`` the (B, 4) target boxes in search-crop pixels, and with ``scales`` (needs
+        ``boxes``) the (B,) :func:`size_mismatch` of each pair (NaN for negative pairs)."""
+        if scales and not boxes:
+            raise ValueError("sample_batch: scales needs boxes")
         ks = rng.choice(len(self.tracks), size=batch_size, replace=batch_size > len(self.tracks))
-        pairs = [self.sample_with_box(rng, int(k)) for k in ks]
+        pairs = [self._pair(rng, int(k)) for k in ks]
         out = tuple(np.stack([p[i] for p in pairs]) for i in range(3 if boxes else 2))
+        if scales:
+            out += (size_mismatch(out[2], np.stack([p[3] for p in pairs]), self.cfg.context),)
         return out
 
     def _crop(self, rng, img, box, out_sz, ratio, shift, scale_jitter) -> tuple[np.ndarray, np.ndarray]:

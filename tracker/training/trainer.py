@@ -59,6 +59,7 @@ class TrainConfig:
     train_blocks: int = 0  # with pretrained: the trunk's last N blocks train too (at trunk_lr_scale x the LR)
     trunk_lr_scale: float = 0.1
     warmup_steps: int = 0  # linear learning-rate warm-up before the exponential decay
+    scale_sigma: float = 0.0  # > 0: positives labelled exp(-m^2 / 2 sigma^2), m the log size mismatch (0: SiamFC's 1)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -80,6 +81,9 @@ class TrainConfig:
         if self.train_blocks < 0 or not 0 < self.trunk_lr_scale <= 1 or not 0 <= self.warmup_steps < self.steps:
             raise ValueError(f"TrainConfig: need train_blocks >= 0, 0 < trunk_lr_scale <= 1, 0 <= warmup_steps < steps; "
                              f"got {self.train_blocks}, {self.trunk_lr_scale}, {self.warmup_steps}")
+        if self.scale_sigma < 0 or (self.scale_sigma > 0 and self.loss != "logistic"):
+            raise ValueError(f"TrainConfig: scale_sigma (--scale-sigma) must be >= 0 and applies to the logistic loss; "
+                             f"got {self.scale_sigma} with {self.loss!r}")
         if self.freeze_backbone and not (self.box_head and self.init_weights):
             raise ValueError("TrainConfig: freeze_backbone (--freeze-backbone) needs box_head and init_weights "
                              "(--box-head, --init WEIGHTS: a trained backbone)")
@@ -94,18 +98,22 @@ class _LossModel(nn.Module):
         self.instance_sz = net.instance_sz
         self.box_weight, self.cls = cfg.box_weight, not cfg.freeze_backbone
         self.box_labels = box_labels  # response labels at each target's centre, not the crop's
+        self.scale_sigma = cfg.scale_sigma
 
-    def forward(self, z: torch.Tensor, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
-        """``boxes``: the targets in the search crops (NaN rows: negative pairs), or None."""
+    def forward(self, z: torch.Tensor, x: torch.Tensor, boxes: torch.Tensor | None = None,
+                mismatch: torch.Tensor | None = None) -> torch.Tensor:
+        """``boxes``: the targets in the search crops (NaN rows: negative pairs), or None; ``mismatch``
+        (with ``scale_sigma``): each pair's log size ratio, search over exemplar."""
+        scale = {"mismatch": mismatch, "scale_sigma": self.scale_sigma}
         if self.net.has_box_head:
             resp, ltrb = self.net.forward_boxes(z, x)
             loss = self.box_weight * box_giou(ltrb, boxes, instance_sz=self.instance_sz)
-            return loss + balanced_logistic(resp, boxes=boxes, instance_sz=self.instance_sz) if self.cls else loss
+            return loss + balanced_logistic(resp, boxes=boxes, instance_sz=self.instance_sz, **scale) if self.cls else loss
         if self.loss == "logistic":
             if self.box_labels:  # NaN boxes: negative pairs
-                return balanced_logistic(self.net(z, x), boxes=boxes, instance_sz=self.instance_sz)
+                return balanced_logistic(self.net(z, x), boxes=boxes, instance_sz=self.instance_sz, **scale)
             negatives = None if boxes is None else torch.isnan(boxes[:, 0])
-            return balanced_logistic(self.net(z, x), negatives=negatives)
+            return balanced_logistic(self.net(z, x), negatives=negatives, **scale)
         ze, xe = self.net.embed_exemplar(z), self.net.embed(x)
         fn = contrastive if self.loss == "contrastive" else triplet
         return fn(ze, xe) if self.margin is None else fn(ze, xe, margin=self.margin)
@@ -153,7 +161,7 @@ class Trainer:
         # Beyond the default few pixels of shift (or with scale jitter) the target leaves the crop
         # centre, so the response labels follow its box; the default keeps SiamFC's centred labels.
         box_labels = sampler.cfg.shift > PairConfig.shift or sampler.cfg.scale_jitter > 0
-        self.with_boxes = cfg.box_head or sampler.cfg.negative_prob > 0 or box_labels
+        self.with_boxes = cfg.box_head or sampler.cfg.negative_prob > 0 or box_labels or cfg.scale_sigma > 0
         if sampler.cfg.negative_prob > 0 and cfg.loss != "logistic":
             raise ValueError(f"negative pairs need the logistic loss; {cfg.loss!r} takes its negatives from the batch")
         torch.manual_seed(cfg.seed)
@@ -239,7 +247,7 @@ class Trainer:
         # Everything that shapes the model, the data stream or the schedule must be as the checkpoint's run had it.
         keys = ("arch", "loss", "box_head", "freeze_backbone", "pretrained", "train_blocks", "warmup_steps", "steps",
                 "batch_size", "lr_start", "lr_end", "momentum", "weight_decay", "seed", "trunk_lr_scale", "margin",
-                "box_weight", "init_weights")
+                "box_weight", "init_weights", "scale_sigma")
         defaults = dataclasses.asdict(TrainConfig())
         theirs = {k: ckpt["config"].get(k, defaults[k]) for k in keys}
         ours = {k: getattr(self.cfg, k) for k in keys}
@@ -281,12 +289,13 @@ class Trainer:
 
     def _batch(self, step: int) -> tuple[torch.Tensor, ...]:
         """Step ``step``'s pairs: exemplars, search crops and, with a box head or negative pairs, the
-        target boxes in the crops."""
+        target boxes in the crops, and with ``scale_sigma`` each pair's size mismatch."""
         rng = np.random.default_rng([self.cfg.seed, self.rank, step])
-        arrays = self.sampler.sample_batch(rng, self.cfg.batch_size, boxes=self.with_boxes)
+        scales = self.cfg.scale_sigma > 0
+        arrays = self.sampler.sample_batch(rng, self.cfg.batch_size, boxes=self.with_boxes, scales=scales)
         to = lambda a: torch.from_numpy(a).to(self.device).permute(0, 3, 1, 2).float()  # noqa: E731
         batch = (to(arrays[0]), to(arrays[1]))
-        return batch + (torch.from_numpy(arrays[2]).float().to(self.device),) if self.with_boxes else batch
+        return batch + tuple(torch.from_numpy(a).float().to(self.device) for a in arrays[2:])
 
     def train_step(self) -> float:
         self.model.train()
