@@ -41,7 +41,6 @@ class TrackerConfig:
     scale_every: int = 1  # image pyramid on every N-th frame (the first after init included), the current scale alone between;
     # scale_lr stays a rate per frame: a scale frame moves the size 1 - (1 - scale_lr) ** N of the way. Ignored by the
     # feature pyramid (one crop per frame already) and box heads (their proposals read every scale's crop)
-    scale_filter: bool = False  # the box's size from DSST's online scale filter (tracker.scale_filter); one crop a frame
     box_size_lr: float = 0.0  # pyramid with a box-head network: also move (w, h) this far towards the head's size at the peak
     dcf_weight: float = 0.0  # online correlation filter (tracker.dcf) fused with the response at this weight; 0: off
     dcf_lambda: float = 1e-2  # its ridge regularisation
@@ -91,8 +90,6 @@ class TrackerConfig:
         need(0 <= self.dcf_rate <= 1, f"dcf_rate must be in [0, 1], got {self.dcf_rate}")
         need(isinstance(self.scale_every, int) and self.scale_every >= 1, f"scale_every must be an int >= 1, got "
              f"{self.scale_every!r}")
-        need(not (self.scale_filter and self.feature_pyramid), "scale_filter sizes the box itself: it needs "
-             "feature_pyramid=False")
         need(not (self.dcf_weight > 0 and self.feature_pyramid), "dcf_weight > 0 needs the image pyramid "
              "(feature_pyramid=False)")
         need(self.memory_size >= 0 and self.memory_every >= 1, f"memory_size must be >= 0 and memory_every >= 1, "

@@ -39,7 +39,6 @@ from .inputs import as_bgr_frame, as_box
 from .ops import TOTAL_STRIDE
 from .result import REACQUIRED, SEARCHING, TRACKING, TrackResult
 from .runtime import OnnxNet
-from .scale_filter import ScaleFilter
 
 if TYPE_CHECKING:
     from .models import SiamNet
@@ -88,10 +87,7 @@ class SiamFCTracker(redetect.LongTermSearch):
         if self.uses_features and self.uses_box_head:
             raise ValueError("dcf_weight > 0, memory_size > 0 and distractor_weight > 0 need the scale pyramid: pass "
                              "box_head=False for this box-head network")
-        if self.config.scale_filter and self.uses_box_head:
-            raise ValueError("scale_filter needs the response alone: pass box_head=False for this box-head network")
         self.memory: list = []  # kernels of past confident exemplars (memory_size > 0)
-        self.scale_model: ScaleFilter | None = None  # scale_filter: this target's DSST filter, made by init()
         self._frames = 0
         n = self.config.scale_num
         self.scale_factors = self.config.scale_factors
@@ -117,7 +113,6 @@ class SiamFCTracker(redetect.LongTermSearch):
         of the weights), configuration, device and pipeline, and has its own state (box, kernel, scale)."""
         new = copy.copy(self)
         new._frame_size, new.zf, new.memory, new._frames, new.state = None, None, [], 0, TRACKING
-        new.scale_model = None
         new.distractors = []
         return new
 
@@ -149,9 +144,8 @@ class SiamFCTracker(redetect.LongTermSearch):
         return np.arange(n) if self._scale_frame else np.array([n // 2])
 
     def _begin_frame(self) -> None:
-        """Start a frame: count it, and say whether it searches every scale (``scale_every``; never with
-        ``scale_filter``, which sizes the box itself)."""
-        self._scale_frame = self._updates % self.scale_every == 0 and self.scale_model is None
+        """Start a frame: count it, and say whether it searches every scale (``scale_every``)."""
+        self._scale_frame = self._updates % self.scale_every == 0
         self._updates += 1
 
     def network(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray | None]:
@@ -220,10 +214,6 @@ class SiamFCTracker(redetect.LongTermSearch):
         self.state, self._lost_run, self._held_run, self._search_turn = TRACKING, 0, 0, 0
         self._held_size = (self.target_sz, self.x_sz)  # the size when last held (hold_size)
         self.avg_color = np.array(cv2.mean(frame)[:3])
-        self.scale_model = None
-        if cfg.scale_filter:
-            self.scale_model = ScaleFilter()
-            self.scale_model.init(frame, self.center, self.target_sz)
         with self._inference():
             img = None
             if self.pipeline == "torch":
@@ -306,8 +296,6 @@ class SiamFCTracker(redetect.LongTermSearch):
             scale_id, row, col, peak = self._peak_host(self._fuse_dcf(search, feats) if self.uses_dcf else search, resp)
             peak *= self._sharpness(resp[scale_id])
         self._place(int(scale_id), row, col, edges, where)
-        if self.scale_model is not None:  # the size from the scale filter at the new centre
-            self._set_size(self.target_sz * self.scale_model.estimate(frame, self.center, self.target_sz))
         if not self.uses_features:
             return self._after(frame, img, peak)
         return self._after(frame, img, peak, (feats, int(scale_id), row, col, resp, xf))
@@ -371,8 +359,6 @@ class SiamFCTracker(redetect.LongTermSearch):
                 cell = tuple(int(np.clip(round((v + 0.5) / cfg.response_up - 0.5), 0, resp.shape[-1] - 1))
                              for v in (row, col))
                 self._mine_distractors(resp[scale_id], cell, xf[scale_id])
-        if self.scale_model is not None and not lost:
-            self.scale_model.update(frame, self.center, self.target_sz)
         if cfg.template_lr > 0 and not lost:
             z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
             new = self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))
