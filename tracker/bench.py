@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import platform
 import time
@@ -144,6 +145,24 @@ def set_threads(n: int | None) -> None:
         cv2.setNumThreads(n)
 
 
+def _torch_twin(model: str, overrides: dict):
+    """The PyTorch network a model's ONNX Runtime row is counted on (multiply-adds, parameters): its own
+    weights, or for an export folder the weights it was made from where its model.json names them
+    (``quantized.from``, an 8-bit export); None where there are none."""
+    from .runtime import META_NAME, is_export
+    from .siamfc import SiamFCTracker
+    from .weights import WeightsError
+
+    if is_export(model):
+        model = json.loads((Path(model) / META_NAME).read_text()).get("quantized", {}).get("from")
+        if model is None:
+            return None
+    try:
+        return SiamFCTracker.from_pretrained(model, device="cpu", config=overrides or None)
+    except (WeightsError, ValueError):
+        return None
+
+
 def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list[str], max_frames: int,
               device: str, backends: tuple[str, ...] = ("torch",), threads: tuple[int | None, ...] = (None,)) -> list[dict]:
     """Time TrackerNano (when ``peers`` is given) and each model on each back-end, once per thread count
@@ -152,6 +171,7 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
     from .eval.trackers import OpenCVTracker
     from .models import build_model
     from .siamfc import SiamFCTracker
+    from .runtime import is_export
     from .weights import WeightsError
 
     clips = load_clips(root, sequences, max_frames)
@@ -167,8 +187,9 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
         crop, net = stage_ms(t, clips[0][0][0], clips[0][1]) if ours else (None, None)
         # Multiply-adds and parameters are the network's, whichever back-end runs it.
         ref = torch_net or t
-        gmacs = update_gmacs(ref, clips[0][0][0], clips[0][1]) if ours else None
-        params = sum(p.numel() for p in ref.net.parameters()) if ours else None
+        counted = ours and isinstance(ref.net, torch.nn.Module)  # an export without its weights: not counted
+        gmacs = update_gmacs(ref, clips[0][0][0], clips[0][1]) if counted else None
+        params = sum(p.numel() for p in ref.net.parameters()) if counted else None
         rows.append({"tracker": name, "threads": nthreads, "median_ms": med, "mean_ms": mean, "fps": 1000.0 / mean,
                      "crop_ms": crop, "network_ms": net, "gmac": gmacs, "params": params})
 
@@ -185,6 +206,8 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
             for backend in backends:
                 make = lambda m=m, o=overrides, b=backend: SiamFCTracker.from_pretrained(  # noqa: E731
                     m, device="cpu" if b == "onnxruntime" else device, config=o, backend=b, threads=shown)
+                if backend == "torch" and is_export(m):
+                    continue  # an export runs on ONNX Runtime: its onnxruntime row is the one
                 try:
                     t = make()
                 except WeightsError:
@@ -201,7 +224,7 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
                     mode += f" every {t.scale_every} frames"
                 desc = f"{t.config.scale_num} scale{'s' if t.config.scale_num > 1 else ''}, {mode}, {t.config.instance_sz} px"
                 where = f"{t.device}" if backend == "torch" else "onnxruntime, cpu"
-                torch_net = None if backend == "torch" else SiamFCTracker.from_pretrained(m, device="cpu", config=overrides)
+                torch_net = None if backend == "torch" else _torch_twin(m, overrides)
                 add(f"{spec} ({desc}, {where})", lambda t=t: t, shown, torch_net)
         ref = rows[start]["mean_ms"] if peers is not None else None
         for r in rows[start:]:

@@ -297,6 +297,19 @@ def _main(args) -> int:
         return 2
     name = args.model or ref.name
     files, meta = export_model(ref.net, ref.config, Path(str(name)).stem, resolve(name).sha256)
+    if args.int8:
+        from .quantize import calibration_crops, int8_export
+
+        if not args.calibration:
+            print("siamtrack export: --int8 needs --calibration KIND:PATH (training data to set the 8-bit ranges "
+                  "from, e.g. got10k:../shared/data/training)", file=sys.stderr)
+            return 2
+        try:
+            crops = calibration_crops(args.calibration, meta["instance_sz"], meta["exemplar_sz"], args.calibration_crops)
+        except (ValueError, OSError) as e:
+            print(f"siamtrack export: --calibration: {e}", file=sys.stderr)
+            return 2
+        files, meta = int8_export(files, meta, crops, " ".join(args.calibration))
     for fname, data in files.items():
         onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
     path = write_export(files, meta, out)
@@ -326,4 +339,10 @@ def register(sub) -> None:
                                                     "sizes and, with feature_pyramid, the scales)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created; an older export in it is replaced)")
     p.add_argument("--no-opencv", action="store_true", help="skip the OpenCV DNN check")
+    p.add_argument("--int8", action="store_true", help="8-bit backbone for ONNX Runtime on the CPU (tracker.quantize), "
+                                                        "its ranges calibrated on --calibration")
+    p.add_argument("--calibration", action="append", metavar="KIND:PATH",
+                   help="with --int8: training data as siamtrack train --data takes it (repeatable), e.g. "
+                        "got10k:../shared/data/training")
+    p.add_argument("--calibration-crops", type=int, default=64, metavar="N", help="with --int8: search crops to calibrate on")
     p.set_defaults(func=_main)
