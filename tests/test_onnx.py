@@ -252,3 +252,21 @@ def test_several_targets_share_one_head_call_and_an_older_export_runs_one_per_ta
         ids = [multi.add(frames[0], box), multi.add(frames[0], np.asarray(box) + np.array([30.0, 10.0, 0, 0]))]
         boxes.append(np.array([[multi.update(f)[i].box for i in ids] for f in frames[1:10]]))
     assert np.abs(boxes[0] - boxes[1]).max() <= 1e-3
+
+
+def test_an_in_memory_export_is_made_once_per_weights_and_config(monkeypatch):
+    """An evaluation builds one tracker per sequence: a config the shipped export cannot serve is exported
+    once, not once per sequence; other settings or other weights get their own export."""
+    import tracker.export
+    import tracker.loading
+
+    calls = []
+    real = tracker.export.export_model
+    monkeypatch.setattr(tracker.export, "export_model", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    monkeypatch.setattr(tracker.loading, "_EXPORTS", {})
+    make = lambda name, **cfg: SiamFCTracker.from_pretrained(name, backend="onnxruntime", config=cfg)  # noqa: E731
+    a, b = make("siamfc-effnet", instance_sz=225), make("siamfc-effnet", instance_sz=225)
+    assert len(calls) == 1 and a.net is not b.net and a.config == b.config
+    make("siamfc-effnet", instance_sz=257)
+    make("siamfc-lite")
+    assert [c.instance_sz for c in calls] == [225, 257, 255]

@@ -12,9 +12,14 @@ from pathlib import Path
 from .config import TrackerConfig
 from .runtime import META_NAME, OnnxNet, is_export
 from .siamfc import BACKENDS, resolve_device, torch
-from .weights import DEFAULT, find_export, load_model, resolve
+from .weights import DEFAULT, find_export, load_model, resolve, sha256_of
 
 __all__ = ["from_pretrained", "from_onnx"]
+
+# In-memory exports already made in this process, by the weights' sha256 and the tracking parameters:
+# an evaluation builds one tracker per sequence, and an export takes seconds.
+_EXPORTS: dict[tuple, tuple[dict, dict]] = {}
+_EXPORTS_KEPT = 8
 
 
 def _shipped_export(name: str, config: TrackerConfig | dict | None,
@@ -86,8 +91,12 @@ def from_pretrained(cls, name_or_path, device, config, backend, threads, **kwarg
         from .export import export_model
 
         cfg = cfg.with_crop_sizes(net)
-        net = OnnxNet(*export_model(net, cfg, name, info.sha256), threads=threads,
-                      source=f"{name} (exported in memory)")
+        key = (info.sha256 or sha256_of(info.path), json.dumps(cfg.to_dict(), sort_keys=True))  # the file's content, checked
+        if key not in _EXPORTS:
+            while len(_EXPORTS) >= _EXPORTS_KEPT:
+                _EXPORTS.pop(next(iter(_EXPORTS)))
+            _EXPORTS[key] = export_model(net, cfg, name, info.sha256)
+        net = OnnxNet(*_EXPORTS[key], threads=threads, source=f"{name} (exported in memory)")
     return cls(net, cfg, dev, name=name, **kwargs)
 
 
