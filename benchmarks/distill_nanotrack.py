@@ -79,13 +79,13 @@ def with_distillation(weight: float) -> None:
     teacher = Teacher()
     forward = trainer._LossModel.forward
 
-    def _forward(self, z, x, boxes=None):
+    def _forward(self, z, x, *rest):  # rest: the boxes and, with --scale-sigma, the size mismatch
         seen = []  # the response the loss computed, so the network runs once
         net_forward, forward_boxes = self.net.forward, self.net.forward_boxes
         self.net.forward = lambda *a: seen.append(net_forward(*a)) or seen[-1]
         self.net.forward_boxes = lambda *a: seen.append(forward_boxes(*a)) or seen[-1]
         try:
-            loss = forward(self, z, x, boxes)
+            loss = forward(self, z, x, *rest)
         finally:
             del self.net.forward, self.net.forward_boxes  # the class's methods again
         resp = seen[-1][0] if isinstance(seen[-1], tuple) else seen[-1]

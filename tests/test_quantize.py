@@ -76,11 +76,14 @@ def test_int8_features_and_boxes_stay_close_to_float(int8_export, david):
     assert ops.iou(boxes[0], boxes[1]).min() > 0.7
 
 
-def test_int8_needs_calibration_data(tmp_path):
-    r = subprocess.run([*siamtrack_cmd(), "export", "--int8", "--out", str(tmp_path / "x")],
+@pytest.mark.parametrize("args,named", [(["--int8"], "--calibration"), (["--calibration", "got10k:x"], "--int8"),
+                                        (["--int8", "--calibration", "got10k:x", "--calibration-crops", "0"],
+                                         "--calibration-crops")])
+def test_int8_arguments_are_checked_before_any_work(tmp_path, args, named):
+    r = subprocess.run([*siamtrack_cmd(), "export", *args, "--out", str(tmp_path / "x")],
                        capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "--calibration" in r.stderr
-    assert not (tmp_path / "x" / META_NAME).exists()
+    assert r.returncode == 2 and named in r.stderr, r.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_bench_counts_an_int8_export_on_the_weights_it_came_from(int8_export, dev_root):
@@ -92,3 +95,17 @@ def test_bench_counts_an_int8_export_on_the_weights_it_came_from(int8_export, de
     assert str(int8_export) in rows[2]["tracker"] and "onnxruntime" in rows[2]["tracker"]
     assert rows[2]["gmac"] == rows[1]["gmac"] and rows[2]["params"] == rows[1]["params"]
     assert json.loads((int8_export / META_NAME).read_text())["quantized"]["from"] == "siamfc-effnet"
+
+
+def test_bench_does_not_count_an_export_on_weights_that_changed_since(int8_export, tmp_path):
+    import shutil
+
+    from tracker.bench import _torch_twin
+
+    assert _torch_twin(str(int8_export), {}).config.instance_sz == 193
+    stale = tmp_path / "stale-onnx"
+    shutil.copytree(int8_export, stale)
+    meta = json.loads((stale / META_NAME).read_text())
+    meta["source_sha256"] = "0" * 64  # made from other weights than the shipped siamfc-effnet.pt
+    (stale / META_NAME).write_text(json.dumps(meta))
+    assert _torch_twin(str(stale), {}) is None

@@ -76,7 +76,8 @@ def test_training_with_scale_sigma_feeds_the_mismatch_to_the_loss(tmp_path):
     assert len(off._batch(0)) == 3  # without scale labels the batch is as before
 
 
-@pytest.mark.parametrize("kwargs", [{"scale_sigma": -0.1}, {"scale_sigma": 0.2, "loss": "triplet", "batch_size": 2}])
+@pytest.mark.parametrize("kwargs", [{"scale_sigma": -0.1}, {"scale_sigma": 0.2, "loss": "triplet", "batch_size": 2},
+                                    {"scale_sigma": 0.2, "box_head": True, "init_weights": "x.pt", "freeze_backbone": True}])
 def test_train_config_rejects_bad_scale_sigma(kwargs):
     with pytest.raises(ValueError, match="scale_sigma"):
         TrainConfig(**kwargs)

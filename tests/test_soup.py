@@ -46,4 +46,17 @@ def test_cli_writes_the_soup_with_its_json_and_never_over_an_input(tmp_path, cap
     assert main([str(a), str(b), "--out", str(out)]) == 0
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["sha256"] == sha256_of(out) and meta["soup_of"] == [str(a), str(b)] and meta["arch"] == "lite"
+    assert meta["config"] == {} and "no tracking parameters" in capsys.readouterr().out  # the inputs have none
     load_model(out)  # loads, sha256 checked
+
+
+def test_the_soup_keeps_the_tracking_parameters_its_inputs_share(tmp_path, capsys):
+    nets = []
+    for i in range(2):
+        torch.manual_seed(i)
+        nets.append(save_weights(build_model("lite"), tmp_path / f"n{i}.pt", {"window_influence": 0.1}))
+    assert main([*map(str, nets), "--out", str(tmp_path / "s.pt")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["config"] == {"window_influence": 0.1}
+    other = save_weights(build_model("lite"), tmp_path / "n2.pt", {"window_influence": 0.2})
+    assert main([str(nets[0]), str(other), "--out", str(tmp_path / "t.pt")]) == 0
+    assert json.loads((tmp_path / "t.json").read_text())["config"] == {}

@@ -155,15 +155,21 @@ def set_threads(n: int | None) -> None:
 def _torch_twin(model: str, overrides: dict):
     """The PyTorch network a model's ONNX Runtime row is counted on (multiply-adds, parameters): its own
     weights, or for an export folder the weights it was made from where its model.json names them
-    (``quantized.from``, an 8-bit export); None where there are none."""
+    (``quantized.from``, an 8-bit export) and they are still those (``source_sha256``), with the export's
+    tracking parameters; None where there are none."""
     from .runtime import META_NAME, is_export
     from .siamfc import SiamFCTracker
-    from .weights import WeightsError
+    from .weights import WeightsError, resolve
 
     if is_export(model):
-        model = json.loads((Path(model) / META_NAME).read_text()).get("quantized", {}).get("from")
-        if model is None:
+        meta = json.loads((Path(model) / META_NAME).read_text())
+        model = meta.get("quantized", {}).get("from")
+        try:
+            if model is None or resolve(model).sha256 != meta.get("source_sha256"):
+                return None
+        except WeightsError:
             return None
+        overrides = {**meta["config"], **overrides}
     try:
         return SiamFCTracker.from_pretrained(model, device="cpu", config=overrides or None)
     except (WeightsError, ValueError):

@@ -279,6 +279,13 @@ def _main(args) -> int:
     from .weights import WeightsError, resolve
 
     out = Path(args.out)
+    if args.int8 != bool(args.calibration):
+        print("siamtrack export: --int8 and --calibration KIND:PATH go together (training data to set the 8-bit "
+              "ranges from, e.g. --int8 --calibration got10k:../shared/data/training)", file=sys.stderr)
+        return 2
+    if args.calibration_crops < 1:
+        print(f"siamtrack export: --calibration-crops must be >= 1, got {args.calibration_crops}", file=sys.stderr)
+        return 2
     if args.model and is_export(args.model):
         print(f"siamtrack export: --model {args.model} is an export already; give weights (a name or a .pt file)",
               file=sys.stderr)
@@ -300,10 +307,6 @@ def _main(args) -> int:
     if args.int8:
         from .quantize import calibration_crops, int8_export
 
-        if not args.calibration:
-            print("siamtrack export: --int8 needs --calibration KIND:PATH (training data to set the 8-bit ranges "
-                  "from, e.g. got10k:../shared/data/training)", file=sys.stderr)
-            return 2
         try:
             crops = calibration_crops(args.calibration, meta["instance_sz"], meta["exemplar_sz"], args.calibration_crops)
         except (ValueError, OSError) as e:

@@ -3,6 +3,7 @@
 parameters apply, and the shipped ONNX export of a weights file."""
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -96,7 +97,9 @@ def from_pretrained(cls, name_or_path, device, config, backend, threads, **kwarg
             while len(_EXPORTS) >= _EXPORTS_KEPT:
                 _EXPORTS.pop(next(iter(_EXPORTS)))
             _EXPORTS[key] = export_model(net, cfg, name, info.sha256)
-        net = OnnxNet(*_EXPORTS[key], threads=threads, source=f"{name} (exported in memory)")
+        files, meta = _EXPORTS[key]
+        net = OnnxNet(dict(files), {**copy.deepcopy(meta), "name": name}, threads=threads,
+                      source=f"{name} (exported in memory)")
     return cls(net, cfg, dev, name=name, **kwargs)
 
 

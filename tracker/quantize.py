@@ -25,7 +25,8 @@ def calibration_crops(specs: Sequence[str], instance_sz: int, exemplar_sz: int, 
                       seed: int = 0) -> np.ndarray:
     """``n`` search crops (n, 3, X, X) float32 BGR [0, 255], X = ``instance_sz``, from the training-data
     specs ``KIND:PATH`` (as ``siamtrack train --data``): around visible targets at the tracker's context,
-    shifted up to 32 px and scaled by exp(U(-0.1, 0.1)) as the tracker's scale search and motion do,
+    shifted up to 32 px and scaled by exp(U(-0.1, 0.1)) (and the sampler's 5% stretch) as the tracker's scale
+    search and motion do,
     no colour augmentation; each from a track drawn at random (a fixed seed)."""
     from .training.pairs import PairConfig, PairSampler
     from .training.sources import load_tracks

@@ -51,7 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shift", type=float, default=4.0, help="max shift of the target in the search crop, crop px")
     p.add_argument("--scale-jitter", type=float, default=0.0, help="search crop scale change exp(U(-s, s)) (box head: ~0.3)")
     p.add_argument("--scale-sigma", type=float, default=0.0, metavar="S",
-                   help="scale-aware labels: a positive is exp(-m^2/2S^2), m the log size mismatch of the pair (0: off)")
+                   help="scale-aware labels: a positive is exp(-m^2/2S^2), m the log size mismatch of the pair (0: off); "
+                        "the mismatch comes mostly from --scale-jitter")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 

@@ -3,7 +3,8 @@
 Runs of the same recipe from the same initial weights with different seeds end near each other in weight
 space; the element-wise mean of their parameters often generalises better than any one of them and costs
 nothing at tracking time (one network). Floating-point tensors (parameters and BatchNorm statistics) are
-averaged, integer buffers (BatchNorm's batch counts) taken from the first file.
+averaged, integer buffers (BatchNorm's batch counts) taken from the first file; the tracking parameters
+in the inputs' ``.json`` are kept when they all agree.
 
     python -m tracker.training.soup runs/KDU/effnet-lite0.pt runs/KDU2/effnet-lite0.pt --out runs/soup.pt
 """
@@ -12,16 +13,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-from ..weights import WeightsError, load_model, save_weights
+from ..weights import WeightsError, load_model, resolve, save_weights
+
+if TYPE_CHECKING:
+    from ..models import SiamNet
 
 __all__ = ["average_weights", "main"]
 
 
-def average_weights(paths: Sequence[str | Path]):
+def average_weights(paths: Sequence[str | Path]) -> "SiamNet":
     """The network of the first weights file with every floating-point tensor replaced by the mean over
     all files; the files must hold the same architecture (same keys and shapes), else ValueError naming them."""
     if len(paths) < 2:
@@ -55,8 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, WeightsError) as e:
         print(f"soup: {e}", file=sys.stderr)
         return 2
-    save_weights(net, out, soup_of=[str(w) for w in args.weights])
-    print(f"wrote {out} (mean of {len(args.weights)} networks, {net.arch})")
+    configs = [resolve(w).config for w in args.weights]
+    config = configs[0] if all(c == configs[0] for c in configs) else {}
+    save_weights(net, out, config, soup_of=[str(w) for w in args.weights])
+    print(f"wrote {out} (mean of {len(args.weights)} networks, {net.arch}; "
+          + ("the inputs' tracking parameters" if config else "no tracking parameters: the inputs' differ, choose "
+             "them for the soup (python -m tracker.training.select)") + ")")
     return 0
 
 

@@ -81,9 +81,9 @@ class TrainConfig:
         if self.train_blocks < 0 or not 0 < self.trunk_lr_scale <= 1 or not 0 <= self.warmup_steps < self.steps:
             raise ValueError(f"TrainConfig: need train_blocks >= 0, 0 < trunk_lr_scale <= 1, 0 <= warmup_steps < steps; "
                              f"got {self.train_blocks}, {self.trunk_lr_scale}, {self.warmup_steps}")
-        if self.scale_sigma < 0 or (self.scale_sigma > 0 and self.loss != "logistic"):
-            raise ValueError(f"TrainConfig: scale_sigma (--scale-sigma) must be >= 0 and applies to the logistic loss; "
-                             f"got {self.scale_sigma} with {self.loss!r}")
+        if self.scale_sigma < 0 or (self.scale_sigma > 0 and (self.loss != "logistic" or self.freeze_backbone)):
+            raise ValueError(f"TrainConfig: scale_sigma (--scale-sigma) must be >= 0 and applies to the response's "
+                             f"logistic loss (not with {self.loss!r} loss or freeze_backbone); got {self.scale_sigma}")
         if self.freeze_backbone and not (self.box_head and self.init_weights):
             raise ValueError("TrainConfig: freeze_backbone (--freeze-backbone) needs box_head and init_weights "
                              "(--box-head, --init WEIGHTS: a trained backbone)")
