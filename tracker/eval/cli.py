@@ -1,5 +1,5 @@
-"""``siamtrack eval otb|got10k|report|stress``: run trackers over a benchmark and score them; make a
-long-term stress set from an OTB-layout one (:mod:`tracker.eval.stress`).
+"""``siamtrack eval otb|got10k|report|stress|tre``: run trackers over a benchmark and score them; make a
+long-term stress set (:mod:`tracker.eval.stress`) or a temporal-robustness set (:mod:`tracker.eval.tre`) from an OTB-layout one.
 
 Output folder layout (``--out DIR``): ``DIR/results/`` holds the official result files
 (see :mod:`tracker.eval.runner`), ``DIR/report/`` the table, JSON, CSV and plots
@@ -15,6 +15,7 @@ from .datasets import AnnotationError, Sequence, load_got10k, load_otb
 from .report import found_trackers, pack_got10k_test, score, write_reports
 from .runner import Layout, parse_shard, run_benchmark, shard
 from .stress import KINDS, make_stress_set
+from .tre import make_tre_set
 from .trackers import TrackerSpecError, default_peers_dir, label_of
 
 __all__ = ["register"]
@@ -80,6 +81,17 @@ def register(subparsers) -> None:
     st.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS, help="which kinds (default both)")
     st.add_argument("--sequences", nargs="+", help="only these source sequences (default: all)")
     st.set_defaults(func=_stress)
+    tre = sub.add_parser("tre", help="make a temporal-robustness set (each sequence from several starting frames)",
+                         description="Write an OTB-layout set whose sequences are segments of the source's: <seq>-tre<k> "
+                                     "starts at frame k N / K (the first valid box from there) and runs to the end; "
+                                     "<seq>-tre0 is the whole sequence (OTB's TRE). Score trackers on it with "
+                                     "`siamtrack eval otb`: more, shorter trajectories from the same frames, so one "
+                                     "drift weighs less.")
+    tre.add_argument("--root", required=True, type=Path, help="source OTB-layout set")
+    tre.add_argument("--out", required=True, type=Path, help="folder for the segments")
+    tre.add_argument("--segments", type=int, default=5, help="starting frames per sequence (default 5; OTB uses 20)")
+    tre.add_argument("--sequences", nargs="+", help="only these source sequences (default: all)")
+    tre.set_defaults(func=_tre)
     ev.set_defaults(func=lambda args: (ev.print_help(), 2)[1])
 
 
@@ -156,4 +168,13 @@ def _stress(args) -> int:
     seqs = manifest["sequences"].values()
     print(f"wrote {len(manifest['sequences'])} sequences ({sum(v['frames'] for v in seqs)} frames, target absent on "
           f"{sum(v['absent_frames'] for v in seqs)}) to {args.out}; score with: siamtrack eval otb --root {args.out} ...")
+    return 0
+
+
+@_guard
+def _tre(args) -> int:
+    manifest = make_tre_set(args.root, args.out, args.segments, _names(args.sequences))
+    seqs = manifest["sequences"].values()
+    print(f"wrote {len(manifest['sequences'])} segments ({sum(v['frames'] for v in seqs)} frames) to {args.out}; "
+          f"score with: siamtrack eval otb --root {args.out} ...")
     return 0

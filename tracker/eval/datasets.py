@@ -19,7 +19,9 @@ test split holds only the first box (later frames are NaN).
 """
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,7 @@ import numpy as np
 from .. import ops
 
 __all__ = ["AnnotationError", "Sequence", "read_boxes", "read_labels", "load_otb", "load_got10k", "is_valid_box",
+           "write_otb_sequence",
            "OTB_FRAME_RANGES"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -285,3 +288,38 @@ def is_valid_box(gt: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         return np.isfinite(gt).all(axis=1) & (gt[:, 2] > 0) & (gt[:, 3] > 0)
 
+
+
+def write_otb_sequence(folder: Path, frames: list, gt: np.ndarray, link: bool = False) -> None:
+    """``folder/img/0001.jpg...`` (each item a source path to copy, or with ``link`` to hard-link where the
+    file system allows, or an image to encode) and ``groundtruth_rect.txt`` (1-based; ``nan,nan,nan,nan``
+    where absent), written to a temporary folder first and renamed, so a sequence folder that exists is
+    complete. For derived sets (:mod:`tracker.eval.stress`, :mod:`tracker.eval.tre`)."""
+    import cv2
+
+    from ..video import read_image
+
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "img").mkdir(parents=True)
+    for k, item in enumerate(frames, 1):
+        dst = tmp / "img" / f"{k:04d}.jpg"
+        if not isinstance(item, np.ndarray) and Path(item).suffix.lower() in (".jpg", ".jpeg"):
+            try:
+                if not link:
+                    raise OSError
+                os.link(item, dst)
+            except OSError:  # another file system, or copies asked for
+                shutil.copyfile(item, dst)
+        elif not cv2.imwrite(str(dst), item if isinstance(item, np.ndarray) else read_image(item),
+                             [cv2.IMWRITE_JPEG_QUALITY, 95]):
+            raise OSError(f"{dst}: could not write")
+    rows = ops.zero_based_to_one_based(np.asarray(gt, dtype=np.float64).reshape(-1, 4))
+    (tmp / "groundtruth_rect.txt").write_text(
+        "".join(("nan,nan,nan,nan" if not np.isfinite(r).all() else ",".join(f"{v:.2f}" for v in r)) + "\n"
+                for r in rows))
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)

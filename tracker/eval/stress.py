@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import zlib
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import numpy as np
 from .. import ops
 from ..synthetic import texture
 from ..video import read_image
-from .datasets import Sequence, load_otb
+from .datasets import Sequence, load_otb, write_otb_sequence
 
 __all__ = ["KINDS", "make_stress_set", "occlusion_spans", "occlude", "camera_path"]
 
@@ -123,30 +122,6 @@ def _visible(box: np.ndarray, x0: int, y0: int, ww: int, wh: int) -> float:
     return ix * iy / max(w * h, 1e-9)
 
 
-def _write_sequence(folder: Path, frames: list, gt: np.ndarray) -> None:
-    """``folder/img/0001.jpg...`` (each item a source path to copy, or an image to encode) and
-    ``groundtruth_rect.txt`` (1-based; ``nan,nan,nan,nan`` where absent), written to a temporary folder
-    first and renamed, so a sequence folder that exists is complete."""
-    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "img").mkdir(parents=True)
-    for k, item in enumerate(frames, 1):
-        dst = tmp / "img" / f"{k:04d}.jpg"
-        if not isinstance(item, np.ndarray) and Path(item).suffix.lower() in (".jpg", ".jpeg"):
-            shutil.copyfile(item, dst)
-        elif not cv2.imwrite(str(dst), item if isinstance(item, np.ndarray) else read_image(item),
-                             [cv2.IMWRITE_JPEG_QUALITY, 95]):
-            raise OSError(f"{dst}: could not write")
-    rows = ops.zero_based_to_one_based(gt)
-    (tmp / "groundtruth_rect.txt").write_text(
-        "".join(("nan,nan,nan,nan" if not np.isfinite(r).all() else ",".join(f"{v:.2f}" for v in r)) + "\n"
-                for r in rows))
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-
-
 def _occlusion(seq: Sequence, seed: int) -> tuple[list, np.ndarray, dict]:
     rng = _rng(seed, seq.name, "occlusion")
     n = len(seq)
@@ -213,7 +188,7 @@ def make_stress_set(root: str | Path, out: str | Path, seed: int = 0, kinds: tup
                 log(f"{name}: skipped (the target is too large for the {WINDOW:.0%} window)")
                 continue
             frames, gt, info = made
-            _write_sequence(out / name, frames, gt)
+            write_otb_sequence(out / name, frames, gt)
             absent = np.flatnonzero(~np.isfinite(gt).all(axis=1)).tolist()
             manifest["sequences"][name] = {"source": seq.name, "kind": kind, "frames": len(frames),
                                            "absent_frames": len(absent), **info}
