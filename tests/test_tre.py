@@ -23,6 +23,7 @@ def test_segments_start_evenly_at_valid_boxes():
     assert segment_starts(gt, 5) == [0, 25, 41, 60, 80]
     short = np.tile([10.0, 10, 20, 20], (12, 1))
     assert segment_starts(short, 5) == [0, 2]  # later starts would leave fewer than MIN_FRAMES frames
+    assert 12 - 2 >= MIN_FRAMES > 12 - 4
     with pytest.raises(ValueError, match="--segments"):
         segment_starts(gt, 0)
 
