@@ -147,9 +147,6 @@ class SiamFCTracker(redetect.LongTermSearch):
         """Start a frame: count it, and say whether it searches every scale (``scale_every``)."""
         self._scale_frame = self._updates % self.scale_every == 0
         self._updates += 1
-        self._prior = self.center.copy()  # where the box was: this frame's displacement is measured from it
-        if self.config.motion > 0:  # a constant-velocity prior: search where the target is heading
-            self.center = np.clip(self.center + self.config.motion * self._velocity, [0, 0], self._frame_size)
 
     def network(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray | None]:
         """The network's part of a frame on the crops of :meth:`search_sizes`, in this tracker's mode:
@@ -215,7 +212,6 @@ class SiamFCTracker(redetect.LongTermSearch):
         self.memory, self.distractors, self._frames = [], [], 0
         self._updates, self._scale_frame = 0, True
         self.state, self._lost_run, self._held_run, self._search_turn = TRACKING, 0, 0, 0
-        self._velocity = np.zeros(2)  # the last held frame's displacement, px (motion)
         self._held_size = (self.target_sz, self.x_sz)  # the size when last held (hold_size)
         self.avg_color = np.array(cv2.mean(frame)[:3])
         with self._inference():
@@ -353,7 +349,6 @@ class SiamFCTracker(redetect.LongTermSearch):
         cfg = self.config
         score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
         lost = score < cfg.lost_threshold
-        self._velocity = np.zeros(2) if lost or self.state != TRACKING else self.center - self._prior
         if found is not None and not lost:
             feats, scale_id, row, col, resp, xf = found
             if self.uses_dcf and cfg.dcf_rate > 0:
