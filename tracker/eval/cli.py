@@ -75,11 +75,9 @@ def register(subparsers) -> None:
                                     "spans (<seq>-occ) and a virtual camera that pans away and back (<seq>-oov); NaN "
                                     "ground truth where it is absent. Score trackers on it with `siamtrack eval otb`: "
                                     "the report adds the long-term F-score.")
-    st.add_argument("--root", required=True, type=Path, help="source OTB-layout set")
-    st.add_argument("--out", required=True, type=Path, help="folder for the stress set")
+    _derived(st, "folder for the stress set")
     st.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same set")
     st.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS, help="which kinds (default both)")
-    st.add_argument("--sequences", nargs="+", help="only these source sequences (default: all)")
     st.set_defaults(func=_stress)
     tre = sub.add_parser("tre", help="make a temporal-robustness set (each sequence from several starting frames)",
                          description="Write an OTB-layout set whose sequences are segments of the source's: <seq>-tre<k> "
@@ -87,12 +85,17 @@ def register(subparsers) -> None:
                                      "<seq>-tre0 is the whole sequence (OTB's TRE). Score trackers on it with "
                                      "`siamtrack eval otb`: more, shorter trajectories from the same frames, so one "
                                      "drift weighs less.")
-    tre.add_argument("--root", required=True, type=Path, help="source OTB-layout set")
-    tre.add_argument("--out", required=True, type=Path, help="folder for the segments")
+    _derived(tre, "folder for the segments")
     tre.add_argument("--segments", type=int, default=5, help="starting frames per sequence (default 5; OTB uses 20)")
-    tre.add_argument("--sequences", nargs="+", help="only these source sequences (default: all)")
     tre.set_defaults(func=_tre)
     ev.set_defaults(func=lambda args: (ev.print_help(), 2)[1])
+
+
+def _derived(p: argparse.ArgumentParser, out_help: str) -> None:
+    """The arguments of a command that derives an OTB-layout set from another (stress, tre)."""
+    p.add_argument("--root", required=True, type=Path, help="source OTB-layout set")
+    p.add_argument("--out", required=True, type=Path, help=out_help)
+    p.add_argument("--sequences", nargs="+", help="only these source sequences (default: all)")
 
 
 def _load(args) -> list[Sequence]:
