@@ -22,14 +22,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tracker import ops  # noqa: E402
 from tracker.eval import datasets, metrics  # noqa: E402
 from tracker.eval.report import load_boxes  # noqa: E402
 
 
 def with_size(boxes: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
     """``boxes`` (N, 4) x, y, w, h with their centres kept and sides ``w``, ``h`` (N,)."""
-    c = boxes[:, :2] + boxes[:, 2:] / 2
-    return np.stack([c[:, 0] - w / 2, c[:, 1] - h / 2, w, h], axis=1)
+    c = ops.xywh_to_cxcywh(boxes)
+    return ops.cxcywh_to_xywh(np.column_stack([c[:, :2], w, h]))
 
 
 def main() -> None:

@@ -52,11 +52,12 @@ def make_tre_set(root: str | Path, out: str | Path, segments: int = 5, names: li
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"source": str(Path(root).resolve()), "segments": segments, "sequences": {}}
     for seq in load_otb(root, names):
-        for k, start in enumerate(segment_starts(seq.gt, segments)):
+        starts = segment_starts(seq.gt, segments)
+        for k, start in enumerate(starts):
             name = f"{seq.name}-tre{k}"
             write_otb_sequence(out / name, list(seq.img_files[start:]), seq.gt[start:], link=True)
             manifest["sequences"][name] = {"source": seq.name, "start": start, "frames": len(seq) - start}
-        log(f"{seq.name}: {sum(v['source'] == seq.name for v in manifest['sequences'].values())} segments")
+        log(f"{seq.name}: {len(starts)} segments")
     tmp = out / ".tre.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     os.replace(tmp, out / "tre.json")
