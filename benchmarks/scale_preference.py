@@ -1,7 +1,8 @@
 """Does the response prefer the target's true size? (the scale search can only follow what it prefers)
 
     python benchmarks/scale_preference.py --weights siamfc-effnet --half A
-    python benchmarks/scale_preference.py --weights runs/SS/snapshots/effnet-lite0_0001000.pt --half A
+    python benchmarks/scale_preference.py --weights runs/SS/snapshots/effnet-lite0_0001000.pt \
+        --settings-from siamfc-effnet --half A
 
 For each sequence of ``--root`` (optionally one half of eval/dev_halves.json): the tracker is started on
 frame 1 (the exemplar), then on about 40 frames spread over the sequence the search region is cut at the
@@ -26,6 +27,7 @@ from tracker import ops  # noqa: E402
 from tracker.eval import datasets  # noqa: E402
 from tracker.siamfc import SiamFCTracker, torch  # noqa: E402
 from tracker.video import read_image  # noqa: E402
+from tracker.weights import resolve  # noqa: E402
 
 GRID = np.linspace(-0.4, 0.4, 17)  # log size factors around the true size
 
@@ -52,12 +54,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", default="siamfc-effnet", help="weights name or .pt (its .json's settings apply)")
     p.add_argument("--root", default=str(REPO.parent / "shared" / "data" / "dev"), help="OTB-layout sequences")
+    p.add_argument("--settings-from", metavar="WEIGHTS", help="tracking parameters (crop sizes, context) from these "
+                   "weights' .json instead of --weights' own, e.g. siamfc-effnet for a training snapshot")
     p.add_argument("--half", choices=["A", "B"], help="only this half of eval/dev_halves.json")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     names = json.loads((REPO / "eval" / "dev_halves.json").read_text())[args.half] if args.half else None
-    tracker = SiamFCTracker.from_pretrained(args.weights, device="cpu")
+    config = resolve(args.settings_from).config if args.settings_from else None
+    tracker = SiamFCTracker.from_pretrained(args.weights, device="cpu", config=config)
     peaks = np.concatenate([peaks_by_size(tracker, s) for s in datasets.load_otb(args.root, names)])
     centre = len(GRID) // 2
     curve = (peaks - peaks[:, centre:centre + 1]).mean(0)
