@@ -108,7 +108,7 @@ def stage_ms(tracker, frame: np.ndarray, box, repeats: int = 50) -> tuple[float,
     tracker.init(frame, box)
     crop = net = 0.0
     for _ in range(tracker.scale_every):
-        tracker._begin_frame(frame)
+        tracker._begin_frame()
         sizes = tracker.search_sizes()
         with torch.inference_mode():
             img = tracker._to_device(frame) if tracker.pipeline == "torch" else None

@@ -41,7 +41,6 @@ class TrackerConfig:
     scale_every: int = 1  # image pyramid on every N-th frame (the first after init included), the current scale alone between;
     # scale_lr stays a rate per frame: a scale frame moves the size 1 - (1 - scale_lr) ** N of the way. Ignored by the
     # feature pyramid (one crop per frame already) and box heads (their proposals read every scale's crop)
-    flow_scale: float = 0.0  # before each frame's crops, the size times the optical flow's size ratio ** this (tracker.flow); 0: off
     box_size_lr: float = 0.0  # pyramid with a box-head network: also move (w, h) this far towards the head's size at the peak
     dcf_weight: float = 0.0  # online correlation filter (tracker.dcf) fused with the response at this weight; 0: off
     dcf_lambda: float = 1e-2  # its ridge regularisation
@@ -84,7 +83,6 @@ class TrackerConfig:
         need(0 <= self.lost_threshold <= 1, f"lost_threshold must be in [0, 1], got {self.lost_threshold}")
         need(0 <= self.template_lr < 1, f"template_lr must be in [0, 1), got {self.template_lr}")
         need(self.penalty_k >= 0, f"penalty_k must be >= 0, got {self.penalty_k}")
-        need(0 <= self.flow_scale <= 1, f"flow_scale must be in [0, 1], got {self.flow_scale}")
         need(0 <= self.box_size_lr <= 1, f"box_size_lr must be in [0, 1], got {self.box_size_lr}")
         need(0 <= self.dcf_weight <= 1, f"dcf_weight must be in [0, 1], got {self.dcf_weight}")
         need(self.dcf_lambda > 0 and self.dcf_sigma > 0, f"dcf_lambda and dcf_sigma must be > 0, got "

@@ -163,7 +163,7 @@ class MultiTracker:
         # runs that search on its own, inside its _step, as a single tracker does.
         results = {}
         for _, t in targets:
-            t._begin_frame(frame)
+            t._begin_frame()
         with first._inference():
             img = first._to_device(frame) if first.pipeline == "torch" else None
             sizes = [t.search_sizes() for _, t in targets]

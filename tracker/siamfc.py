@@ -30,7 +30,7 @@ try:  # a deployment install (numpy, OpenCV, ONNX Runtime) tracks exported model
 except ImportError:
     torch = None
 
-from . import distractors, flow, ops, postprocess, redetect
+from . import distractors, ops, postprocess, redetect
 from .config import TrackerConfig
 from .dcf import CorrelationFilter, as_filter_input, fuse
 from .device import CPU_TORCH_BATCH, HAS_TORCH, embed_in_batches, resolve_device
@@ -143,18 +143,10 @@ class SiamFCTracker(redetect.LongTermSearch):
         n = len(self.scale_factors)
         return np.arange(n) if self._scale_frame else np.array([n // 2])
 
-    def _begin_frame(self, frame: np.ndarray) -> None:
-        """Start a frame: count it, say whether it searches every scale (``scale_every``), and with
-        ``flow_scale``, resize the box by the optical flow's size ratio since the last frame."""
+    def _begin_frame(self) -> None:
+        """Start a frame: count it, and say whether it searches every scale (``scale_every``)."""
         self._scale_frame = self._updates % self.scale_every == 0
         self._updates += 1
-        if self.config.flow_scale > 0:
-            grey, prev = flow.gray(frame), self._grey
-            self._grey = grey
-            if prev is not None and self._flow_ok:  # not after a lost frame: its box need not hold the target
-                est = flow.estimate(prev, grey, self.box)
-                if est.points:
-                    self._rescale(est.scale ** self.config.flow_scale)
 
     def network(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray | None]:
         """The network's part of a frame on the crops of :meth:`search_sizes`, in this tracker's mode:
@@ -221,7 +213,6 @@ class SiamFCTracker(redetect.LongTermSearch):
         self._updates, self._scale_frame = 0, True
         self.state, self._lost_run, self._held_run, self._search_turn = TRACKING, 0, 0, 0
         self._held_size = (self.target_sz, self.x_sz)  # the size when last held (hold_size)
-        self._grey, self._flow_ok = (flow.gray(frame) if cfg.flow_scale > 0 else None), True
         self.avg_color = np.array(cv2.mean(frame)[:3])
         with self._inference():
             img = None
@@ -255,7 +246,7 @@ class SiamFCTracker(redetect.LongTermSearch):
     def update(self, frame: np.ndarray) -> TrackResult:
         """Locate the target in the next frame; returns its box and a confidence score."""
         frame = self._check_frame(frame, "SiamFCTracker.update")
-        self._begin_frame(frame)
+        self._begin_frame()
         with self._inference():
             img = self._to_device(frame) if self.pipeline == "torch" else None
             xf = self.net.embed(self._crops(frame, img, self.search_sizes(), self.config.instance_sz))
@@ -358,7 +349,6 @@ class SiamFCTracker(redetect.LongTermSearch):
         cfg = self.config
         score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
         lost = score < cfg.lost_threshold
-        self._flow_ok = not lost and self.state == TRACKING
         if found is not None and not lost:
             feats, scale_id, row, col, resp, xf = found
             if self.uses_dcf and cfg.dcf_rate > 0:
@@ -413,12 +403,7 @@ class SiamFCTracker(redetect.LongTermSearch):
         if self.sizes_from_head:  # width and height change apart (see _resize_from_head): scale both
             self._set_size(self.target_sz * scale)
             return
-        self._rescale(scale)
-
-    def _rescale(self, scale: float) -> None:
-        """Box and search region times ``scale``, the aspect ratio kept, the box between min_scale and max_scale
-        of its initial size and at least 2 px."""
-        cfg = self.config
+        # Keep the box between min_scale and max_scale of its initial size, and at least 2 px.
         lo = max(cfg.min_scale, 2.0 / min(self.init_sz))
         rel = np.clip(self.target_sz[0] * scale / self.init_sz[0], lo, cfg.max_scale)
         self.target_sz = self.init_sz * rel
