@@ -1,5 +1,5 @@
 """A design tried for long-term mode and not kept: check the box with a whole-frame search on frames
-whose score is low but not lost (README, "Checking the box while the score is low").
+whose score is low but not lost (docs/measurements.md, "Long-term: options tried and left off").
 
 Long-term mode (``long_term=True``) searches the whole frame only on lost frames. Here, a frame that is
 not lost but scores below ``--v`` also runs that search (:meth:`SiamFCTracker._search_frame`), and the

@@ -130,7 +130,8 @@ def test_demo_box_file_carries_the_state_in_long_term_mode(tmp_path):
     clip = encode(frames, tmp_path / "away.mp4")
     # hold_size: through mp4v (PSNR ~27 dB on this noise texture) the lost box's size drifts to 1.4x on noise
     # and the whole-frame search at that scale peaks at 0.27 on the returned target with the session-23
-    # weights (0.70 with the size held); stress half A keeps hold_size off by default (README, "Long-term").
+    # weights (0.70 with the size held); stress half A keeps hold_size off by default (docs/measurements.md,
+    # "Long-term: options tried and left off").
     lt = {**LT, "hold_size": True}
     p = siamtrack("track", clip, "--no-display", "--box", box_arg(gt[0]), "--boxes", tmp_path / "b.txt",
                   "--config", json.dumps(lt), "--output", tmp_path / "o.mp4")
