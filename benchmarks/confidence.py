@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     names = json.loads((REPO / "eval" / "dev_halves.json").read_text())[args.half] if args.half else None
     seqs = datasets.load_otb(args.root, names)
     frames = [[read_image(f) for f in s.img_files] for s in seqs]
-    tracker = SiamFCTracker.from_pretrained(args.weights, device="cpu", config=json.loads(args.config or "{}"))
+    tracker = SiamFCTracker.from_pretrained(args.weights, device="cpu", config=json.loads(args.config or "{}"),
+                                           backend="torch")
     print(hardware())
     print(f"{tracker.name} on {args.root}" + (f" half {args.half}" if args.half else "") + f": {tracker.config}")
     auc, ious, scores = evaluate_tracker(tracker, seqs, frames)

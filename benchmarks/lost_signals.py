@@ -49,7 +49,7 @@ def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
 
 
 def run(root: Path, names: list[str]) -> dict[str, list[np.ndarray]]:
-    t = SiamFCTracker.from_pretrained(device="cpu")
+    t = SiamFCTracker.from_pretrained(device="cpu", backend="torch")
     seen: dict = {}
     orig = t._peak_host
 

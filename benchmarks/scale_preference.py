@@ -62,7 +62,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     names = json.loads((REPO / "eval" / "dev_halves.json").read_text())[args.half] if args.half else None
     config = resolve(args.settings_from).config if args.settings_from else None
-    tracker = SiamFCTracker.from_pretrained(args.weights, device="cpu", config=config)
+    tracker = SiamFCTracker.from_pretrained(args.weights, device="cpu", config=config, backend="torch")
     peaks = np.concatenate([peaks_by_size(tracker, s) for s in datasets.load_otb(args.root, names)])
     centre = len(GRID) // 2
     curve = (peaks - peaks[:, centre:centre + 1]).mean(0)

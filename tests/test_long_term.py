@@ -70,7 +70,7 @@ def test_a_similar_object_below_the_threshold_is_not_locked_onto():
 
 def test_no_template_update_while_lost():
     frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
-    t = SiamFCTracker.from_pretrained(device="cpu", config={**LT, "template_lr": 0.1})
+    t = SiamFCTracker.from_pretrained(device="cpu", backend="torch", config={**LT, "template_lr": 0.1})
     t.init(frames[0], gt[0])
     for f in frames[1:ABSENT[0]]:
         t.update(f)

@@ -74,7 +74,7 @@ def test_shipped_export_is_of_the_shipped_weights_and_matches_torch(effnet_expor
     for fname in meta["sha256"]:
         onnx.checker.check_model(onnx.load(str(effnet_export / fname)), full_check=True)
     frames, box = david
-    ref = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu")
+    ref = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", backend="torch")
     diffs = max_differences(ref, SiamFCTracker.from_onnx(effnet_export), frames[0], box)
     assert diffs["zf"] < 1e-4 and diffs["response"] < 1e-3 and diffs["edges"] < 1e-2, diffs
 
@@ -84,7 +84,7 @@ def test_onnxruntime_tracks_as_torch_does(effnet_export, david, mode):
     """Both shipped paths of the default: 100 frames of a real dev sequence, boxes within 0.5 px."""
     frames, box = david
     ours = SiamFCTracker.from_onnx(effnet_export, config=mode, threads=1)
-    ref = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", config=mode)
+    ref = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", backend="torch", config=mode)
     assert ours.backend == "onnxruntime" and ref.backend == "torch"
     out = []
     for t in (ref, ours):
@@ -93,10 +93,19 @@ def test_onnxruntime_tracks_as_torch_does(effnet_export, david, mode):
     assert np.abs(out[0] - out[1]).max() <= 0.5
 
 
+def test_from_pretrained_takes_the_shipped_export_by_default_on_a_cpu(effnet_export):
+    """The default backend is "auto": the shipped export where onnxruntime is installed and the run is on the
+    CPU; PyTorch for a config that export cannot serve (no in-memory export), for torch's pipeline or by request."""
+    assert SiamFCTracker.from_pretrained(device="cpu").backend == "onnxruntime"
+    assert SiamFCTracker.from_pretrained(device="cpu", config={"instance_sz": 257}).backend == "torch"
+    assert SiamFCTracker.from_pretrained(device="cpu", pipeline="torch").backend == "torch"
+    assert SiamFCTracker.from_pretrained(device="cpu", backend="torch").backend == "torch"
+
+
 def test_lite_in_memory_export_tracks_as_torch_does(david):
     frames, box = david
     ours = SiamFCTracker.from_pretrained("siamfc-lite", backend="onnxruntime")
-    ref = SiamFCTracker.from_pretrained("siamfc-lite", device="cpu")
+    ref = SiamFCTracker.from_pretrained("siamfc-lite", device="cpu", backend="torch")
     out = []
     for t in (ref, ours):
         t.init(frames[0], box)

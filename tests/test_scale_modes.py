@@ -38,7 +38,7 @@ def test_scale_every_searches_every_scale_on_every_nth_frame_only(seq):
     """scale_every 2: three crops on the first frame after init, then one, then three...; between the scale
     frames the size is left alone, and on them it moves as far as two frames at scale_lr would."""
     frames, gt = seq
-    t = SiamFCTracker.from_pretrained(device="cpu", config={"scale_every": 2, "scale_lr": 0.59})
+    t = SiamFCTracker.from_pretrained(device="cpu", backend="torch", config={"scale_every": 2, "scale_lr": 0.59})
     calls = _crops_per_call(t)
     boxes, sizes = _run(t, frames, gt[0])
     assert calls[2:] == [3, 1] * ((len(frames) - 1) // 2) + [3] * ((len(frames) - 1) % 2)  # after exemplar, reference
@@ -59,10 +59,10 @@ def test_scale_every_searches_every_scale_on_every_nth_frame_only(seq):
 
 def test_shipped_default_searches_every_scale_every_second_frame_and_the_one_crop_modes_ignore_it(seq):
     frames, gt = seq
-    t = SiamFCTracker.from_pretrained(device="cpu")
+    t = SiamFCTracker.from_pretrained(device="cpu", backend="torch")
     assert t.config.scale_every == 2 and t.scale_every == 2
     for config, crops in (({"feature_pyramid": True}, 1), ({"box_head": True}, 3)):
-        one = SiamFCTracker.from_pretrained(device="cpu", config=config)
+        one = SiamFCTracker.from_pretrained(device="cpu", backend="torch", config=config)
         assert one.config.scale_every == 2 and one.scale_every == 1  # the shipped value, not applied
         calls = _crops_per_call(one)
         _run(one, frames[:6], gt[0])

@@ -79,7 +79,7 @@ def test_region_torch_crop_equals_opencv():
 def test_features_of_a_region_hold_every_crop_s_features_away_from_the_border():
     """What the shared pass rests on: the backbone is convolutional with total stride 8, so a window of a
     region's features is the crop's features, except within a few cells of the crop's border."""
-    tracker = SiamFCTracker.from_pretrained(device="cpu")
+    tracker = SiamFCTracker.from_pretrained(device="cpu", backend="torch")
     frame = _frame(3)
     region = ops.crop_region(frame, (100.0, 50.0), 1.0, (X + 8 * 9, X + 8 * 5), (0, 0, 0))
     with torch.inference_mode():

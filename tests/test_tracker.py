@@ -109,7 +109,7 @@ def test_auto_device_is_cpu_here():
 
 def test_template_update_keeps_tracking_and_changes_the_exemplar(seq):
     frames, gt = seq
-    t = SiamFCTracker.from_pretrained(device="cpu", config={"template_lr": 0.05, "lost_threshold": 0.0})
+    t = SiamFCTracker.from_pretrained(device="cpu", backend="torch", config={"template_lr": 0.05, "lost_threshold": 0.0})
     t.init(frames[0], gt[0])
     z0 = t.zf.clone()
     boxes = np.array([gt[0]] + [t.update(f).box for f in frames[1:]])
@@ -123,12 +123,12 @@ def test_feature_pyramid_tracks_with_one_network_pass(seq):
     not grow while the target grows 1.6x; the image pyramid's, every scale on every frame, does): see the model card."""
     frames, gt = seq
     calls = []
-    t = SiamFCTracker.from_pretrained(device="cpu", config={"box_head": False, "scale_num": 3, "feature_pyramid": True})
+    t = SiamFCTracker.from_pretrained(device="cpu", backend="torch", config={"box_head": False, "scale_num": 3, "feature_pyramid": True})
     t.net.backbone.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
     boxes, _ = _run(t, frames, gt[0])
     assert calls[2:] == [1] * (len(frames) - 1)  # after init (exemplar, reference crop): one crop per frame
     assert ops.iou(boxes, gt).mean() > 0.55
-    img = SiamFCTracker.from_pretrained(device="cpu", config={"box_head": False, "scale_num": 3, "feature_pyramid": False,
+    img = SiamFCTracker.from_pretrained(device="cpu", backend="torch", config={"box_head": False, "scale_num": 3, "feature_pyramid": False,
                                                               "scale_every": 1})
     img_boxes, _ = _run(img, frames, gt[0])
     mid = len(gt) // 2

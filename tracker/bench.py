@@ -171,7 +171,7 @@ def _torch_twin(model: str, overrides: dict):
             return None
         overrides = {**meta["config"], **overrides}
     try:
-        return SiamFCTracker.from_pretrained(model, device="cpu", config=overrides or None)
+        return SiamFCTracker.from_pretrained(model, device="cpu", config=overrides or None, backend="torch")
     except (WeightsError, ValueError):
         return None
 

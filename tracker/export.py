@@ -295,7 +295,7 @@ def _main(args) -> int:
         return 2
     try:
         config = parse_config(args.config) if args.config else None
-        ref = SiamFCTracker.from_pretrained(args.model, device="cpu", config=config)
+        ref = SiamFCTracker.from_pretrained(args.model, device="cpu", config=config, backend="torch")
     except DemoError as e:
         print(f"siamtrack export: {e}", file=sys.stderr)
         return 2
