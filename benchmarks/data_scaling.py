@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run", action="store_true", help="run the commands too (about 10 minutes of training per share)")
     args = p.parse_args(argv)
+    args.out = args.out.resolve()  # the commands run from the repository root
     missing = [str(d) for d in DATA + STILLS if not d.is_dir()]
     if missing:
         print(f"data_scaling: not found: {', '.join(missing)} (../shared beside the repository)", file=sys.stderr)
