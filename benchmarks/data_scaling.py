@@ -12,6 +12,7 @@ model card, "Session 26".
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -65,7 +66,7 @@ def commands(out: Path, percent: float, data: list[Path]) -> list[str]:
     """Train stage 1 on a share (``data``: its GOT-10k roots), write it with the shipped settings, score it on dev's
     TRE segments (``siamtrack eval tre`` first) and on dev in one pass."""
     run, sel = out / f"D{percent:g}", out / f"selD{percent:g}" / "siamfc-effnet.pt"
-    half_a = "Car4 Crossing Deer Human3_first199 Surfer bag car person11"
+    half_a = " ".join(json.loads((REPO / "eval" / "dev_halves.json").read_text())["A"])  # chose the shipped settings
     train = ["siamtrack train", *(f"--data got10k:{d}" for d in data), *(f"--data voc:{s}" for s in STILLS),
              STAGE1, f"--out {run}"]
     tracker = shlex.quote(f"d{percent:g}={sel}@onnxruntime")

@@ -175,9 +175,10 @@ class SiamFCTracker(redetect.LongTermSearch):
         A folder made by ``siamtrack export`` is loaded with :meth:`from_onnx`.
         ``backend="auto"`` (the default, as in the demos) takes the export shipped beside the weights when the
         run is on the CPU, onnxruntime is installed and that export serves ``config`` (the same boxes, 1.2-1.5x
-        faster), and PyTorch otherwise; ``backend="torch"`` always PyTorch. ``backend="onnxruntime"`` runs the network with ONNX Runtime on the CPU (``threads``: its intra-op
-        threads; None: its default): from the export shipped beside the weights (``<name>-onnx/``) when
-        it was made from this very file and serves ``config``, else exported in memory
+        faster), and PyTorch otherwise; ``backend="torch"`` always PyTorch. ``backend="onnxruntime"`` runs the
+        network with ONNX Runtime on the CPU (``threads``: its intra-op threads; None: its default): from the
+        export shipped beside the weights (``<name>-onnx/``) when it was made from this very file and serves
+        ``config``, else exported in memory
         (:func:`tracker.export.export_model`, ~10 s). Without torch installed, only exports can run: the
         shipped export of a name is then used whatever ``backend`` says."""
         from .loading import from_pretrained
