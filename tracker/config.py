@@ -37,6 +37,7 @@ class TrackerConfig:
     template_lr: float = 0.0  # exemplar update rate on frames not lost; 0 keeps SiamFC's fixed exemplar
     penalty_k: float = 0.04  # box heads only: penalty on the size/aspect change a proposal implies (SiamFC++'s value)
     box_head: bool = True  # use the network's box head when it has one (False: the scale pyramid, response only)
+    size_bias: bool = True  # box heads: divide proposals by the head's size error at the first frame (postprocess.size_bias)
     feature_pyramid: bool = False  # scale pyramid from one crop's features resampled per scale (SiamNet.track_zoomed)
     scale_every: int = 1  # image pyramid on every N-th frame (the first after init included), the current scale alone between;
     # scale_lr stays a rate per frame: a scale frame moves the size 1 - (1 - scale_lr) ** N of the way. Ignored by the

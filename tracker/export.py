@@ -89,6 +89,20 @@ class _BoxHead(_Exemplar):
         return self.net.box_head(self.net.box_head.kernel(zf), xf)
 
 
+class _OwnScore(_Exemplar):
+    """The response of a network with a head of its own (:data:`tracker.models.NETWORKS`), one kernel."""
+
+    def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+        return self.net.score(xf, zf)
+
+
+class _OwnEdges(_Exemplar):
+    """The edge distances of a network with a head of its own, one kernel."""
+
+    def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+        return self.net.box_edges(xf, zf)
+
+
 def zoom_matrix(n: int, scale: float) -> np.ndarray:
     """(n, n) bilinear resampling of one axis zoomed about its centre (align_corners, zeros outside):
     row i holds the weights of input sample ``c + scale * (i - c)``, ``c = (n - 1) / 2``."""
@@ -155,22 +169,27 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
     cfg = config.with_crop_sizes(net)
     net = prepare_for_inference(net).cpu().float()
     z = torch.full((1, 3, cfg.exemplar_sz, cfg.exemplar_sz), 127.0)
-    x = torch.full((cfg.scale_num, 3, cfg.instance_sz, cfg.instance_sz), 127.0)
+    # Traced with at least two crops: torch.export takes a dimension of size 1 for a constant, not a batch size.
+    x = torch.full((max(cfg.scale_num, 2), 3, cfg.instance_sz, cfg.instance_sz), 127.0)
     with torch.no_grad():
         zf, xf = net.embed_exemplar(z), net.embed(x)
-    resp_sz = xf.shape[-1] - zf.shape[-1] + 1
+    resp_sz = net.response_size(cfg.exemplar_sz, cfg.instance_sz)
     batch = {0: "n"}
     files = {
         "exemplar.onnx": _to_onnx(_Exemplar(net), (z,), ["exemplar_crop"], "zf", {}),
         # Any crop size (N, 3, H, W): the tracker's crops, and the shared pass's regions (tracker.shared).
         "backbone.onnx": _to_onnx(_Backbone(net), (x,), ["search_crops"], "xf", {"search_crops": {0: "n", 2: "h", 3: "w"}}),
-        "head.onnx": _to_onnx(_Head(net, zf.shape, xf.shape), (zf, xf), ["zf", "xf"], "response", {"xf": batch}),
-        # B targets' kernels at once (traced with two, so no size is fixed at one): MultiTracker's batched head.
-        "heads.onnx": _to_onnx(_Heads(net, zf.shape, xf.shape), (zf.repeat(2, 1, 1, 1), xf.repeat(2, 1, 1, 1)),
-                               ["zf", "xf"], "response", {"zf": {0: "b"}, "xf": batch}),
     }
-    if net.has_box_head:
-        files["box_head.onnx"] = _to_onnx(_BoxHead(net), (zf, xf), ["zf", "xf"], "edges", {"xf": batch})
+    if isinstance(net, SiamNet):  # SiamNet's correlation head, in its gather form (faster on ONNX Runtime)
+        files["head.onnx"] = _to_onnx(_Head(net, zf.shape, xf.shape), (zf, xf), ["zf", "xf"], "response", {"xf": batch})
+        # B targets' kernels at once (traced with two, so no size is fixed at one): MultiTracker's batched head.
+        files["heads.onnx"] = _to_onnx(_Heads(net, zf.shape, xf.shape), (zf.repeat(2, 1, 1, 1), xf.repeat(2, 1, 1, 1)),
+                                       ["zf", "xf"], "response", {"zf": {0: "b"}, "xf": batch})
+        if net.has_box_head:
+            files["box_head.onnx"] = _to_onnx(_BoxHead(net), (zf, xf), ["zf", "xf"], "edges", {"xf": batch})
+    else:  # a network with a head of its own (tracker.models.NETWORKS): its score and box branches
+        files["head.onnx"] = _to_onnx(_OwnScore(net), (zf, xf), ["zf", "xf"], "response", {"xf": batch})
+        files["box_head.onnx"] = _to_onnx(_OwnEdges(net), (zf, xf), ["zf", "xf"], "edges", {"xf": batch})
     scales = cfg.scale_factors
     if cfg.scale_num > 1:
         files["zoom.onnx"] = _to_onnx(_Zoom(scales, tuple(xf[:1].shape)), (xf[:1],), ["xf"], "xf_scales", {})
@@ -180,6 +199,8 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
         "name": name,
         "arch": net.arch,
         "box_head": net.has_box_head,
+        "stride": int(net.stride),
+        "calibrated_score": bool(net.calibrated_score),
         "opset": OPSET,
         "input": {"layout": "NCHW", "dtype": "float32", "colour": "BGR", "range": [0, 255],
                   "normalisation": "inside the graphs (none needed before them)"},

@@ -26,10 +26,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .effnet import EffNetLite0Backbone, EffNetLite0S2Backbone
+from .nanotrack import NanoTrackNet
 from .ops import TOTAL_STRIDE
 
 __all__ = ["AlexNet", "LiteNet", "BoxHead", "SiamNet", "xcorr", "xcorr_gather", "correlation_index", "xcorr_depthwise", "build_model", "ARCHITECTURES",
-           "prepare_for_inference", "fold_batchnorm", "response_positions", "TOTAL_STRIDE"]
+           "prepare_for_inference", "fold_batchnorm", "response_positions", "TOTAL_STRIDE", "NETWORKS",
+           "known_architectures"]
 
 
 
@@ -108,6 +110,13 @@ class LiteNet(_Unpadded):
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"alexnet": AlexNet, "lite": LiteNet, "effnet-lite0": EffNetLite0Backbone,
                                              "effnet-lite0-s2": EffNetLite0S2Backbone}
+# Whole networks with heads of their own (not a backbone under SiamNet's head), by name.
+NETWORKS: dict[str, type[nn.Module]] = {"nanotrack-v3": NanoTrackNet}
+
+
+def known_architectures() -> list[str]:
+    """Every name :func:`build_model` takes: SiamNet backbones, then whole networks."""
+    return [*ARCHITECTURES, *NETWORKS]
 
 
 def xcorr(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -224,6 +233,9 @@ class SiamNet(nn.Module):
     the box head's edge distances. ``forward(z, x)`` / ``forward_boxes(z, x)`` are the
     training paths for a batch of pairs.
     """
+
+    stride = TOTAL_STRIDE  # search-crop px per response cell
+    calibrated_score = False  # the response is a raw similarity: scores are relative to the first frame's peak
 
     def __init__(self, backbone: nn.Module, arch: str, box_head: BoxHead | None = None) -> None:
         super().__init__()
@@ -370,13 +382,16 @@ class SiamNet(nn.Module):
         return self.head(zf, xf), self.box_head(self.box_head.kernel(zf), xf)
 
 
-def build_model(arch: str, box_head: bool = False) -> SiamNet:
+def build_model(arch: str, box_head: bool = False) -> SiamNet | NanoTrackNet:
     """A freshly initialised :class:`SiamNet` with the named backbone (a key of :data:`ARCHITECTURES`),
-    with a :class:`BoxHead` when ``box_head``. Pretrained backbones start random here too: training
+    with a :class:`BoxHead` when ``box_head``; or a whole network of :data:`NETWORKS` (their own heads, so
+    ``box_head`` is ignored). Pretrained backbones start random here too: training
     loads their ImageNet weights (:func:`tracker.effnet.load_imagenet`), tracking loads a whole
     trained network."""
+    if arch in NETWORKS:
+        return NETWORKS[arch](arch)
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(known_architectures())}")
     backbone = ARCHITECTURES[arch]()
     head = BoxHead(backbone.out_channels, hidden=getattr(backbone, "box_hidden", 64)) if box_head else None
     net = SiamNet(backbone, arch, box_head=head)

@@ -29,7 +29,6 @@ from . import ops
 from .config import TrackerConfig
 from .device import CPU_TORCH_BATCH, embed_in_batches, to_host
 from .inputs import as_bgr_frame
-from .ops import TOTAL_STRIDE
 from .shared import plan_shared
 from .siamfc import SiamFCTracker, TrackResult
 
@@ -189,7 +188,7 @@ class MultiTracker:
         first, cfg = targets[0], targets[0].config
         plan = plan_shared(np.array([t.center for t in targets]), np.array([t.x_sz for t in targets]),
                            np.stack([t.search_sizes() / t.x_sz for t in targets]), cfg.instance_sz, cfg.scale_step,
-                           TOTAL_STRIDE)
+                           first.stride)
         feats: list = [None] * len(plan.regions)
         for size in dict.fromkeys(r.size for r in plan.regions):  # one call per size (crop-sized ones batched)
             idx = [k for k, r in enumerate(plan.regions) if r.size == size]
@@ -202,7 +201,7 @@ class MultiTracker:
             out = embed_in_batches(first.net, first._as_input(x), self.max_batch)
             for j, k in enumerate(idx):
                 feats[k] = out[j]
-        n = feats[0].shape[-1] - (plan.regions[0].size[0] - cfg.instance_sz) // TOTAL_STRIDE  # a crop's cells
+        n = feats[0].shape[-1] - (plan.regions[0].size[0] - cfg.instance_sz) // first.stride  # a crop's cells
         windows = [feats[g][:, r:r + n, c:c + n] for w in plan.windows for g, r, c in w]
         xf = torch.stack(windows) if torch is not None and torch.is_tensor(windows[0]) else np.stack(windows)
         where = []

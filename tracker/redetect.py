@@ -27,50 +27,51 @@ if TYPE_CHECKING:
 __all__ = ["tile_centers", "search_area", "locate", "within", "LongTermSearch"]
 
 
-def tile_centers(frame_size: tuple[int, int], x_sz: float, instance_sz: int, response_size: int) -> np.ndarray:
+def tile_centers(frame_size: tuple[int, int], x_sz: float, instance_sz: int, response_size: int,
+                 stride: int = TOTAL_STRIDE) -> np.ndarray:
     """Centres ``(T, 2)`` (x, y, image px) of the search crops (side ``x_sz`` image px, resized to
-    ``instance_sz``) whose ``response_size`` x ``response_size`` response cells, :data:`TOTAL_STRIDE` crop
+    ``instance_sz``) whose ``response_size`` x ``response_size`` response cells, ``stride`` crop
     px apart, together cover a frame of ``frame_size`` = (width, height): an even grid, tiles at most one
     response span apart."""
     w, h = frame_size
-    span = response_size * TOTAL_STRIDE * x_sz / instance_sz  # image px one tile's response covers
+    span = response_size * stride * x_sz / instance_sz  # image px one tile's response covers
     nx, ny = max(1, math.ceil(w / span)), max(1, math.ceil(h / span))
     xs = (np.arange(nx) + 0.5) * w / nx
     ys = (np.arange(ny) + 0.5) * h / ny
     return np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
 
 
-def _cells(centers: np.ndarray, r: int, x_sz: float, instance_sz: int) -> np.ndarray:
-    """Image positions (T, R, R, 2) of the response cells of tiles centred at ``centers``."""
-    offs = (np.arange(r, dtype=np.float64) - (r - 1) / 2) * TOTAL_STRIDE * x_sz / instance_sz
+def _cells(centers: np.ndarray, r: int, x_sz: float, instance_sz: int, stride: int = TOTAL_STRIDE) -> np.ndarray:
+    """Image positions (T, R, R, 2) of the response cells (``stride`` crop px apart) of tiles centred at ``centers``."""
+    offs = (np.arange(r, dtype=np.float64) - (r - 1) / 2) * stride * x_sz / instance_sz
     gx, gy = np.meshgrid(offs, offs)  # gx varies along columns
     return centers[:, None, None, :] + np.stack([gx, gy], axis=-1)[None]
 
 
 def within(centers: np.ndarray, response_size: int, x_sz: float, instance_sz: int, origin: np.ndarray,
-           radius: float) -> np.ndarray:
+           radius: float, stride: int = TOTAL_STRIDE) -> np.ndarray:
     """Which tiles (bool (T,)) have a response cell within ``radius`` image px of ``origin``."""
-    d = np.linalg.norm(_cells(centers, response_size, x_sz, instance_sz) - origin, axis=-1)
+    d = np.linalg.norm(_cells(centers, response_size, x_sz, instance_sz, stride) - origin, axis=-1)
     return (d <= radius).any(axis=(1, 2))
 
 
 def search_area(frame_size: tuple[int, int], x_sz: float, instance_sz: int, response_size: int, origin: np.ndarray,
-                radius: float | None) -> tuple[np.ndarray, tuple[np.ndarray, float] | None]:
+                radius: float | None, stride: int = TOTAL_STRIDE) -> tuple[np.ndarray, tuple[np.ndarray, float] | None]:
     """The tiles of a lost frame's search (:func:`tile_centers`) and the disc it is limited to: all of the
     frame (``radius`` None; disc None), or the tiles with a cell within ``radius`` image px of ``origin``
     and that disc (``search_growth``: the tracker widens it with every lost frame)."""
-    centers = tile_centers(frame_size, x_sz, instance_sz, response_size)
+    centers = tile_centers(frame_size, x_sz, instance_sz, response_size, stride)
     if radius is None:
         return centers, None
-    return centers[within(centers, response_size, x_sz, instance_sz, origin, radius)], (origin, radius)
+    return centers[within(centers, response_size, x_sz, instance_sz, origin, radius, stride)], (origin, radius)
 
 
 def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int,
-           disc: tuple[np.ndarray, float] | None = None) -> tuple[float, np.ndarray]:
+           disc: tuple[np.ndarray, float] | None = None, stride: int = TOTAL_STRIDE) -> tuple[float, np.ndarray]:
     """The highest response over all tiles (``responses`` (T, R, R), raw) and where it is in the image:
     ``(peak, (x, y))``, the cell's centre in image px (the tracker refines it on the next frames). With
     ``disc`` = (centre, radius), image px: only cells inside it count."""
-    cells = _cells(centers, responses.shape[-1], x_sz, instance_sz)
+    cells = _cells(centers, responses.shape[-1], x_sz, instance_sz, stride)
     if disc is not None:
         far = np.linalg.norm(cells - disc[0], axis=-1) > disc[1]
         if far.all():
@@ -115,7 +116,7 @@ class LongTermSearch:
         cfg = self.config
         radius = (0.5 + cfg.search_growth * self._lost_run) * self.x_sz if cfg.search_growth > 0 else None
         centers, disc = search_area(self._frame_size, self.x_sz, cfg.instance_sz,
-                                    self.upscale_sz // cfg.response_up, self.center, radius)
+                                    self.upscale_sz // cfg.response_up, self.center, radius, self.stride)
         if len(centers) == 0:
             return local
         if 0 < cfg.search_tiles < len(centers):
@@ -125,8 +126,8 @@ class LongTermSearch:
         x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
         max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
         resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
-        peak, where = locate(resp, centers, self.x_sz, cfg.instance_sz, disc)
-        score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
+        peak, where = locate(resp, centers, self.x_sz, cfg.instance_sz, disc, self.stride)
+        score = self._score_of(peak)
         self.search_score = score  # how close the whole-frame search came to re-acquiring
         if score < cfg.redetect_threshold:
             return local

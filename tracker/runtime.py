@@ -99,6 +99,8 @@ class OnnxNet:
             raise OnnxExportError(f"{source}: {', '.join(missing)} missing from the export")
         self.arch = meta["arch"]
         self.has_box_head = bool(meta["box_head"])
+        self.stride = int(meta.get("stride", 8))  # exports before the NanoTrack network: SiamNet's stride 8
+        self.calibrated_score = bool(meta.get("calibrated_score", False))
         self.exemplar_sz, self.instance_sz = int(meta["exemplar_sz"]), int(meta["instance_sz"])
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -82,6 +82,10 @@ class SiamFCTracker(redetect.LongTermSearch):
             self.dtype = torch.float16 if (self.config.half and self.device.type == "cuda") else torch.float32
             self.net = prepare_for_inference(net).to(self.device, self.dtype).to(memory_format=torch.channels_last)
         self.name = name or f"siamfc-{net.arch}"
+        self.stride = int(getattr(net, "stride", TOTAL_STRIDE))  # search-crop px per response cell
+        # Calibrated networks' scores are their probability that the target is there (sigmoid of the
+        # response); the others' are the peak relative to the first frame's.
+        self.calibrated = bool(getattr(net, "calibrated_score", False))
         self.uses_dcf = self.config.dcf_weight > 0
         self.uses_features = self.uses_dcf or self.config.memory_size > 0 or self.config.distractor_weight > 0
         if self.uses_features and self.uses_box_head:
@@ -227,7 +231,7 @@ class SiamFCTracker(redetect.LongTermSearch):
             self.size_bias = np.ones(2)
             if self.uses_dcf:
                 resp, feats = self.net.respond(xf, self.zf)[0], xf
-                side = np.sqrt(np.prod(self.target_sz)) * cfg.instance_sz / self.x_sz / TOTAL_STRIDE  # in cells
+                side = np.sqrt(np.prod(self.target_sz)) * cfg.instance_sz / self.x_sz / self.stride  # in cells
                 self.dcf = CorrelationFilter(cfg.dcf_lambda, cfg.dcf_sigma * side, cfg.dcf_rate)
                 self.dcf.fit(as_filter_input(feats)[0])
                 # Its peak on the frame it learned from: its responses are scaled by this, as the Siamese
@@ -235,7 +239,8 @@ class SiamFCTracker(redetect.LongTermSearch):
                 self.dcf_ref = max(float(_host(self.dcf.respond(as_filter_input(feats)[0])).max()), 1e-12)
             elif self.uses_box_head or self.sizes_from_head:
                 resp, edges = self.net.respond(xf, self.zf, boxes=True)
-                self.size_bias = postprocess.size_bias(_host(edges)[0], self.target_sz * cfg.instance_sz / self.x_sz)
+                if cfg.size_bias:
+                    self.size_bias = postprocess.size_bias(_host(edges)[0], self.target_sz * cfg.instance_sz / self.x_sz)
             else:
                 resp = self.net.respond(xf, self.zf)[0]
             ref = float(resp.max())
@@ -282,7 +287,7 @@ class SiamFCTracker(redetect.LongTermSearch):
             # A few KB to the host, on CUDA too: one post-processing for both pipelines.
             choice = postprocess.find_box(_host(resp)[:, 0], _host(edges),
                                           self.x_sz * self.scale_factors / cfg.instance_sz, self.target_sz,
-                                          self.cell_window, cfg.window_influence, cfg.penalty_k, TOTAL_STRIDE,
+                                          self.cell_window, cfg.window_influence, cfg.penalty_k, self.stride,
                                           self.size_bias)
             self._move_box(choice)
             return self._after(frame, img, choice.logit * self._sharpness(resp[0, 0]))
@@ -349,7 +354,7 @@ class SiamFCTracker(redetect.LongTermSearch):
         raw responses (S, R, R), search features); the template, the exemplar memory) on frames where the
         target is held; the long-term states."""
         cfg = self.config
-        score = float(np.clip(peak / self.ref_peak, 0.0, 1.0))
+        score = self._score_of(peak)
         lost = score < cfg.lost_threshold
         if found is not None and not lost:
             feats, scale_id, row, col, resp, xf = found
@@ -377,6 +382,13 @@ class SiamFCTracker(redetect.LongTermSearch):
         r = self._long_term(score, lost)
         return self._search_frame(frame, img, r) if self.state == SEARCHING else r
 
+    def _score_of(self, peak: float) -> float:
+        """A raw response ``peak`` as :attr:`TrackResult.score` in [0, 1]: the probability ``sigmoid(peak)`` for a
+        calibrated network, else the peak relative to the first frame's, clipped."""
+        if self.calibrated:
+            return float(1.0 / (1.0 + np.exp(-np.clip(peak, -50.0, 50.0))))
+        return float(np.clip(peak / self.ref_peak, 0.0, 1.0))
+
     @property
     def box(self) -> tuple[float, float, float, float]:
         """Current estimate ``(x, y, w, h)``, 0-based pixels."""
@@ -395,7 +407,7 @@ class SiamFCTracker(redetect.LongTermSearch):
             (where[0][scale_id], where[1][scale_id])
         factor = side if self._scale_frame else 1.0  # the current scale alone (scale_every): the size stays
         disp = np.array([col, row]) - (self.upscale_sz - 1) / 2  # in upsampled response px
-        disp = disp * TOTAL_STRIDE / cfg.response_up  # in search-crop px
+        disp = disp * self.stride / cfg.response_up  # in search-crop px
         disp = disp * self.x_sz * side / cfg.instance_sz  # in image px
         w_img, h_img = self._frame_size
         self.center = np.clip(centre + disp, [0, 0], [w_img, h_img])

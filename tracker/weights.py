@@ -121,10 +121,10 @@ def _first_line(e: Exception) -> str:
 
 def _infer_arch(state: dict[str, torch.Tensor]) -> tuple[str, bool] | None:
     """``(arch, has_box_head)`` whose tensors match ``state`` exactly, or None."""
-    from .models import ARCHITECTURES, build_model
+    from .models import build_model, known_architectures
 
     box = any(k.startswith("box_head.") for k in state)
-    for arch in ARCHITECTURES:
+    for arch in known_architectures():
         ref = build_model(arch, box_head=box).state_dict()
         if set(ref) == set(state) and all(ref[k].shape == state[k].shape for k in ref):
             return arch, box
@@ -135,7 +135,7 @@ def load_model(name_or_path: str | os.PathLike) -> tuple[SiamNet, WeightsInfo]:
     """Load weights into a :class:`SiamNet`; raise :class:`WeightsError` naming the file on any mismatch."""
     import torch
 
-    from .models import ARCHITECTURES, build_model
+    from .models import build_model, known_architectures
 
     info = resolve(name_or_path)
     path = info.path
@@ -158,10 +158,10 @@ def load_model(name_or_path: str | os.PathLike) -> tuple[SiamNet, WeightsInfo]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: expected a state_dict of tensors, got {type(state).__name__}")
     found = _infer_arch(state)
-    if info.arch is not None and info.arch not in ARCHITECTURES:
+    if info.arch is not None and info.arch not in known_architectures():
         raise WeightsError(f"{path.with_suffix('.json')}: unknown arch {info.arch!r}")
     if found is None:
-        want = info.arch or "any of " + ", ".join(ARCHITECTURES)
+        want = info.arch or "any of " + ", ".join(known_architectures())
         raise WeightsError(f"{path}: its tensors match no known architecture (expected {want})")
     arch, box_head = found
     if info.arch is not None and arch != info.arch:

@@ -1,0 +1,283 @@
+"""NanoTrack v3's network, written from its published state_dict and ONNX graphs.
+
+NanoTrack (HonglinChu/SiamTrackers, Apache-2.0) is a Siamese tracker after SiamBAN and LightTrack:
+
+* **trunk**: a MobileNetV3-small-style network (total stride 16; its last block keeps stride 1), shared by
+  the 127 px exemplar (-> 8x8) and the 255 px search crop (-> 16x16);
+* **neck**: a 1x1 convolution with BatchNorm (96 channels), in the state_dict but not in the released
+  graphs' path from trunk to head: loaded (so the load is strict) and not run;
+* **head**: two branches (score and box), each fusing a *pointwise* correlation (every exemplar cell's
+  feature vector dotted with every search cell's: 64 maps, reweighted by channel attention, then a 2x2
+  depthwise conv) and a *depthwise* correlation (the exemplar's central 4x4 cells, channel by channel,
+  padding 1); the 160 fused channels go through a 1x1 conv and six depthwise-separable blocks. The score
+  branch ends in 2 logits per cell (background, target: a softmax), the box branch in ``exp`` of 4 numbers,
+  the distances (crop px) from the cell to the box's left, top, right and bottom edges. 15x15 cells.
+
+Inputs are float tensors ``(N, 3, H, W)``, BGR pixel values in [0, 255], no normalisation (as the release).
+The module and parameter names are those of the release, so ``nanotrackv3.pt`` loads with ``strict=True``.
+:class:`NanoTrackNet` offers the tracking API of :class:`tracker.models.SiamNet` (``embed``,
+``embed_exemplar``, ``respond``, ``template``/``track_boxes``) so the same frame loop runs it; its response
+is the score branch's logit difference (target minus background), so ``sigmoid(response)`` is the
+softmax probability that the target is at that cell.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["NanoTrackV3Backbone", "NanoTrackNet", "build_nanotrack", "NANOTRACK_STRIDE"]
+
+NANOTRACK_STRIDE = 16  # search-crop px per response cell
+
+
+def _bn_conv(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, bias: bool = False) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=bias), nn.BatchNorm2d(cout)]
+
+
+class _SqueezeExcite(nn.Module):
+    """Channel reweighting: global average, two linear layers, hard sigmoid."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels),
+                                nn.Hardsigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.fc(x.mean((2, 3)))
+        return x * w[:, :, None, None]
+
+
+class _InvertedResidual(nn.Module):
+    """MobileNetV3's block. Without expansion (``hidden == cin``): depthwise, act, SE, pointwise. With it:
+    pointwise up, act, depthwise, SE, act, pointwise down. A residual where shape allows."""
+
+    def __init__(self, cin: int, hidden: int, cout: int, k: int, stride: int, se: int, hswish: bool) -> None:
+        super().__init__()
+        act = nn.Hardswish if hswish else nn.ReLU
+        if hidden == cin:
+            self.conv = nn.Sequential(*_bn_conv(cin, cin, k, stride, groups=cin), act(),
+                                      _SqueezeExcite(cin, se) if se else nn.Identity(), *_bn_conv(cin, cout))
+        else:
+            self.conv = nn.Sequential(*_bn_conv(cin, hidden), act(), *_bn_conv(hidden, hidden, k, stride, groups=hidden),
+                                      _SqueezeExcite(hidden, se) if se else nn.Identity(), act(),
+                                      *_bn_conv(hidden, cout))
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+# (hidden, out, kernel, stride, squeeze-excite hidden (0: none), hard-swish) per block after the stem;
+# read off nanotrackv3.pt's shapes and the released backbone graph's strides and activations.
+_V3_BLOCKS = ((16, 16, 3, 2, 8, False), (72, 24, 3, 2, 0, False), (88, 24, 3, 1, 0, False),
+              (96, 40, 5, 2, 24, True), (240, 40, 5, 1, 64, True), (240, 40, 5, 1, 64, True),
+              (120, 48, 5, 1, 32, True), (144, 48, 5, 1, 40, True), (288, 96, 5, 1, 72, True))
+
+
+class NanoTrackV3Backbone(nn.Module):
+    """NanoTrack v3's trunk: a 3x3 stride-2 stem (16 channels, hard swish) and nine inverted-residual blocks;
+    96 channels at stride 16 (255 px -> 16x16, 127 px -> 8x8, padded convolutions)."""
+
+    out_channels = 96
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Sequential(*_bn_conv(3, 16, 3, 2), nn.Hardswish())]
+        cin = 16
+        for hidden, cout, k, stride, se, hs in _V3_BLOCKS:
+            layers.append(_InvertedResidual(cin, hidden, cout, k, stride, se, hs))
+            cin = cout
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+class _Neck(nn.Module):
+    """The 1x1 "adjust" layer after the trunk (no activation)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.downsample = nn.Sequential(*_bn_conv(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.downsample(x)
+
+
+class _Project(nn.Module):
+    """The exemplar's and the search features' own 1x1 conv + BN before a correlation."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv_kernel = nn.Sequential(*_bn_conv(channels, channels, bias=True))
+        self.conv_search = nn.Sequential(*_bn_conv(channels, channels, bias=True))
+
+
+class _ChannelAttention(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, channels, 1)
+        self.fc2 = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
+
+
+class _PointwiseCorr(_Project):
+    """Every exemplar cell's feature vector against every search cell's (k*k maps), channel attention, then a
+    2x2 depthwise conv (one cell less each way) and a 1x1 conv."""
+
+    def __init__(self, channels: int, cells: int) -> None:
+        super().__init__(channels)
+        self.CA_layer = _ChannelAttention(cells)
+        self.conv = nn.Sequential(*_bn_conv(cells, cells, 2, groups=cells), nn.ReLU6(inplace=True),
+                                  *_bn_conv(cells, cells, bias=True))
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.conv_kernel(z), self.conv_search(x)
+        n, c, h, w = s.shape
+        kk = k.flatten(2).transpose(1, 2)  # (B, k*k, C)
+        if kk.shape[0] != n:  # one exemplar for several search crops
+            kk = kk.expand(n, -1, -1)
+        corr = torch.matmul(kk, s.flatten(2)).reshape(n, kk.shape[1], h, w)
+        return self.conv(self.CA_layer(corr))
+
+
+class _DepthwiseCorr(_Project):
+    """The exemplar's central cells as a depthwise kernel over the search features (padding 1)."""
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.conv_kernel(z), self.conv_search(x)
+        n, c, h, w = s.shape
+        if k.shape[0] == 1:
+            return F.conv2d(s, k.reshape(c, 1, *k.shape[-2:]), padding=1, groups=c)
+        out = F.conv2d(s.reshape(1, n * c, h, w), k.reshape(n * c, 1, *k.shape[-2:]), padding=1, groups=n * c)
+        return out.reshape(n, c, out.shape[-2], out.shape[-1])
+
+
+def _tower(channels: int, blocks: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(blocks):
+        layers += [*_bn_conv(channels, channels, 3, groups=channels), nn.ReLU6(inplace=True), *_bn_conv(channels, channels)]
+    return nn.Sequential(*layers)
+
+
+class _BanHead(nn.Module):
+    """NanoTrack v3's head: score logits (N, 2, R, R) and edge distances (N, 4, R, R), crop px."""
+
+    def __init__(self, channels: int = 96, exemplar_cells: int = 8, crop: tuple[int, int] = (2, 6)) -> None:
+        super().__init__()
+        cells = exemplar_cells * exemplar_cells
+        self.crop = crop
+        self.corr_dw_reg, self.corr_dw_cls = _DepthwiseCorr(channels), _DepthwiseCorr(channels)
+        self.corr_pw_reg, self.corr_pw_cls = _PointwiseCorr(channels, cells), _PointwiseCorr(channels, cells)
+        self.down_reg = nn.Sequential(nn.Conv2d(channels + cells, channels, 1))
+        self.down_cls = nn.Sequential(nn.Conv2d(channels + cells, channels, 1))
+        self.cls_tower, self.bbox_tower = _tower(channels, 6), _tower(channels, 6)
+        self.cls_logits = nn.Sequential(nn.Conv2d(channels, 2, 1))
+        self.bbox_pred = nn.Sequential(nn.Conv2d(channels, 4, 1))
+
+    def _centre(self, z: torch.Tensor) -> torch.Tensor:
+        a, b = self.crop
+        return z[:, :, a:b, a:b]
+
+    def score(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Score logits (N, 2, R, R): background, target."""
+        f = torch.cat([self.corr_pw_cls(z, x), self.corr_dw_cls(self._centre(z), x)], 1)
+        return self.cls_logits(self.cls_tower(self.down_cls(f)))
+
+    def edges(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Distances (N, 4, R, R) from each cell to the left, top, right and bottom edges, search-crop px."""
+        f = torch.cat([self.corr_pw_reg(z, x), self.corr_dw_reg(self._centre(z), x)], 1)
+        return torch.exp(self.bbox_pred(self.bbox_tower(self.down_reg(f))))
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.score(z, x), self.edges(z, x)
+
+
+class NanoTrackNet(nn.Module):
+    """Trunk + neck + head, with :class:`tracker.models.SiamNet`'s tracking API. The exemplar's kernel is its
+    embedding (1, 96, 8, 8); one kernel serves any number of search crops of the same target."""
+
+    exemplar_sz = 127
+    instance_sz = 255
+    stride = NANOTRACK_STRIDE
+    has_box_head = True
+    calibrated_score = True  # sigmoid(response) is a probability (softmax of two logits), not a relative peak
+
+    def __init__(self, arch: str = "nanotrack-v3") -> None:
+        super().__init__()
+        self.arch = arch
+        self.backbone = NanoTrackV3Backbone()
+        self.neck = _Neck(self.backbone.out_channels)
+        self.ban_head = _BanHead(self.backbone.out_channels)
+        self._zf: torch.Tensor | None = None
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Features (N, 96, H/16, W/16) of crops (N, 3, H, W): the trunk's output. The released graphs feed the
+        trunk straight to the head and leave the neck out (``nanotrack_backbone.onnx`` ends at the trunk's last
+        1x1 conv); so does this network. With the neck, the first frame's target probability fell from 1.00 to
+        0.46-0.87 on four dev sequences (``tests/test_nanotrack.py``)."""
+        return self.backbone(x)
+
+    def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
+        """The exemplar's kernel: its embedding (1, 96, 8, 8) for a 127 px crop."""
+        return self.embed(z)
+
+    def response_size(self, exemplar_sz: int, instance_sz: int) -> int:
+        """Side of the response map for square crops of these sizes (px)."""
+        with torch.no_grad():
+            p = next(self.parameters())
+            zf = self.embed_exemplar(torch.zeros(1, 3, exemplar_sz, exemplar_sz, device=p.device, dtype=p.dtype))
+            xf = self.embed(torch.zeros(1, 3, instance_sz, instance_sz, device=p.device, dtype=p.dtype))
+            return int(self.ban_head.score(zf, xf).shape[-1])
+
+    def score(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
+        """Responses (S, 1, R, R): target logit minus background logit, for kernel ``zf`` on features ``xf``."""
+        logits = self.ban_head.score(zf, xf)
+        return logits[:, 1:2] - logits[:, 0:1]
+
+    def box_edges(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
+        """Edge distances (S, 4, R, R), search-crop px."""
+        return self.ban_head.edges(zf, xf)
+
+    def respond(self, xf: torch.Tensor, zf: torch.Tensor, scales=None,
+                boxes: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`tracker.models.SiamNet.respond` for one kernel ``zf`` (1, 96, 8, 8) on search features ``xf``
+        (S, 96, 16, 16): responses (S, 1, R, R) and, with ``boxes``, edge distances (S, 4, R, R). The feature
+        pyramid (``scales``) does not apply: this network sizes the box itself."""
+        if scales is not None:
+            raise ValueError(f"{self.arch}: the feature pyramid does not apply to this box-head network "
+                             "(feature_pyramid=False)")
+        if zf.shape[0] > 1:
+            raise ValueError(f"{self.arch}: one exemplar kernel at a time, got {zf.shape[0]}")
+        return self.score(xf, zf), (self.box_edges(xf, zf) if boxes else None)
+
+    def template(self, z: torch.Tensor) -> torch.Tensor:
+        """Embed the exemplar crop (1, 3, 127, 127) and cache its kernel for :meth:`track_boxes`."""
+        self._zf = self.embed_exemplar(z)
+        return self._zf
+
+    def track_boxes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Responses (S, 1, R, R) and edge distances (S, 4, R, R) of search crops against the cached exemplar."""
+        if self._zf is None:
+            raise RuntimeError("NanoTrackNet.track_boxes called before template()")
+        return self.respond(self.embed(x), self._zf, boxes=True)
+
+    def track(self, x: torch.Tensor) -> torch.Tensor:
+        """Responses (S, 1, R, R) of search crops against the cached exemplar."""
+        return self.track_boxes(x)[0]
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training path: score logits (B, 2, R, R) and edge distances (B, 4, R, R) of B exemplar/search pairs."""
+        zf, xf = self.embed_exemplar(z), self.embed(x)
+        if zf.shape[0] == 1:
+            return self.ban_head(zf, xf)
+        outs = [self.ban_head(zf[i:i + 1], xf[i:i + 1]) for i in range(len(zf))]
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+
+def build_nanotrack(arch: str = "nanotrack-v3") -> NanoTrackNet:
+    """A NanoTrack v3 network with freshly initialised weights (load a state_dict into it to track)."""
+    return NanoTrackNet(arch)
