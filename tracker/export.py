@@ -10,7 +10,9 @@ weights. As OpenCV does for NanoTrack, the export splits it where the features m
   crops, or the shared pass's regions, :mod:`tracker.shared`);
 * ``head.onnx``: ``zf`` (1, C, k, k) and ``xf`` (N, C, H, W) -> responses (N, 1, R, R);
 * ``heads.onnx``: the same for B kernels (B, C, k, k), each on its N / B consecutive maps (several targets);
-* ``box_head.onnx`` (networks with a box head): ``zf`` and ``xf`` -> edge distances (N, 4, R, R);
+* ``box_head.onnx`` (SiamNet with a box head): ``zf`` and ``xf`` -> edge distances (N, 4, R, R);
+* ``head_boxes.onnx`` (networks with a head of their own, :data:`tracker.models.NETWORKS`, e.g. NanoTrack):
+  ``zf`` and ``xf`` -> responses and edge distances from one pass (``head.onnx``: the responses alone);
 * ``zoom.onnx`` (configs with several scales): one crop's ``xf`` (1, C, H, W) -> the
   scale pyramid's features (S, C, H, W), as :meth:`SiamNet.track_zoomed` resamples them
   (the feature pyramid);
@@ -96,11 +98,11 @@ class _OwnScore(_Exemplar):
         return self.net.score(xf, zf)
 
 
-class _OwnEdges(_Exemplar):
-    """The edge distances of a network with a head of its own, one kernel."""
+class _OwnBoth(_Exemplar):
+    """The response and edge distances of a network with a head of its own, one kernel, from one pass."""
 
-    def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
-        return self.net.box_edges(xf, zf)
+    def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.score_and_edges(xf, zf)
 
 
 def zoom_matrix(n: int, scale: float) -> np.ndarray:
@@ -134,7 +136,7 @@ class _Zoom(nn.Module):
         return torch.matmul(torch.matmul(self.rows, xf), self.cols_t)  # (S, 1, H, H) @ (1, C, H, W) @ (S, 1, W, W)
 
 
-def _to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], output: str,
+def _to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], output: str | list[str],
              dynamic: dict[str, dict[int, str]]) -> bytes:
     """One module as ONNX bytes (torch's dynamo exporter, opset :data:`OPSET`), its chatter silenced."""
     from torch.export import Dim
@@ -147,7 +149,8 @@ def _to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str]
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(module.eval(), args, None, input_names=names, output_names=[output],
+            program = torch.onnx.export(module.eval(), args, None, input_names=names,
+                                        output_names=[output] if isinstance(output, str) else output,
                                         opset_version=OPSET, dynamo=True, dynamic_shapes=shapes,
                                         verbose=False, optimize=True)
     finally:
@@ -187,9 +190,9 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
                                        ["zf", "xf"], "response", {"zf": {0: "b"}, "xf": batch})
         if net.has_box_head:
             files["box_head.onnx"] = _to_onnx(_BoxHead(net), (zf, xf), ["zf", "xf"], "edges", {"xf": batch})
-    else:  # a network with a head of its own (tracker.models.NETWORKS): its score and box branches
+    else:  # a network with a head of its own (tracker.models.NETWORKS): the score alone, and score and box together
         files["head.onnx"] = _to_onnx(_OwnScore(net), (zf, xf), ["zf", "xf"], "response", {"xf": batch})
-        files["box_head.onnx"] = _to_onnx(_OwnEdges(net), (zf, xf), ["zf", "xf"], "edges", {"xf": batch})
+        files["head_boxes.onnx"] = _to_onnx(_OwnBoth(net), (zf, xf), ["zf", "xf"], ["response", "edges"], {"xf": batch})
     scales = cfg.scale_factors
     if cfg.scale_num > 1:
         files["zoom.onnx"] = _to_onnx(_Zoom(scales, tuple(xf[:1].shape)), (xf[:1],), ["xf"], "xf_scales", {})
@@ -269,6 +272,7 @@ def opencv_check(out_dir: str | os.PathLike) -> dict[str, str]:
         "head.onnx": {"zf": rng.normal(size=zf_shape), "xf": rng.normal(size=(n, *f_shape))},
         "heads.onnx": {"zf": rng.normal(size=(2, *zf_shape[1:])), "xf": rng.normal(size=(2 * n, *f_shape))},
         "box_head.onnx": {"zf": rng.normal(size=zf_shape), "xf": rng.normal(size=(n, *f_shape))},
+        "head_boxes.onnx": {"zf": rng.normal(size=zf_shape), "xf": rng.normal(size=(n, *f_shape))},
         "zoom.onnx": {"xf": rng.normal(size=(1, *f_shape))},
     }
     report = {}

@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .effnet import EffNetLite0Backbone, EffNetLite0S2Backbone
-from .nanotrack import NanoTrackNet
+from .nanotrack import FusedNanoTrackNet, NanoTrackNet
 from .ops import TOTAL_STRIDE
 
 __all__ = ["AlexNet", "LiteNet", "BoxHead", "SiamNet", "xcorr", "xcorr_gather", "correlation_index", "xcorr_depthwise", "build_model", "ARCHITECTURES",
@@ -454,10 +454,11 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     return module.requires_grad_(False)
 
 
-def prepare_for_inference(net: SiamNet) -> SiamNet:
-    """An eval-mode copy with every BatchNorm folded into the conv before it (same outputs, fewer ops)."""
+def prepare_for_inference(net: SiamNet | NanoTrackNet) -> SiamNet | FusedNanoTrackNet:
+    """An eval-mode copy with every BatchNorm folded into the conv before it (same outputs, fewer ops); a
+    network with an inference form of its own (``for_inference``) in that form."""
     net = copy.deepcopy(net).eval()
     _fold_children(net)
     for p in net.parameters():
         p.requires_grad_(False)
-    return net
+    return net.for_inference() if hasattr(net, "for_inference") else net

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["NanoTrackV3Backbone", "NanoTrackNet", "build_nanotrack", "NANOTRACK_STRIDE"]
+__all__ = ["NanoTrackV3Backbone", "NanoTrackNet", "FusedNanoTrackNet", "build_nanotrack", "NANOTRACK_STRIDE"]
 
 NANOTRACK_STRIDE = 16  # search-crop px per response cell
 
@@ -269,6 +269,11 @@ class NanoTrackNet(nn.Module):
         """Responses (S, 1, R, R) of search crops against the cached exemplar."""
         return self.track_boxes(x)[0]
 
+    def for_inference(self) -> "FusedNanoTrackNet":
+        """The same network for tracking (BatchNorm folded first: :func:`tracker.models.prepare_for_inference`):
+        the head's two branches stacked into one pass and the exemplar's projections done once per kernel."""
+        return FusedNanoTrackNet(self)
+
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training path: score logits (B, 2, R, R) and edge distances (B, 4, R, R) of B exemplar/search pairs."""
         zf, xf = self.embed_exemplar(z), self.embed(x)
@@ -276,6 +281,120 @@ class NanoTrackNet(nn.Module):
             return self.ban_head(zf, xf)
         outs = [self.ban_head(zf[i:i + 1], xf[i:i + 1]) for i in range(len(zf))]
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+
+def _conv(seq: nn.Module) -> nn.Conv2d:
+    """The (BN-folded) convolution of a one-conv Sequential."""
+    convs = [m for m in seq.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 1 and not any(isinstance(m, nn.BatchNorm2d) for m in seq.modules()), "fold BatchNorm first"
+    return convs[0]
+
+
+def _stack(convs: list[nn.Conv2d], groups: int = 1, pad_out: int | None = None) -> nn.Conv2d:
+    """One convolution doing ``convs`` side by side on stacked inputs: ``groups`` 1 (all read the same input)
+    or ``len(convs)`` (each its own slice), or depthwise when they are. ``pad_out``: outputs per conv, zero-padded."""
+    c0 = convs[0]
+    depthwise = c0.groups == c0.in_channels and c0.groups > 1
+    outs = [c.out_channels for c in convs]
+    width = pad_out or max(outs)
+    weight = torch.zeros(len(convs) * width if pad_out else sum(outs), *c0.weight.shape[1:])
+    bias = torch.zeros(weight.shape[0])
+    row = 0
+    for c in convs:
+        weight[row:row + c.out_channels] = c.weight.detach()
+        if c.bias is not None:
+            bias[row:row + c.out_channels] = c.bias.detach()
+        row += width if pad_out else c.out_channels
+    cin = sum(c.in_channels for c in convs) if (groups > 1 or depthwise) else c0.in_channels
+    g = weight.shape[0] if depthwise else groups
+    out = nn.Conv2d(cin, weight.shape[0], c0.kernel_size, c0.stride, c0.padding, groups=g, bias=True)
+    out.weight.data, out.bias.data = weight, bias
+    return out.requires_grad_(False)
+
+
+class FusedNanoTrackNet(nn.Module):
+    """:class:`NanoTrackNet` for tracking, outputs unchanged (to float rounding): the score and box branches run
+    side by side as one stack of grouped convolutions (half the graph's nodes), and the exemplar's four 1x1
+    projections move into :meth:`embed_exemplar`, so the kernel (1, 384, 8, 8) is computed once per target
+    (order: pointwise score, pointwise box, depthwise score, depthwise box)."""
+
+    exemplar_sz, instance_sz, stride = NanoTrackNet.exemplar_sz, NanoTrackNet.instance_sz, NanoTrackNet.stride
+    has_box_head, calibrated_score = True, True
+
+    def __init__(self, net: NanoTrackNet) -> None:
+        super().__init__()
+        h = net.ban_head
+        self.arch, self.backbone, self.crop = net.arch, net.backbone, h.crop
+        branches = (h.corr_pw_cls, h.corr_pw_reg, h.corr_dw_cls, h.corr_dw_reg)
+        self.kernel = _stack([_conv(b.conv_kernel) for b in branches])
+        self.search = _stack([_conv(b.conv_search) for b in branches])
+        pw = (h.corr_pw_cls, h.corr_pw_reg)
+        self.ca1 = _stack([p.CA_layer.fc1 for p in pw], groups=2)
+        self.ca2 = _stack([p.CA_layer.fc2 for p in pw], groups=2)
+        self.pw_dw = _stack([p.conv[0] for p in pw])
+        self.pw_pw = _stack([p.conv[2] for p in pw], groups=2)
+        self.down = _stack([_conv(h.down_cls), _conv(h.down_reg)], groups=2)
+        convs = [[m for m in t if isinstance(m, nn.Conv2d)] for t in (h.cls_tower, h.bbox_tower)]
+        self.tower = nn.ModuleList(_stack([a, b], groups=1 if a.groups > 1 else 2) for a, b in zip(*convs))
+        cls, box = _conv(h.cls_logits), _conv(h.bbox_pred)
+        diff = nn.Conv2d(cls.in_channels, 1, 1)  # target minus background logit: the response
+        diff.weight.data, diff.bias.data = cls.weight[1:2] - cls.weight[0:1], cls.bias[1:2] - cls.bias[0:1]
+        self.out = _stack([diff, box], groups=2, pad_out=4)  # channels 0 (response) and 4-7 (box)
+        self.channels = h.corr_dw_cls.conv_search[0].out_channels
+        self.cells = h.corr_pw_cls.CA_layer.fc1.in_channels
+        self.requires_grad_(False)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
+        """The target's kernel: the four projections of its embedding, (1, 4 * 96, 8, 8)."""
+        return self.kernel(self.backbone(z))
+
+    def response_size(self, exemplar_sz: int, instance_sz: int) -> int:
+        p = next(self.parameters())
+        with torch.no_grad():
+            zf = self.embed_exemplar(torch.zeros(1, 3, exemplar_sz, exemplar_sz, device=p.device, dtype=p.dtype))
+            xf = self.embed(torch.zeros(1, 3, instance_sz, instance_sz, device=p.device, dtype=p.dtype))
+            return int(self._head(xf, zf).shape[-1])
+
+    def _head(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
+        """Both branches' outputs (N, 8, R, R): the response in channel 0, the box's raw outputs in 4-7."""
+        c, k = self.channels, self.cells
+        s = self.search(xf)  # (N, 4C, H, W)
+        n, _, h, w = s.shape
+        kp = zf[:, :2 * c].reshape(1, 2, c, k).transpose(2, 3)  # (1, 2, k, C): pointwise kernels, score then box
+        pw = torch.matmul(kp, s[:, :2 * c].reshape(n, 2, c, h * w)).reshape(n, 2 * k, h, w)
+        pw = pw * torch.sigmoid(self.ca2(F.relu(self.ca1(pw.mean((2, 3), keepdim=True)))))
+        pw = self.pw_pw(F.relu6(self.pw_dw(pw)))  # (N, 2k, R, R)
+        a, b = self.crop
+        kd = zf[0, 2 * c:, a:b, a:b].reshape(2 * c, 1, b - a, b - a)
+        dw = F.conv2d(s[:, 2 * c:], kd, padding=1, groups=2 * c)  # (N, 2C, R, R)
+        f = self.down(torch.cat([pw[:, :k], dw[:, :c], pw[:, k:], dw[:, c:]], 1))
+        for i in range(0, len(self.tower), 2):
+            f = self.tower[i + 1](F.relu6(self.tower[i](f)))
+        return self.out(f)
+
+    def score(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
+        return self._head(xf, zf)[:, :1]
+
+    def box_edges(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
+        return torch.exp(self._head(xf, zf)[:, 4:])
+
+    def score_and_edges(self, xf: torch.Tensor, zf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Responses (N, 1, R, R) and edge distances (N, 4, R, R) from one pass."""
+        out = self._head(xf, zf)
+        return out[:, :1], torch.exp(out[:, 4:])
+
+    def respond(self, xf: torch.Tensor, zf: torch.Tensor, scales=None,
+                boxes: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """As :meth:`NanoTrackNet.respond` (``zf`` from this class's :meth:`embed_exemplar`)."""
+        if scales is not None:
+            raise ValueError(f"{self.arch}: the feature pyramid does not apply to this box-head network "
+                             "(feature_pyramid=False)")
+        if zf.shape[0] > 1:
+            raise ValueError(f"{self.arch}: one exemplar kernel at a time, got {zf.shape[0]}")
+        return self.score_and_edges(xf, zf) if boxes else (self.score(xf, zf), None)
 
 
 def build_nanotrack(arch: str = "nanotrack-v3") -> NanoTrackNet:

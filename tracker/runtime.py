@@ -94,7 +94,8 @@ class OnnxNet:
         for key in ("arch", "box_head", "exemplar_sz", "instance_sz", "response_size", "config"):
             if key not in meta:
                 raise OnnxExportError(f"{source}: {META_NAME} has no {key!r}")
-        missing = [f for f in _REQUIRED + (("box_head.onnx",) if meta["box_head"] else ()) if f not in files]
+        boxes = () if not meta["box_head"] else ("head_boxes.onnx",) if "head_boxes.onnx" in files else ("box_head.onnx",)
+        missing = [f for f in _REQUIRED + boxes if f not in files]
         if missing:
             raise OnnxExportError(f"{source}: {', '.join(missing)} missing from the export")
         self.arch = meta["arch"]
@@ -222,6 +223,9 @@ class OnnxNet:
             raise RuntimeError(f"{self.source}: this {self.arch} network has no box head")
         if len(zf) > 1 and (boxes or not self.many_kernels):
             raise RuntimeError(f"{self.source}: several kernels at once need heads.onnx (export again) and no box head")
+        if boxes and "head_boxes.onnx" in self._sessions:  # a network with a head of its own: one pass for both
+            resp, edges = self._sessions["head_boxes.onnx"].run(None, {"zf": zf, "xf": xf})
+            return resp, edges
         edges = self._run("box_head.onnx", zf=zf, xf=xf) if boxes else None
         if scales is not None and len(scales) > 1:
             # zoom.onnx takes one crop's features: one call per target's crop (one for a single target)

@@ -1,0 +1,158 @@
+"""NanoTrack v3 in our code: the release's weights load strictly, the network reproduces the released
+ONNX graphs on real crops, its inference form and ONNX export give the same boxes, the shipped file is
+the release's with its licence, and it follows the bundled clip's rabbit and a growing target."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tracker import SiamFCTracker, ops
+from tracker.models import build_model, prepare_for_inference
+from tracker.nanotrack import NanoTrackNet
+from tracker.synthetic import make_sequence
+from tracker.video import open_source
+
+REPO = Path(__file__).resolve().parent.parent
+WEIGHTS = REPO / "weights"
+RELEASE_SHA256 = "1055810b308fa549b5bda2ad6bdf3b2c5a689d2b87cfed749f9c7bbcc7a8124b"  # peers/nanotrack_v3/README.md
+
+
+def _release(peers_dir: Path) -> dict:
+    return torch.load(peers_dir / "nanotrack_v3" / "nanotrackv3.pt", map_location="cpu", weights_only=True)
+
+
+def _net(peers_dir: Path) -> NanoTrackNet:
+    net = build_model("nanotrack-v3")
+    net.load_state_dict(_release(peers_dir), strict=True)
+    return net.eval()
+
+
+def _crops(dev_root: Path, seq: str = "Car4") -> tuple[torch.Tensor, torch.Tensor]:
+    """The first frame's exemplar (127 px) and a search crop (255 px) around the ground truth, NCHW float."""
+    img = cv2.imread(str(sorted((dev_root / seq / "img").glob("*.jpg"))[0]))
+    line = (dev_root / seq / "groundtruth_rect.txt").read_text().splitlines()[0]
+    x, y, w, h = ops.one_based_to_zero_based(np.array([[float(v) for v in line.replace("\t", ",").split(",")]]))[0]
+    centre, side, avg = np.array([x + w / 2, y + h / 2]), ops.context_size(w, h, 0.5), np.array(cv2.mean(img)[:3])
+    z = ops.crop_multi(img, centre, [side], 127, avg)
+    xc = ops.crop_multi(img, centre + [6.0, -4.0], [side * 255 / 127], 255, avg)
+    return tuple(torch.from_numpy(np.ascontiguousarray(c.transpose(0, 3, 1, 2), dtype=np.float32)) for c in (z, xc))
+
+
+def test_release_loads_strictly_every_key_used(peers_dir):
+    state = _release(peers_dir)
+    net = build_model("nanotrack-v3")
+    assert set(net.state_dict()) == set(state)  # no key of the file left out, no parameter left unset
+    net.load_state_dict(state, strict=True)
+    assert sum(v.numel() for k, v in state.items() if "num_batches" not in k and "running" not in k) == \
+        sum(p.numel() for p in net.parameters())
+
+
+def test_network_reproduces_the_released_graphs_on_real_crops(peers_dir, dev_root):
+    """Measured on this crop: trunk 1.8e-4 (features up to ~12), score logits 2e-6, edges 1e-4 (up to ~60 px)."""
+    ort = pytest.importorskip("onnxruntime")
+    net = _net(peers_dir)
+    z, x = _crops(dev_root)
+    folder = peers_dir / "nanotrack_v3"
+    backbone = ort.InferenceSession(str(folder / "nanotrack_backbone.onnx"), providers=["CPUExecutionProvider"])
+    head = ort.InferenceSession(str(folder / "nanotrack_head.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        xf, zf = net.embed(x), net.embed_exemplar(z)
+        cls, loc = net.ban_head(zf, xf)
+    xf_graph = backbone.run(None, {"input": x.numpy()})[0]
+    np.testing.assert_allclose(xf.numpy(), xf_graph, atol=1e-3)
+    cls_graph, loc_graph = head.run(None, {"input1": zf.numpy(), "input2": xf_graph})
+    np.testing.assert_allclose(cls.numpy(), cls_graph, atol=1e-3)
+    np.testing.assert_allclose(loc.numpy(), loc_graph, rtol=1e-4, atol=1e-3)
+    # The first frame's target: probability near 1 at the cell nearest the target's centre.
+    p = torch.softmax(cls, 1)[0, 1]
+    assert float(p.max()) > 0.95 and abs(int(p.argmax()) // 15 - 7) <= 1
+
+
+def test_inference_form_matches_the_network(peers_dir, dev_root):
+    """prepare_for_inference folds BatchNorm and stacks the two branches: same responses and edges, for a
+    batch of search crops too."""
+    net = _net(peers_dir)
+    fused = prepare_for_inference(net)
+    z, x = _crops(dev_root)
+    x = torch.cat([x, x.flip(-1)])
+    with torch.no_grad():
+        r0, e0 = net.respond(net.embed(x), net.embed_exemplar(z), boxes=True)
+        r1, e1 = fused.respond(fused.embed(x), fused.embed_exemplar(z), boxes=True)
+        r2, _ = fused.respond(fused.embed(x[1:]), fused.embed_exemplar(z))
+    assert r0.shape == (2, 1, 15, 15) and e0.shape == (2, 4, 15, 15)
+    np.testing.assert_allclose(r1.numpy(), r0.numpy(), atol=1e-4)
+    np.testing.assert_allclose(e1.numpy(), e0.numpy(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(r2.numpy(), r1[1:].numpy(), atol=1e-4)
+
+
+def test_shipped_file_is_the_release_with_its_licence(peers_dir):
+    pt = WEIGHTS / "nanotrack-v3.pt"
+    digest = hashlib.sha256(pt.read_bytes()).hexdigest()
+    assert digest == RELEASE_SHA256 == json.loads(pt.with_suffix(".json").read_text())["sha256"]
+    assert (WEIGHTS / "LICENSE-nanotrack").read_bytes() == (peers_dir / "nanotrack_v3" / "LICENSE").read_bytes()
+    assert "Apache License" in (WEIGHTS / "LICENSE-nanotrack").read_text()
+    export = json.loads((WEIGHTS / "nanotrack-v3-onnx" / "model.json").read_text())
+    assert export["source_sha256"] == RELEASE_SHA256 and export["arch"] == "nanotrack-v3"
+
+
+def test_onnx_runtime_boxes_match_torch_on_a_dev_sequence(dev_root):
+    """The shipped export on ONNX Runtime and the network in PyTorch: boxes within 0.5 px on every frame."""
+    pytest.importorskip("onnxruntime")
+    frames = sorted((dev_root / "David" / "img").glob("*.jpg"))[:120]
+    line = (dev_root / "David" / "groundtruth_rect.txt").read_text().splitlines()[0]
+    box = ops.one_based_to_zero_based(np.array([[float(v) for v in line.replace("\t", ",").split(",")]]))[0]
+    runs = []
+    for backend in ("torch", "onnxruntime"):
+        t = SiamFCTracker.from_pretrained("nanotrack-v3", device="cpu", backend=backend)
+        assert t.backend == backend
+        boxes = []
+        for i, f in enumerate(frames):
+            img = cv2.imread(str(f))
+            if i == 0:
+                t.init(img, box)
+            else:
+                boxes.append(t.update(img).box)
+        runs.append(np.array(boxes))
+    assert np.abs(runs[0] - runs[1]).max() <= 0.5, np.abs(runs[0] - runs[1]).max()
+
+
+def test_follows_the_rabbit_on_the_bundled_clip():
+    """The first run a user makes: IoU >= 0.5 with the hand-drawn extent at every annotated frame as the rabbit
+    stands up and nearly doubles in size, and no frame flagged lost."""
+    meta = json.loads((REPO / "tracker" / "data" / "demo.json").read_text())
+    checkpoints = {int(k): v for k, v in meta["checkpoints"].items()}
+    t = SiamFCTracker.from_pretrained("nanotrack-v3", device="cpu")
+    got = {}
+    with open_source(str(REPO / "tracker" / "data" / meta["video"])) as src:
+        for i, frame in enumerate(src):
+            if i == 0:
+                t.init(frame, meta["init_box"])
+                continue
+            r = t.update(frame)
+            assert not r.lost, (i, r)
+            if i in checkpoints:
+                got[i] = float(ops.iou(np.array([r.box]), np.array([checkpoints[i]]))[0])
+    assert len(got) == len(checkpoints) >= 4
+    assert min(got.values()) >= 0.5, got
+
+
+def test_a_growing_target_is_followed_in_size():
+    """A synthetic target that doubles its side over 60 frames (1.2% a frame): the box grows with it (at least
+    1.8x) and its side stays within 15% of the target's on every frame."""
+    frames, gt = make_sequence(n_frames=120, size=(480, 360), target=(48, 36), scale_range=(0.8, 1.6), seed=11)
+    frames, gt = frames[:61], gt[:61]  # the growing half of the sequence
+    t = SiamFCTracker.from_pretrained("nanotrack-v3", device="cpu")
+    t.init(frames[0], gt[0])
+    boxes = np.array([gt[0]] + [t.update(f).box for f in frames[1:]])
+    side = np.sqrt(boxes[:, 2] * boxes[:, 3] / (gt[:, 2] * gt[:, 3]))
+    growth = np.sqrt(np.prod(gt[-1, 2:]) / np.prod(gt[0, 2:]))
+    assert growth > 1.9  # the target does double in size
+    assert np.sqrt(np.prod(boxes[-1, 2:]) / np.prod(boxes[0, 2:])) >= 1.8
+    assert ops.iou(boxes, gt).mean() > 0.75
+    assert 0.85 < side.min() and side.max() < 1.15, (side.min(), side.max())
