@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from .effnet import EffNetLite0Backbone, EffNetLite0S2Backbone
 from .nanotrack import FusedNanoTrackNet, NanoTrackNet
+from .nanotrack_v2 import NanoTrackV2Net
 from .ops import TOTAL_STRIDE
 
 __all__ = ["AlexNet", "LiteNet", "BoxHead", "SiamNet", "xcorr", "xcorr_gather", "correlation_index", "xcorr_depthwise", "build_model", "ARCHITECTURES",
@@ -111,7 +112,7 @@ class LiteNet(_Unpadded):
 ARCHITECTURES: dict[str, type[nn.Module]] = {"alexnet": AlexNet, "lite": LiteNet, "effnet-lite0": EffNetLite0Backbone,
                                              "effnet-lite0-s2": EffNetLite0S2Backbone}
 # Whole networks with heads of their own (not a backbone under SiamNet's head), by name.
-NETWORKS: dict[str, type[nn.Module]] = {"nanotrack-v3": NanoTrackNet}
+NETWORKS: dict[str, type[nn.Module]] = {"nanotrack-v3": NanoTrackNet, "nanotrack-v2": NanoTrackV2Net}
 
 
 def known_architectures() -> list[str]:
@@ -236,6 +237,11 @@ class SiamNet(nn.Module):
 
     stride = TOTAL_STRIDE  # search-crop px per response cell
     calibrated_score = False  # the response is a raw similarity: scores are relative to the first frame's peak
+
+    @staticmethod
+    def centre_cell(size: int) -> float:
+        """Index of the response cell at the search crop's centre, on each axis (symmetric: ``(size - 1) / 2``)."""
+        return (size - 1) / 2
 
     def __init__(self, backbone: nn.Module, arch: str, box_head: BoxHead | None = None) -> None:
         super().__init__()

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["NanoTrackV3Backbone", "NanoTrackNet", "FusedNanoTrackNet", "build_nanotrack", "NANOTRACK_STRIDE"]
+__all__ = ["BoxNet", "NanoTrackV3Backbone", "NanoTrackNet", "FusedNanoTrackNet", "build_nanotrack", "NANOTRACK_STRIDE"]
 
 NANOTRACK_STRIDE = 16  # search-crop px per response cell
 
@@ -196,15 +196,74 @@ class _BanHead(nn.Module):
         return self.score(z, x), self.edges(z, x)
 
 
-class NanoTrackNet(nn.Module):
-    """Trunk + neck + head, with :class:`tracker.models.SiamNet`'s tracking API. The exemplar's kernel is its
-    embedding (1, 96, 8, 8); one kernel serves any number of search crops of the same target."""
+class BoxNet(nn.Module):
+    """The tracking API of networks with a score and box head of their own (NanoTrack's), as
+    :class:`tracker.models.SiamNet` offers it: ``embed``, ``embed_exemplar``, ``respond``, ``template`` /
+    ``track_boxes``. Subclasses define ``embed``, ``embed_exemplar``, ``score`` and ``box_edges``."""
 
     exemplar_sz = 127
     instance_sz = 255
     stride = NANOTRACK_STRIDE
     has_box_head = True
     calibrated_score = True  # sigmoid(response) is a probability (softmax of two logits), not a relative peak
+    arch = "nanotrack"
+    _zf: torch.Tensor | None = None
+
+    @staticmethod
+    def centre_cell(size: int) -> float:
+        """Index of the response cell at the search crop's centre, on each axis: ``size // 2``, as NanoTrack's
+        own tracker lays out its grid (for an even size, the half cell nearer the end)."""
+        return float(size // 2)
+
+    def score(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def box_edges(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score_and_edges(self, xf: torch.Tensor, zf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Responses (N, 1, R, R) and edge distances (N, 4, R, R)."""
+        return self.score(xf, zf), self.box_edges(xf, zf)
+
+    def response_size(self, exemplar_sz: int, instance_sz: int) -> int:
+        """Side of the response map for square crops of these sizes (px)."""
+        p = next(self.parameters())
+        with torch.no_grad():
+            zf = self.embed_exemplar(torch.zeros(1, 3, exemplar_sz, exemplar_sz, device=p.device, dtype=p.dtype))
+            xf = self.embed(torch.zeros(1, 3, instance_sz, instance_sz, device=p.device, dtype=p.dtype))
+            return int(self.score(xf, zf).shape[-1])
+
+    def respond(self, xf: torch.Tensor, zf: torch.Tensor, scales=None,
+                boxes: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`tracker.models.SiamNet.respond` for one kernel ``zf`` (:meth:`embed_exemplar`) on search
+        features ``xf`` (S, C, H, W): responses (S, 1, R, R) and, with ``boxes``, edge distances (S, 4, R, R).
+        The feature pyramid (``scales``) does not apply: these networks size the box themselves."""
+        if scales is not None:
+            raise ValueError(f"{self.arch}: the feature pyramid does not apply to this box-head network "
+                             "(feature_pyramid=False)")
+        if zf.shape[0] > 1:
+            raise ValueError(f"{self.arch}: one exemplar kernel at a time, got {zf.shape[0]}")
+        return self.score_and_edges(xf, zf) if boxes else (self.score(xf, zf), None)
+
+    def template(self, z: torch.Tensor) -> torch.Tensor:
+        """Embed the exemplar crop (1, 3, 127, 127) and cache its kernel for :meth:`track_boxes`."""
+        self._zf = self.embed_exemplar(z)
+        return self._zf
+
+    def track_boxes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Responses (S, 1, R, R) and edge distances (S, 4, R, R) of search crops against the cached exemplar."""
+        if self._zf is None:
+            raise RuntimeError(f"{type(self).__name__}.track_boxes called before template()")
+        return self.respond(self.embed(x), self._zf, boxes=True)
+
+    def track(self, x: torch.Tensor) -> torch.Tensor:
+        """Responses (S, 1, R, R) of search crops against the cached exemplar."""
+        return self.track_boxes(x)[0]
+
+
+class NanoTrackNet(BoxNet):
+    """Trunk + neck + head (v3). The exemplar's kernel is its embedding (1, 96, 8, 8); one kernel serves any
+    number of search crops of the same target."""
 
     def __init__(self, arch: str = "nanotrack-v3") -> None:
         super().__init__()
@@ -218,20 +277,12 @@ class NanoTrackNet(nn.Module):
         """Features (N, 96, H/16, W/16) of crops (N, 3, H, W): the trunk's output. The released graphs feed the
         trunk straight to the head and leave the neck out (``nanotrack_backbone.onnx`` ends at the trunk's last
         1x1 conv); so does this network. With the neck, the first frame's target probability fell from 1.00 to
-        0.46-0.87 on four dev sequences (``tests/test_nanotrack.py``)."""
+        0.46-0.87 on four dev sequences (Car4, David, Woman, Deer)."""
         return self.backbone(x)
 
     def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
         """The exemplar's kernel: its embedding (1, 96, 8, 8) for a 127 px crop."""
         return self.embed(z)
-
-    def response_size(self, exemplar_sz: int, instance_sz: int) -> int:
-        """Side of the response map for square crops of these sizes (px)."""
-        with torch.no_grad():
-            p = next(self.parameters())
-            zf = self.embed_exemplar(torch.zeros(1, 3, exemplar_sz, exemplar_sz, device=p.device, dtype=p.dtype))
-            xf = self.embed(torch.zeros(1, 3, instance_sz, instance_sz, device=p.device, dtype=p.dtype))
-            return int(self.ban_head.score(zf, xf).shape[-1])
 
     def score(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
         """Responses (S, 1, R, R): target logit minus background logit, for kernel ``zf`` on features ``xf``."""
@@ -241,33 +292,6 @@ class NanoTrackNet(nn.Module):
     def box_edges(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
         """Edge distances (S, 4, R, R), search-crop px."""
         return self.ban_head.edges(zf, xf)
-
-    def respond(self, xf: torch.Tensor, zf: torch.Tensor, scales=None,
-                boxes: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`tracker.models.SiamNet.respond` for one kernel ``zf`` (1, 96, 8, 8) on search features ``xf``
-        (S, 96, 16, 16): responses (S, 1, R, R) and, with ``boxes``, edge distances (S, 4, R, R). The feature
-        pyramid (``scales``) does not apply: this network sizes the box itself."""
-        if scales is not None:
-            raise ValueError(f"{self.arch}: the feature pyramid does not apply to this box-head network "
-                             "(feature_pyramid=False)")
-        if zf.shape[0] > 1:
-            raise ValueError(f"{self.arch}: one exemplar kernel at a time, got {zf.shape[0]}")
-        return self.score(xf, zf), (self.box_edges(xf, zf) if boxes else None)
-
-    def template(self, z: torch.Tensor) -> torch.Tensor:
-        """Embed the exemplar crop (1, 3, 127, 127) and cache its kernel for :meth:`track_boxes`."""
-        self._zf = self.embed_exemplar(z)
-        return self._zf
-
-    def track_boxes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Responses (S, 1, R, R) and edge distances (S, 4, R, R) of search crops against the cached exemplar."""
-        if self._zf is None:
-            raise RuntimeError("NanoTrackNet.track_boxes called before template()")
-        return self.respond(self.embed(x), self._zf, boxes=True)
-
-    def track(self, x: torch.Tensor) -> torch.Tensor:
-        """Responses (S, 1, R, R) of search crops against the cached exemplar."""
-        return self.track_boxes(x)[0]
 
     def for_inference(self) -> "FusedNanoTrackNet":
         """The same network for tracking (BatchNorm folded first: :func:`tracker.models.prepare_for_inference`):
@@ -312,14 +336,11 @@ def _stack(convs: list[nn.Conv2d], groups: int = 1, pad_out: int | None = None) 
     return out.requires_grad_(False)
 
 
-class FusedNanoTrackNet(nn.Module):
+class FusedNanoTrackNet(BoxNet):
     """:class:`NanoTrackNet` for tracking, outputs unchanged (to float rounding): the score and box branches run
     side by side as one stack of grouped convolutions (half the graph's nodes), and the exemplar's four 1x1
     projections move into :meth:`embed_exemplar`, so the kernel (1, 384, 8, 8) is computed once per target
     (order: pointwise score, pointwise box, depthwise score, depthwise box)."""
-
-    exemplar_sz, instance_sz, stride = NanoTrackNet.exemplar_sz, NanoTrackNet.instance_sz, NanoTrackNet.stride
-    has_box_head, calibrated_score = True, True
 
     def __init__(self, net: NanoTrackNet) -> None:
         super().__init__()
@@ -351,13 +372,6 @@ class FusedNanoTrackNet(nn.Module):
         """The target's kernel: the four projections of its embedding, (1, 4 * 96, 8, 8)."""
         return self.kernel(self.backbone(z))
 
-    def response_size(self, exemplar_sz: int, instance_sz: int) -> int:
-        p = next(self.parameters())
-        with torch.no_grad():
-            zf = self.embed_exemplar(torch.zeros(1, 3, exemplar_sz, exemplar_sz, device=p.device, dtype=p.dtype))
-            xf = self.embed(torch.zeros(1, 3, instance_sz, instance_sz, device=p.device, dtype=p.dtype))
-            return int(self._head(xf, zf).shape[-1])
-
     def _head(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
         """Both branches' outputs (N, 8, R, R): the response in channel 0, the box's raw outputs in 4-7."""
         c, k = self.channels, self.cells
@@ -385,16 +399,6 @@ class FusedNanoTrackNet(nn.Module):
         """Responses (N, 1, R, R) and edge distances (N, 4, R, R) from one pass."""
         out = self._head(xf, zf)
         return out[:, :1], torch.exp(out[:, 4:])
-
-    def respond(self, xf: torch.Tensor, zf: torch.Tensor, scales=None,
-                boxes: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """As :meth:`NanoTrackNet.respond` (``zf`` from this class's :meth:`embed_exemplar`)."""
-        if scales is not None:
-            raise ValueError(f"{self.arch}: the feature pyramid does not apply to this box-head network "
-                             "(feature_pyramid=False)")
-        if zf.shape[0] > 1:
-            raise ValueError(f"{self.arch}: one exemplar kernel at a time, got {zf.shape[0]}")
-        return self.score_and_edges(xf, zf) if boxes else (self.score(xf, zf), None)
 
 
 def build_nanotrack(arch: str = "nanotrack-v3") -> NanoTrackNet:

@@ -33,25 +33,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-__all__ = ["NanoTrackV2Backbone", "NanoTrackV2Net", "state_dict_from_onnx", "convert", "NANOTRACK_V2_STRIDE"]
+from .nanotrack import NANOTRACK_STRIDE, BoxNet, _ChannelAttention, _SqueezeExcite
 
-NANOTRACK_V2_STRIDE = 16  # search-crop px per response cell
+__all__ = ["NanoTrackV2Backbone", "NanoTrackV2Net", "state_dict_from_onnx", "convert"]
 
 
 def _conv(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=bias)
-
-
-class _SqueezeExcite(nn.Module):
-    """Channel reweighting: global average, two linear layers (ReLU between), hard sigmoid."""
-
-    def __init__(self, channels: int, hidden: int) -> None:
-        super().__init__()
-        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels),
-                                nn.Hardsigmoid())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.fc(x.mean((2, 3)))[:, :, None, None]
 
 
 class _InvertedResidual(nn.Module):
@@ -98,18 +86,6 @@ class NanoTrackV2Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
-
-
-class _ChannelAttention(nn.Module):
-    """Global average, 1x1 conv, ReLU, 1x1 conv, sigmoid: one weight per correlation map."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Conv2d(channels, channels, 1)
-        self.fc2 = nn.Conv2d(channels, channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
 
 
 class _PointwiseCorr(nn.Module):
@@ -163,15 +139,11 @@ class _PointwiseHead(nn.Module):
         return self.score(z, x), self.edges(z, x)
 
 
-class NanoTrackV2Net(nn.Module):
-    """Trunk + head, with :class:`tracker.nanotrack.NanoTrackNet`'s tracking API. The exemplar's kernel is its
-    embedding (1, 48, 8, 8); one kernel serves any number of search crops of the same target."""
+class NanoTrackV2Net(BoxNet):
+    """Trunk + head (v2, 48 channels), with :class:`tracker.nanotrack.BoxNet`'s tracking API. The exemplar's
+    kernel is its embedding (1, 48, 8, 8); one kernel serves any number of search crops of the same target."""
 
-    exemplar_sz = 127
-    instance_sz = 255
-    stride = NANOTRACK_V2_STRIDE
-    has_box_head = True
-    calibrated_score = True  # sigmoid(response) is a probability (softmax of two logits), not a relative peak
+    stride = NANOTRACK_STRIDE
 
     def __init__(self, arch: str = "nanotrack-v2") -> None:
         super().__init__()
@@ -188,14 +160,6 @@ class NanoTrackV2Net(nn.Module):
         """The exemplar's kernel: its embedding (1, 48, 8, 8) for a 127 px crop."""
         return self.embed(z)
 
-    def response_size(self, exemplar_sz: int, instance_sz: int) -> int:
-        """Side of the response map for square crops of these sizes (px)."""
-        with torch.no_grad():
-            p = next(self.parameters())
-            zf = self.embed_exemplar(torch.zeros(1, 3, exemplar_sz, exemplar_sz, device=p.device, dtype=p.dtype))
-            xf = self.embed(torch.zeros(1, 3, instance_sz, instance_sz, device=p.device, dtype=p.dtype))
-            return int(self.head.score(zf, xf).shape[-1])
-
     def score(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
         """Responses (S, 1, R, R): target logit minus background logit, for kernel ``zf`` on features ``xf``."""
         logits = self.head.score(zf, xf)
@@ -204,33 +168,6 @@ class NanoTrackV2Net(nn.Module):
     def box_edges(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
         """Edge distances (S, 4, R, R), search-crop px."""
         return self.head.edges(zf, xf)
-
-    def respond(self, xf: torch.Tensor, zf: torch.Tensor, scales=None,
-                boxes: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`tracker.models.SiamNet.respond` for one kernel ``zf`` (1, 48, 8, 8) on search features ``xf``
-        (S, 48, 16, 16): responses (S, 1, R, R) and, with ``boxes``, edge distances (S, 4, R, R). The feature
-        pyramid (``scales``) does not apply: this network sizes the box itself."""
-        if scales is not None:
-            raise ValueError(f"{self.arch}: the feature pyramid does not apply to this box-head network "
-                             "(feature_pyramid=False)")
-        if zf.shape[0] > 1:
-            raise ValueError(f"{self.arch}: one exemplar kernel at a time, got {zf.shape[0]}")
-        return self.score(xf, zf), (self.box_edges(xf, zf) if boxes else None)
-
-    def template(self, z: torch.Tensor) -> torch.Tensor:
-        """Embed the exemplar crop (1, 3, 127, 127) and cache its kernel for :meth:`track_boxes`."""
-        self._zf = self.embed_exemplar(z)
-        return self._zf
-
-    def track_boxes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Responses (S, 1, R, R) and edge distances (S, 4, R, R) of search crops against the cached exemplar."""
-        if self._zf is None:
-            raise RuntimeError("NanoTrackV2Net.track_boxes called before template()")
-        return self.respond(self.embed(x), self._zf, boxes=True)
-
-    def track(self, x: torch.Tensor) -> torch.Tensor:
-        """Responses (S, 1, R, R) of search crops against the cached exemplar."""
-        return self.track_boxes(x)[0]
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training path: score logits (B, 2, R, R) and edge distances (B, 4, R, R) of B exemplar/search pairs

@@ -131,17 +131,19 @@ def _change(r: np.ndarray) -> np.ndarray:
 
 
 def find_box(resp: np.ndarray, edges: np.ndarray, px: np.ndarray, target_sz: np.ndarray, window: np.ndarray,
-             window_influence: float, penalty_k: float, stride: float, size_bias: np.ndarray = (1.0, 1.0)) -> BoxChoice:
+             window_influence: float, penalty_k: float, stride: float, size_bias: np.ndarray = (1.0, 1.0),
+             centre: float | None = None) -> BoxChoice:
     """Choose the box among the proposals of every response cell.
 
     ``resp`` (S, R, R): response logits of S search crops; ``edges`` (S, 4, R, R): the box head's
     distances (left, top, right, bottom) in crop px from each cell's centre; ``px`` (S,): image px per
     crop px of each crop; ``target_sz`` ``(w, h)``: the current box size, image px; ``window`` (R, R): a
     cosine window peaking at 1; ``stride``: crop px between cells (the centre cell sits at the crop centre);
-    ``size_bias`` ``(w, h)``: the head's known size error, divided out of every proposal's size.
+    ``size_bias`` ``(w, h)``: the head's known size error, divided out of every proposal's size; ``centre``:
+    the index of the cell at the crop centre (None: the middle, ``(R - 1) / 2``).
     """
     n, r = resp.shape[0], resp.shape[-1]
-    cells = (np.arange(r) - (r - 1) / 2) * stride
+    cells = (np.arange(r) - ((r - 1) / 2 if centre is None else centre)) * stride
     k = np.asarray(px, dtype=np.float64).reshape(n, 1, 1)
     left, top, right, bottom = (edges[:, i].astype(np.float64) for i in range(4))
     w, h = (left + right) * k / size_bias[0], (top + bottom) * k / size_bias[1]

@@ -41,9 +41,11 @@ def tile_centers(frame_size: tuple[int, int], x_sz: float, instance_sz: int, res
     return np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
 
 
-def _cells(centers: np.ndarray, r: int, x_sz: float, instance_sz: int, stride: int = TOTAL_STRIDE) -> np.ndarray:
-    """Image positions (T, R, R, 2) of the response cells (``stride`` crop px apart) of tiles centred at ``centers``."""
-    offs = (np.arange(r, dtype=np.float64) - (r - 1) / 2) * stride * x_sz / instance_sz
+def _cells(centers: np.ndarray, r: int, x_sz: float, instance_sz: int, stride: int = TOTAL_STRIDE,
+           centre: float | None = None) -> np.ndarray:
+    """Image positions (T, R, R, 2) of the response cells (``stride`` crop px apart; cell ``centre`` at the tile's
+    centre, None: the middle one) of tiles centred at ``centers``."""
+    offs = (np.arange(r, dtype=np.float64) - ((r - 1) / 2 if centre is None else centre)) * stride * x_sz / instance_sz
     gx, gy = np.meshgrid(offs, offs)  # gx varies along columns
     return centers[:, None, None, :] + np.stack([gx, gy], axis=-1)[None]
 
@@ -67,11 +69,12 @@ def search_area(frame_size: tuple[int, int], x_sz: float, instance_sz: int, resp
 
 
 def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int,
-           disc: tuple[np.ndarray, float] | None = None, stride: int = TOTAL_STRIDE) -> tuple[float, np.ndarray]:
+           disc: tuple[np.ndarray, float] | None = None, stride: int = TOTAL_STRIDE,
+           centre: float | None = None) -> tuple[float, np.ndarray]:
     """The highest response over all tiles (``responses`` (T, R, R), raw) and where it is in the image:
     ``(peak, (x, y))``, the cell's centre in image px (the tracker refines it on the next frames). With
     ``disc`` = (centre, radius), image px: only cells inside it count."""
-    cells = _cells(centers, responses.shape[-1], x_sz, instance_sz, stride)
+    cells = _cells(centers, responses.shape[-1], x_sz, instance_sz, stride, centre)
     if disc is not None:
         far = np.linalg.norm(cells - disc[0], axis=-1) > disc[1]
         if far.all():
@@ -126,7 +129,7 @@ class LongTermSearch:
         x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
         max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
         resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
-        peak, where = locate(resp, centers, self.x_sz, cfg.instance_sz, disc, self.stride)
+        peak, where = locate(resp, centers, self.x_sz, cfg.instance_sz, disc, self.stride, self.centre_cell)
         score = self._score_of(peak)
         self.search_score = score  # how close the whole-frame search came to re-acquiring
         if score < cfg.redetect_threshold:

@@ -161,6 +161,12 @@ class OnnxNet:
                 raise ValueError(f"{self.source}: feature_pyramid needs zoom.onnx for scales {list(scales)}; "
                                  "export again with this config")
 
+    def centre_cell(self, size: int) -> float:
+        """Index of the response cell at the search crop's centre (recorded at export; else the middle)."""
+        if size == self.meta["response_size"] and "centre_cell" in self.meta:
+            return float(self.meta["centre_cell"])
+        return (size - 1) / 2
+
     def response_size(self, exemplar_sz: int, instance_sz: int) -> int:
         """Side of the response map (the exported crop sizes only)."""
         if (exemplar_sz, instance_sz) != (self.exemplar_sz, self.instance_sz):

@@ -104,6 +104,9 @@ class SiamFCTracker(redetect.LongTermSearch):
         self.hann = (hann / hann.sum()).astype(np.float32)
         r = self.upscale_sz // self.config.response_up
         self.cell_window = np.outer(np.hanning(r), np.hanning(r))  # box heads: per response cell, peak 1
+        # Box heads and the whole-frame search: the response cell at the crop centre (NanoTrack's even grids
+        # put it at R // 2, the others in the middle).
+        self.centre_cell = float(net.centre_cell(r)) if hasattr(net, "centre_cell") else (r - 1) / 2
         if self.pipeline == "torch":
             self._hann_t = torch.from_numpy(self.hann).to(self.device)
             self._pen_t = torch.as_tensor(self.penalties, dtype=torch.float32, device=self.device).view(-1, 1, 1)
@@ -288,7 +291,7 @@ class SiamFCTracker(redetect.LongTermSearch):
             choice = postprocess.find_box(_host(resp)[:, 0], _host(edges),
                                           self.x_sz * self.scale_factors / cfg.instance_sz, self.target_sz,
                                           self.cell_window, cfg.window_influence, cfg.penalty_k, self.stride,
-                                          self.size_bias)
+                                          self.size_bias, self.centre_cell)
             self._move_box(choice)
             return self._after(frame, img, choice.logit * self._sharpness(resp[0, 0]))
         if self.pipeline == "torch" and not self.uses_features:
