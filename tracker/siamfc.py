@@ -385,6 +385,36 @@ class SiamFCTracker(redetect.LongTermSearch):
         r = self._long_term(score, lost)
         return self._search_frame(frame, img, r) if self.state == SEARCHING else r
 
+    def score_at(self, frame: np.ndarray, box: Sequence[float]) -> float:
+        """How well ``box`` (x, y, w, h) of ``frame`` matches the target, as :attr:`TrackResult.score` measures
+        it: the best response within one cell of the centre of a search crop (the current one's size) centred
+        on the box. Changes no state (one more backbone pass)."""
+        frame = self._check_frame(frame, "SiamFCTracker.score_at")
+        x, y, w, h = box
+        with self._inference():
+            img = self._to_device(frame) if self.pipeline == "torch" else None
+            crop = self._cut(frame, img, [self._plan([self.x_sz], np.array([x + w / 2, y + h / 2]))],
+                             self.config.instance_sz)
+            resp = _host(self.net.respond(self.net.embed(crop), self.zf)[0])[0, 0]
+        c = int(round(self.centre_cell))
+        return self._score_of(float(resp[max(c - 1, 0):c + 2, max(c - 1, 0):c + 2].max()))
+
+    def relocate(self, box: Sequence[float]) -> None:
+        """Move the target's estimate to ``box`` (x, y, w, h), keeping the exemplar: its centre, and its size as
+        far as this tracker's sizing allows (box heads: width and height; the scale pyramid: the scale, the
+        initial aspect ratio kept)."""
+        x, y, w, h = (float(v) for v in box)
+        w_img, h_img = self._frame_size
+        self.center = np.clip(np.array([x + w / 2, y + h / 2]), [0, 0], [w_img, h_img])
+        if self.uses_box_head or self.sizes_from_head:
+            self._set_size(np.array([w, h]))
+            return
+        cfg = self.config
+        lo = max(cfg.min_scale, 2.0 / min(self.init_sz))
+        rel = float(np.clip(np.sqrt(w * h / np.prod(self.init_sz)), lo, cfg.max_scale))
+        self.target_sz = self.init_sz * rel
+        self.x_sz = self.init_x_sz * rel
+
     def _score_of(self, peak: float) -> float:
         """A raw response ``peak`` as :attr:`TrackResult.score` in [0, 1]: the probability ``sigmoid(peak)`` for a
         calibrated network, else the peak relative to the first frame's, clipped."""
