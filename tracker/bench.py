@@ -367,7 +367,7 @@ def register(sub) -> None:
                    help="folder with nanotrack_v2/ ONNX models (default: $SIAMTRACK_PEERS, else ../shared/peers relative "
                         "to the current folder)")
     p.add_argument("--no-peer", action="store_true", help="skip the TrackerNano reference")
-    p.add_argument("--models", nargs="+", default=["siamfc-effnet", "siamfc-lite", "siamfc-alexnet"],
+    p.add_argument("--models", nargs="+", default=["nanotrack-v2", "siamfc-effnet"],
                    help="weights names or paths, each optionally NAME:key=value,... with tracking-parameter overrides "
                         "(e.g. siamfc-effnet:instance_sz=257); a name not installed is timed as its untrained architecture")
     p.add_argument("--sequences", nargs="+", default=["Car4", "David", "Woman"])

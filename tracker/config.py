@@ -159,7 +159,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def parse_model_spec(spec: str) -> tuple[str, dict]:
     """``NAME[:key=value,...]`` -> (weights name or path, tracking-parameter overrides), e.g.
-    ``siamfc-effnet:instance_sz=257`` or ``siamfc-effnet:box_head=false,scale_num=3``."""
+    ``siamfc-effnet:instance_sz=257`` or ``siamfc-effnet:box_head=false,scale_num=3``; values are JSON, or else
+    plain strings (``nanotrack-v2:preset=fast``)."""
     name, sep, rest = spec.rpartition(":")
     if not sep or "=" not in rest:  # no overrides (a path may hold ':' itself)
         return spec, {}
@@ -168,6 +169,9 @@ def parse_model_spec(spec: str) -> tuple[str, dict]:
         key, eq, value = item.partition("=")
         if not eq:
             raise ValueError(f"--models {spec!r}: expected key=value after ':', got {item!r}")
-        overrides[key.strip()] = json.loads(value.strip().lower() if value.strip().lower() in ("true", "false")
-                                            else value.strip())
+        text = value.strip().lower() if value.strip().lower() in ("true", "false") else value.strip()
+        try:
+            overrides[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:  # a bare word: a string (preset=fast)
+            overrides[key.strip()] = text
     return name, overrides

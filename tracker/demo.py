@@ -77,7 +77,7 @@ def parse_config(text: str) -> dict:
     except json.JSONDecodeError as e:
         raise DemoError(f"--config {text!r}: not valid JSON ({e.msg})") from None
     if not isinstance(value, dict):
-        raise DemoError(f"--config {text!r}: expected a JSON object such as '{{\"feature_pyramid\": true}}'")
+        raise DemoError(f"--config {text!r}: expected a JSON object such as '{{\"long_term\": true}}'")
     return value
 
 
@@ -360,15 +360,15 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="also write one x,y,w,h,score file per target beside --boxes: boxes.txt -> boxes.1.txt, "
                         "boxes.2.txt, ... (from the frame the target was added to the one it was removed)")
     p.add_argument("--no-display", action="store_true", help="run without a window (needs --box)")
-    p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: siamfc-effnet, "
+    p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: nanotrack-v2, "
                                                         "on CPU and GPU), or a folder made by siamtrack export")
     p.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
                    help="network back-end: torch (CPU or GPU), onnxruntime (CPU; the shipped export of the weights, "
                         "else one made in memory at start-up; needs pip install 'siamtrack[onnx]'), or auto (default: "
                         "onnxruntime on a CPU when it is installed and the weights ship an export, else torch)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
-    p.add_argument("--config", metavar="JSON", help="tracking-parameter overrides, e.g. '{\"feature_pyramid\": true}' "
-                                                    "(siamfc-effnet's faster mode; keys: tracker.TrackerConfig)")
+    p.add_argument("--config", metavar="JSON", help="tracking-parameter overrides, e.g. '{\"long_term\": true}' "
+                                                    "(keys: tracker.TrackerConfig)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--shared", action="store_true",
                    help="several targets: one backbone pass per pyramid level over the frame region their searches cover, "

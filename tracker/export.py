@@ -190,9 +190,11 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
                                        ["zf", "xf"], "response", {"zf": {0: "b"}, "xf": batch})
         if net.has_box_head:
             files["box_head.onnx"] = _to_onnx(_BoxHead(net), (zf, xf), ["zf", "xf"], "edges", {"xf": batch})
-    else:  # a network with a head of its own (tracker.models.NETWORKS): the score alone, and score and box together
-        files["head.onnx"] = _to_onnx(_OwnScore(net), (zf, xf), ["zf", "xf"], "response", {"xf": batch})
-        files["head_boxes.onnx"] = _to_onnx(_OwnBoth(net), (zf, xf), ["zf", "xf"], ["response", "edges"], {"xf": batch})
+    else:  # a network with a head of its own (tracker.models.NETWORKS): the score alone, and score and box together,
+        # for search features of any size (so the export serves any search crop size: instance_sz)
+        spatial = {"xf": {0: "n", 2: "h", 3: "w"}}
+        files["head.onnx"] = _to_onnx(_OwnScore(net), (zf, xf), ["zf", "xf"], "response", spatial)
+        files["head_boxes.onnx"] = _to_onnx(_OwnBoth(net), (zf, xf), ["zf", "xf"], ["response", "edges"], spatial)
     scales = cfg.scale_factors
     if cfg.scale_num > 1:
         files["zoom.onnx"] = _to_onnx(_Zoom(scales, tuple(xf[:1].shape)), (xf[:1],), ["xf"], "xf_scales", {})
@@ -212,7 +214,9 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
         "kernel_shape": list(zf.shape),
         "feature_shape": list(xf.shape[1:]),
         "response_size": int(resp_sz),
-        "centre_cell": float(net.centre_cell(resp_sz)),
+        "centre_cell": float(net.centre_cell(resp_sz, cfg.instance_sz)),
+        # Networks with a head of their own: the graphs take any search crop size; the centre cell moves with it.
+        "any_instance_size": not isinstance(net, SiamNet),
         "zoom_scales": [float(s) for s in scales] if cfg.scale_num > 1 else None,
         "source_sha256": source_sha256,
         "config": cfg.to_dict(),
@@ -363,7 +367,7 @@ def register(sub) -> None:
                                    "a box head, zoom.onnx for configs with several scales) with model.json into --out, check them "
                                    "with the ONNX checker, compare ONNX Runtime with PyTorch on real crops and try "
                                    "OpenCV's DNN module. Track with it: siamtrack track --model DIR.")
-    p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: siamfc-effnet)")
+    p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: nanotrack-v2)")
     p.add_argument("--config", metavar="JSON", help="tracking-parameter overrides to export for (they fix the crop "
                                                     "sizes and, with feature_pyramid, the scales)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created; an older export in it is replaced)")

@@ -13,7 +13,7 @@ from pathlib import Path
 from .config import TrackerConfig
 from .runtime import META_NAME, OnnxNet, is_export
 from .siamfc import BACKENDS, resolve_device, torch
-from .weights import DEFAULT, find_export, load_model, resolve, sha256_of
+from .weights import DEFAULT, find_export, load_model, preset_config, resolve, sha256_of
 
 __all__ = ["from_pretrained", "from_onnx"]
 
@@ -44,8 +44,12 @@ def _shipped_export(name: str, config: TrackerConfig | dict | None,
     return net, cfg
 
 
-def from_pretrained(cls, name_or_path, device, config, backend, threads, **kwargs):
+def from_pretrained(cls, name_or_path, device, config, backend, threads, preset=None, **kwargs):
     """:meth:`tracker.siamfc.SiamFCTracker.from_pretrained` (``cls``: the tracker class)."""
+    if preset is not None:
+        if isinstance(config, TrackerConfig):
+            raise ValueError(f"preset {preset!r}: pass config as a dict of overrides to apply on top of it")
+        config = preset_config(DEFAULT if name_or_path is None else name_or_path, preset, config)
     if backend not in BACKENDS + ("auto",):
         raise ValueError(f"backend must be one of {BACKENDS + ('auto',)}, got {backend!r}")
     if backend == "onnxruntime" and str(device) not in ("auto", "cpu"):

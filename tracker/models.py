@@ -239,8 +239,9 @@ class SiamNet(nn.Module):
     calibrated_score = False  # the response is a raw similarity: scores are relative to the first frame's peak
 
     @staticmethod
-    def centre_cell(size: int) -> float:
-        """Index of the response cell at the search crop's centre, on each axis (symmetric: ``(size - 1) / 2``)."""
+    def centre_cell(size: int, instance_sz: int) -> float:
+        """Index of the response cell at the centre of the search crop, on each axis (symmetric: ``(size - 1) / 2``
+        for a response of side ``size``, whatever the crop size)."""
         return (size - 1) / 2
 
     def __init__(self, backbone: nn.Module, arch: str, box_head: BoxHead | None = None) -> None:

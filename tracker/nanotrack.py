@@ -207,13 +207,15 @@ class BoxNet(nn.Module):
     has_box_head = True
     calibrated_score = True  # sigmoid(response) is a probability (softmax of two logits), not a relative peak
     arch = "nanotrack"
+    reference_cell = 7  # the response cell NanoTrack's own tracker puts at the centre of a 255 px search crop
     _zf: torch.Tensor | None = None
 
-    @staticmethod
-    def centre_cell(size: int) -> float:
-        """Index of the response cell at the search crop's centre, on each axis: ``size // 2``, as NanoTrack's
-        own tracker lays out its grid (for an even size, the half cell nearer the end)."""
-        return float(size // 2)
+    def centre_cell(self, size: int, instance_sz: int) -> float:
+        """Index (fractional) of the response cell at the centre of an ``instance_sz`` px search crop, on each axis
+        (``size``: the response's side). The network learned its grid from NanoTrack's tracker, which puts cell
+        ``R // 2`` of a 255 px crop's response at the crop's centre; cells are ``stride`` px apart whatever the
+        crop, so another crop size moves the centre by half its difference, in cells."""
+        return self.reference_cell + (instance_sz - self.instance_sz) / (2 * self.stride)
 
     def score(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

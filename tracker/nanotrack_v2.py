@@ -144,6 +144,7 @@ class NanoTrackV2Net(BoxNet):
     kernel is its embedding (1, 48, 8, 8); one kernel serves any number of search crops of the same target."""
 
     stride = NANOTRACK_STRIDE
+    reference_cell = 8  # 16 cells for a 255 px crop: NanoTrack's tracker (and cv2.TrackerNano) centre cell 8
 
     def __init__(self, arch: str = "nanotrack-v2") -> None:
         super().__init__()

@@ -22,7 +22,7 @@ import numpy as np
 
 from .ops import context_size
 
-__all__ = ["penalised", "find_peak", "find_peak_numpy", "find_peaks_torch", "psr", "find_box", "BoxChoice", "sample_bilinear", "size_bias"]
+__all__ = ["cosine_window", "penalised", "find_peak", "find_peak_numpy", "find_peaks_torch", "psr", "find_box", "BoxChoice", "sample_bilinear", "size_bias"]
 
 
 def penalised(peaks, penalties):
@@ -124,6 +124,16 @@ class BoxChoice:
     h: float
     weight: float
     logit: float
+
+
+def cosine_window(size: int, centre: float) -> np.ndarray:
+    """A (size, size) cosine (Hann) window peaking at 1 on cell ``(centre, centre)`` and falling to 0 at the cell
+    farthest from it: ``np.outer(np.hanning(size), np.hanning(size))`` when ``centre`` is the middle. An even
+    grid whose crop centre is a cell (NanoTrack's 16 x 16: cell 8) gets its peak there, not between cells 7 and
+    8, where the two would tie."""
+    half = max(centre, size - 1 - centre)
+    w = 0.5 + 0.5 * np.cos(np.pi * (np.arange(size) - centre) / half) if half > 0 else np.ones(size)
+    return np.outer(w, w)
 
 
 def _change(r: np.ndarray) -> np.ndarray:

@@ -151,6 +151,8 @@ class OnnxNet:
         """Refuse tracking parameters the exported graphs cannot serve (crop sizes, zoom scales, box head).
         ``half`` (fp16 on CUDA) does not apply: the graphs are float32 on the CPU."""
         m = self.meta
+        if m.get("any_instance_size") and config.exemplar_sz == self.exemplar_sz and config.instance_sz >= config.exemplar_sz:
+            return  # the graphs take any search crop size (networks with a head of their own, one search crop)
         if (config.exemplar_sz, config.instance_sz) != (self.exemplar_sz, self.instance_sz):
             raise ValueError(f"{self.source}: exported for {self.exemplar_sz}/{self.instance_sz} px crops, not "
                              f"{config.exemplar_sz}/{config.instance_sz}; export again with these sizes")
@@ -161,14 +163,20 @@ class OnnxNet:
                 raise ValueError(f"{self.source}: feature_pyramid needs zoom.onnx for scales {list(scales)}; "
                                  "export again with this config")
 
-    def centre_cell(self, size: int) -> float:
-        """Index of the response cell at the search crop's centre (recorded at export; else the middle)."""
-        if size == self.meta["response_size"] and "centre_cell" in self.meta:
-            return float(self.meta["centre_cell"])
-        return (size - 1) / 2
+    def centre_cell(self, size: int, instance_sz: int) -> float:
+        """Index of the response cell at the search crop's centre (recorded at export for its crop size; exports
+        without the record: the middle cell)."""
+        if "centre_cell" not in self.meta:
+            return (size - 1) / 2
+        # cells are `stride` crop px apart: another crop size moves the centre by half the difference, in cells
+        return float(self.meta["centre_cell"]) + (instance_sz - self.instance_sz) / (2 * self.stride)
 
     def response_size(self, exemplar_sz: int, instance_sz: int) -> int:
-        """Side of the response map (the exported crop sizes only)."""
+        """Side of the response map (the exported crop sizes; exports that take any search size: run once)."""
+        if self.meta.get("any_instance_size") and exemplar_sz == self.exemplar_sz and instance_sz != self.instance_sz:
+            zf = np.zeros(self.meta["kernel_shape"], np.float32)
+            xf = self.embed(np.zeros((1, 3, instance_sz, instance_sz), np.float32))
+            return int(self.score(xf, zf).shape[-1])
         if (exemplar_sz, instance_sz) != (self.exemplar_sz, self.instance_sz):
             raise ValueError(f"{self.source}: exported for {self.exemplar_sz}/{self.instance_sz} px crops, "
                              f"not {exemplar_sz}/{instance_sz}")

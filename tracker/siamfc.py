@@ -103,10 +103,10 @@ class SiamFCTracker(redetect.LongTermSearch):
         hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
         self.hann = (hann / hann.sum()).astype(np.float32)
         r = self.upscale_sz // self.config.response_up
-        self.cell_window = np.outer(np.hanning(r), np.hanning(r))  # box heads: per response cell, peak 1
-        # Box heads and the whole-frame search: the response cell at the crop centre (NanoTrack's even grids
-        # put it at R // 2, the others in the middle).
-        self.centre_cell = float(net.centre_cell(r)) if hasattr(net, "centre_cell") else (r - 1) / 2
+        # Box heads and the whole-frame search: the response cell at the crop centre (the middle one, or for
+        # NanoTrack's networks where its grid puts it), and the box heads' window over the cells, peaking there.
+        self.centre_cell = float(net.centre_cell(r, self.config.instance_sz))
+        self.cell_window = postprocess.cosine_window(r, self.centre_cell)
         if self.pipeline == "torch":
             self._hann_t = torch.from_numpy(self.hann).to(self.device)
             self._pen_t = torch.as_tensor(self.penalties, dtype=torch.float32, device=self.device).view(-1, 1, 1)
@@ -175,7 +175,7 @@ class SiamFCTracker(redetect.LongTermSearch):
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device = "auto",
                         config: TrackerConfig | dict | None = None, backend: str = "auto",
-                        threads: int | None = None, **kwargs) -> "SiamFCTracker":
+                        threads: int | None = None, preset: str | None = None, **kwargs) -> "SiamFCTracker":
         """Load shipped or user weights by name or path (default: :data:`tracker.weights.DEFAULT`).
         Tracking parameters: the paper's defaults, then those stored with the weights, then ``config``
         (a :class:`TrackerConfig` replaces, a dict overrides); crop sizes left unset are the network's.
@@ -187,10 +187,11 @@ class SiamFCTracker(redetect.LongTermSearch):
         export shipped beside the weights (``<name>-onnx/``) when it was made from this very file and serves
         ``config``, else exported in memory
         (:func:`tracker.export.export_model`, ~10 s). Without torch installed, only exports can run: the
-        shipped export of a name is then used whatever ``backend`` says."""
+        shipped export of a name is then used whatever ``backend`` says. ``preset``: a named set of overrides
+        the weights' ``.json`` lists (``nanotrack-v2``: ``"fast"``), applied before ``config``."""
         from .loading import from_pretrained
 
-        return from_pretrained(cls, name_or_path, device, config, backend, threads, **kwargs)
+        return from_pretrained(cls, name_or_path, device, config, backend, threads, preset, **kwargs)
 
     @classmethod
     def from_onnx(cls, path: str | os.PathLike, config: dict | None = None, threads: int | None = None,
@@ -518,7 +519,7 @@ class SiamFCTracker(redetect.LongTermSearch):
         on the device; for ONNX Runtime a contiguous NCHW float32 numpy array, for torch channels-last."""
         if isinstance(crops, np.ndarray):
             if self.backend == "onnxruntime":  # numpy end to end: no torch kernels (nor their threads) per frame
-                return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+                return cv2.dnn.blobFromImages(list(crops))  # NHWC uint8 -> NCHW float32, one C++ pass
             # (N, H, W, 3) uint8 -> (N, 3, H, W): a permuted view, already channels-last in memory.
             crops = torch.from_numpy(crops).permute(0, 3, 1, 2)
         return crops.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)

@@ -24,11 +24,11 @@ if TYPE_CHECKING:  # torch is imported where weights are loaded, so a torch-free
 
     from .models import SiamNet
 
-__all__ = ["WeightsError", "WeightsInfo", "resolve", "load_model", "save_weights", "sha256_of", "search_dirs", "available",
+__all__ = ["WeightsError", "WeightsInfo", "resolve", "preset_config", "load_model", "save_weights", "sha256_of", "search_dirs", "available",
            "find_export"]
 
 ENV_VAR = "SIAMTRACK_WEIGHTS"
-DEFAULT = "siamfc-effnet"  # the shipped default, on CPU and GPU
+DEFAULT = "nanotrack-v2"  # the shipped default, on CPU and GPU (siamfc-effnet, the ImageNet network, by name)
 EXPORT_SUFFIX = "-onnx"  # <name>-onnx/: the ONNX export shipped beside <name>.pt (tracker.export)
 
 
@@ -43,6 +43,7 @@ class WeightsInfo:
     sha256: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     has_meta: bool = True  # False: no <name>.json beside the file (no hash check, no stored tracking parameters)
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # named overrides of config (e.g. "fast")
 
 
 def search_dirs() -> list[Path]:
@@ -96,7 +97,8 @@ def _read_meta(pt: Path) -> WeightsInfo:
         d = json.loads(meta.read_text())
     except json.JSONDecodeError as e:
         raise WeightsError(f"{meta}: not valid JSON ({e})") from None
-    return WeightsInfo(pt, d.get("arch"), d.get("sha256"), dict(d.get("config", {})))
+    return WeightsInfo(pt, d.get("arch"), d.get("sha256"), dict(d.get("config", {})),
+                       presets={str(k): dict(v) for k, v in d.get("presets", {}).items()})
 
 
 def resolve(name_or_path: str | os.PathLike) -> WeightsInfo:
@@ -129,6 +131,16 @@ def _infer_arch(state: dict[str, torch.Tensor]) -> tuple[str, bool] | None:
         if set(ref) == set(state) and all(ref[k].shape == state[k].shape for k in ref):
             return arch, box
     return None
+
+
+def preset_config(name_or_path: str | os.PathLike, preset: str, config: dict | None = None) -> dict[str, Any]:
+    """The overrides of the weights' named ``preset`` (their ``.json``'s ``presets``), then ``config`` on top;
+    a :class:`WeightsError` naming the presets there are for an unknown one."""
+    info = resolve(name_or_path)
+    if preset not in info.presets:
+        have = ", ".join(sorted(info.presets)) or "none"
+        raise WeightsError(f"{info.path}: no preset {preset!r} (its .json has: {have})")
+    return {**info.presets[preset], **(config or {})}
 
 
 def load_model(name_or_path: str | os.PathLike) -> tuple[SiamNet, WeightsInfo]:
@@ -168,7 +180,7 @@ def load_model(name_or_path: str | os.PathLike) -> tuple[SiamNet, WeightsInfo]:
         raise WeightsError(f"{path}: holds {arch!r} weights but {path.with_suffix('.json')} says {info.arch!r}")
     net = build_model(arch, box_head=box_head)
     net.load_state_dict(state)
-    return net.eval(), WeightsInfo(path, arch, info.sha256, info.config, info.has_meta)
+    return net.eval(), WeightsInfo(path, arch, info.sha256, info.config, info.has_meta, info.presets)
 
 
 def save_weights(net: SiamNet, path: str | Path, config: dict[str, Any] | None = None, **extra: Any) -> Path:

@@ -150,13 +150,15 @@ class SiamFCEvalTracker:
             weights, overrides = parse_model_spec(name_or_path)
         except ValueError as e:
             raise TrackerSpecError(f"tracker {name_or_path!r}: {e}") from None
+        preset = overrides.pop("preset", None)  # NAME:preset=fast
         backend = "torch"
         for b in BACKENDS:  # NAME@BACKEND (a path may hold '@' itself)
             if weights.endswith(f"@{b}"):
                 weights, backend = weights[: -len(b) - 1], b
         try:
             self.tracker = SiamFCTracker.from_pretrained(weights, device="cpu" if backend == "onnxruntime" else device,
-                                                         config=overrides or None, backend=backend, threads=threads)
+                                                         config=overrides or None, backend=backend, threads=threads,
+                                                         preset=None if preset is None else str(preset))
         except (WeightsError, ImportError, ValueError) as e:
             raise TrackerSpecError(f"tracker {name_or_path!r}: {e}") from None
         self.name = name or label_of(name_or_path)
