@@ -12,7 +12,8 @@ weights. As OpenCV does for NanoTrack, the export splits it where the features m
 * ``heads.onnx``: the same for B kernels (B, C, k, k), each on its N / B consecutive maps (several targets);
 * ``box_head.onnx`` (SiamNet with a box head): ``zf`` and ``xf`` -> edge distances (N, 4, R, R);
 * ``head_boxes.onnx`` (networks with a head of their own, :data:`tracker.models.NETWORKS`, e.g. NanoTrack):
-  ``zf`` and ``xf`` -> responses and edge distances from one pass (``head.onnx``: the responses alone);
+  ``zf`` and ``xf`` -> responses and edge distances from one pass (``head.onnx``: the responses alone), and
+  ``track.onnx``: ``zf`` and the search crops -> both, backbone included (one call per tracked frame);
 * ``zoom.onnx`` (configs with several scales): one crop's ``xf`` (1, C, H, W) -> the
   scale pyramid's features (S, C, H, W), as :meth:`SiamNet.track_zoomed` resamples them
   (the feature pyramid);
@@ -105,6 +106,13 @@ class _OwnBoth(_Exemplar):
         return self.net.score_and_edges(xf, zf)
 
 
+class _OwnTrack(_Exemplar):
+    """Search crops to the response and edge distances in one graph (one ONNX Runtime call per frame)."""
+
+    def forward(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.score_and_edges(self.net.embed(x), zf)
+
+
 def zoom_matrix(n: int, scale: float) -> np.ndarray:
     """(n, n) bilinear resampling of one axis zoomed about its centre (align_corners, zeros outside):
     row i holds the weights of input sample ``c + scale * (i - c)``, ``c = (n - 1) / 2``."""
@@ -195,6 +203,8 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
         spatial = {"xf": {0: "n", 2: "h", 3: "w"}}
         files["head.onnx"] = _to_onnx(_OwnScore(net), (zf, xf), ["zf", "xf"], "response", spatial)
         files["head_boxes.onnx"] = _to_onnx(_OwnBoth(net), (zf, xf), ["zf", "xf"], ["response", "edges"], spatial)
+        files["track.onnx"] = _to_onnx(_OwnTrack(net), (zf, x), ["zf", "search_crops"], ["response", "edges"],
+                                       {"search_crops": {0: "n", 2: "h", 3: "w"}})
     scales = cfg.scale_factors
     if cfg.scale_num > 1:
         files["zoom.onnx"] = _to_onnx(_Zoom(scales, tuple(xf[:1].shape)), (xf[:1],), ["xf"], "xf_scales", {})
@@ -278,6 +288,8 @@ def opencv_check(out_dir: str | os.PathLike) -> dict[str, str]:
         "heads.onnx": {"zf": rng.normal(size=(2, *zf_shape[1:])), "xf": rng.normal(size=(2 * n, *f_shape))},
         "box_head.onnx": {"zf": rng.normal(size=zf_shape), "xf": rng.normal(size=(n, *f_shape))},
         "head_boxes.onnx": {"zf": rng.normal(size=zf_shape), "xf": rng.normal(size=(n, *f_shape))},
+        "track.onnx": {"zf": rng.normal(size=zf_shape),
+                       "search_crops": rng.uniform(0, 255, (n, 3, meta["instance_sz"], meta["instance_sz"]))},
         "zoom.onnx": {"xf": rng.normal(size=(1, *f_shape))},
     }
     report = {}

@@ -247,6 +247,10 @@ class BoxNet(nn.Module):
             raise ValueError(f"{self.arch}: one exemplar kernel at a time, got {zf.shape[0]}")
         return self.score_and_edges(xf, zf) if boxes else (self.score(xf, zf), None)
 
+    def respond_crops(self, x: torch.Tensor, zf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`respond` with boxes on search crops (S, 3, X, X) instead of their features."""
+        return self.respond(self.embed(x), zf, boxes=True)
+
     def template(self, z: torch.Tensor) -> torch.Tensor:
         """Embed the exemplar crop (1, 3, 127, 127) and cache its kernel for :meth:`track_boxes`."""
         self._zf = self.embed_exemplar(z)

@@ -247,6 +247,14 @@ class OnnxNet:
                 np.concatenate([self._run("zoom.onnx", xf=xf[i:i + 1]) for i in range(len(xf))])
         return (self.score(xf, zf) if len(zf) == 1 else self._run("heads.onnx", zf=zf, xf=xf)), edges
 
+    @property
+    def respond_crops(self):
+        """Search crops (S, 3, X, X) and a kernel to responses and edge distances in one call (``track.onnx``:
+        exports of networks with a head of their own); absent from other exports."""
+        if "track.onnx" not in self._sessions:
+            raise AttributeError("respond_crops: this export has no track.onnx")
+        return lambda x, zf: tuple(self._sessions["track.onnx"].run(None, {"zf": zf, "search_crops": self._array(x)}))
+
     def track(self, x: np.ndarray) -> np.ndarray:
         """Responses (S, 1, R, R) of S search crops."""
         return self.track_features(x)[0]

@@ -260,8 +260,10 @@ class SiamFCTracker(redetect.LongTermSearch):
         self._begin_frame()
         with self._inference():
             img = self._to_device(frame) if self.pipeline == "torch" else None
-            xf = self.net.embed(self._crops(frame, img, self.search_sizes(), self.config.instance_sz))
-            return self._step(frame, img, xf)
+            crops = self._crops(frame, img, self.search_sizes(), self.config.instance_sz)
+            if self.uses_box_head and hasattr(self.net, "respond_crops"):  # crops to boxes in one call
+                return self._step(frame, img, None, head=self.net.respond_crops(crops, self.zf))
+            return self._step(frame, img, self.net.embed(crops))
 
     def _check_frame(self, frame: np.ndarray, caller: str) -> np.ndarray:
         """``frame`` validated as a BGR image of the size tracking started on."""
@@ -274,14 +276,17 @@ class SiamFCTracker(redetect.LongTermSearch):
                              f"to {size[0]}x{size[1]} mid-stream; call init() again for a new stream")
         return frame
 
-    def _step(self, frame: np.ndarray, img: torch.Tensor | None, xf: torch.Tensor | np.ndarray,
-              where: tuple | None = None) -> TrackResult:
+    def _step(self, frame: np.ndarray, img: torch.Tensor | None, xf: torch.Tensor | np.ndarray | None,
+              where: tuple | None = None, head: tuple | None = None) -> TrackResult:
         """The rest of :meth:`update` once the backbone has embedded this frame's search crops (``xf``,
         those of :meth:`search_sizes`): head, peak, box update, online updates. Runs inside
         :meth:`_inference`; ``img`` is the frame on the device (torch pipeline) or None; ``where``: the
-        searches' own geometry where it is not the target's centre and scales (see :meth:`_move`)."""
+        searches' own geometry where it is not the target's centre and scales (see :meth:`_move`);
+        ``head``: the head's outputs (responses, edges) where the network gave them from the crops directly."""
         cfg = self.config
-        if self.uses_features:  # the correlation filter, the exemplar memory or the distractors read the features
+        if head is not None:
+            resp, edges = head
+        elif self.uses_features:  # the correlation filter, the exemplar memory or the distractors read the features
             resp = self.net.respond(xf, self.zf)[0]
             resp = np.maximum.reduce([_host(r)[:, 0] for r in [resp, *(self.net.score(xf, m) for m in self.memory)]])
             feats, edges = (as_filter_input(xf) if self.uses_dcf else xf), None
