@@ -132,6 +132,12 @@ def load_clips(root: Path, sequences: list[str], max_frames: int) -> list[tuple[
 
 def time_tracker(make, clips, warmup: int = 10) -> tuple[float, float]:
     """Median and mean per-frame update latency in ms over all clips (first ``warmup`` updates of each clip excluded)."""
+    a = np.array(latencies(make, clips, warmup)) * 1e3
+    return float(np.median(a)), float(a.mean())
+
+
+def latencies(make, clips, warmup: int = 10) -> list[float]:
+    """Per-frame update latencies (s) of a fresh tracker from ``make()`` on each clip (first ``warmup`` excluded)."""
     lat = []
     for frames, box in clips:
         t = make()
@@ -141,8 +147,7 @@ def time_tracker(make, clips, warmup: int = 10) -> tuple[float, float]:
             t.update(f)
             if k >= warmup:
                 lat.append(time.perf_counter() - s)
-    a = np.array(lat) * 1e3
-    return float(np.median(a)), float(a.mean())
+    return lat
 
 
 def set_threads(n: int | None) -> None:
@@ -177,10 +182,13 @@ def _torch_twin(model: str, overrides: dict):
 
 
 def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list[str], max_frames: int,
-              device: str, backends: tuple[str, ...] = ("torch",), threads: tuple[int | None, ...] = (None,)) -> list[dict]:
+              device: str, backends: tuple[str, ...] = ("torch",), threads: tuple[int | None, ...] = (None,),
+              rounds: int = 1) -> list[dict]:
     """Time TrackerNano (when ``peers`` is given) and each model on each back-end, once per thread count
     (torch, OpenCV and ONNX Runtime alike), in one run; print and return the rows. A model whose weights
-    are not installed is timed with untrained weights of its architecture."""
+    are not installed is timed with untrained weights of its architecture. With ``rounds`` > 1 the rows of a
+    thread count are timed in turn that many times and their latencies pooled, so a change in the machine's
+    load during the run weighs on every row alike."""
     from .eval.trackers import OpenCVTracker
     from .models import build_model
     from .siamfc import SiamFCTracker
@@ -194,7 +202,7 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
     rows = []
 
     def add(name, make, nthreads, torch_net=None):
-        med, mean = time_tracker(make, clips)
+        lat = latencies(make, clips)
         t = make()
         ours = isinstance(t, SiamFCTracker)
         crop, net = stage_ms(t, clips[0][0][0], clips[0][1]) if ours else (None, None)
@@ -203,7 +211,7 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
         counted = ours and isinstance(ref.net, torch.nn.Module)  # an export without its weights: not counted
         gmacs = update_gmacs(ref, clips[0][0][0], clips[0][1]) if counted else None
         params = sum(p.numel() for p in ref.net.parameters()) if counted else None
-        rows.append({"tracker": name, "threads": nthreads, "median_ms": med, "mean_ms": mean, "fps": 1000.0 / mean,
+        rows.append({"tracker": name, "threads": nthreads, "lat": lat, "make": make,
                      "crop_ms": crop, "network_ms": net, "gmac": gmacs, "params": params})
 
     if peers is not None:
@@ -239,6 +247,13 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
                 where = f"{t.device}" if backend == "torch" else "onnxruntime, cpu"
                 torch_net = None if backend == "torch" else _torch_twin(m, overrides)
                 add(f"{spec} ({desc}, {where})", lambda t=t: t, shown, torch_net)
+        for _ in range(rounds - 1):  # the same rows again, in turn
+            for r in rows[start:]:
+                r["lat"] += latencies(r["make"], clips)
+        for r in rows[start:]:
+            a = np.array(r.pop("lat")) * 1e3
+            del r["make"]
+            r.update(median_ms=float(np.median(a)), mean_ms=float(a.mean()), fps=1000.0 / float(a.mean()))
         ref = rows[start]["mean_ms"] if peers is not None else None
         for r in rows[start:]:
             r["vs_nano"] = ref / r["mean_ms"] if ref else None
@@ -251,7 +266,8 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
         print(f"{r['tracker']:{width}s} {r['threads']:7d} {r['median_ms']:10.2f} {r['mean_ms']:9.2f} {r['fps']:8.1f} "
               f"{ratio:>8s} {fmt(r['crop_ms'], '.2f'):>9s} {fmt(r['network_ms'], '.2f'):>11s} "
               f"{fmt(r['gmac'], '.2f'):>6s} {fmt(r['params'], ','):>10s}")
-    print("vs Nano: TrackerNano's mean ms / the row's, same thread count, same run")
+    print("vs Nano: TrackerNano's mean ms / the row's, same thread count, same run"
+          + (f"; {rounds} rounds, the rows timed in turn in each" if rounds > 1 else ""))
     print(f"after the run: {load_average()}")
     return rows
 
@@ -351,8 +367,10 @@ def _main(args: argparse.Namespace) -> int:
             run_multi_bench(root, peers, args.models, args.sequences, args.max_frames, args.device, backends,
                             tuple(args.threads or [None]), tuple(args.targets))
         else:
+            if args.rounds < 1:
+                raise ValueError(f"--rounds must be >= 1, got {args.rounds}")
             run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device, backends,
-                      tuple(args.threads or [None]))
+                      tuple(args.threads or [None]), args.rounds)
     except ValueError as e:  # a bad --models spec or tracking parameter, a missing peer model
         print(f"siamtrack bench: {e}")
         return 2
@@ -382,6 +400,9 @@ def register(sub) -> None:
     p.add_argument("--targets", type=int, nargs="+", metavar="N",
                    help="time N targets per frame instead (e.g. 1 4 16): batched (MultiTracker), one after another, "
                         "and TrackerNano x N, per model and back-end (tracker.bench_multi)")
+    p.add_argument("--rounds", type=int, default=3, metavar="N",
+                   help="time the rows in turn N times and pool them, so a change of load weighs on all alike "
+                        "(default 3)")
     p.add_argument("--lost-frames", action="store_true",
                    help="time a lost frame in long-term mode (the whole-frame search) at 640x480 and 1280x720 "
                         "instead, against a frame tracked as usual")
