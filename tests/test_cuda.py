@@ -89,7 +89,8 @@ def test_shared_pass_on_cuda_tracks_as_on_the_cpu(car4):
     boxes = [gt[0], gt[0] + np.array([-60.0, 20.0, 0, 0]), gt[0] + np.array([50.0, -10.0, 0, 0])]
     out = []
     for device in ("cpu", "cuda"):
-        multi = MultiTracker.from_pretrained(device=device, shared=True)
+        # siamfc-effnet: shared=True needs the scale pyramid (the default box-head network refuses it).
+        multi = MultiTracker.from_pretrained("siamfc-effnet", device=device, shared=True)
         ids = [multi.add(frames[0], b) for b in boxes]
         out.append(np.array([multi.update(f)[ids[0]].box for f in frames[1:]]))
     assert np.abs(out[0][:5] - out[1][:5]).max() <= 0.5
@@ -97,8 +98,10 @@ def test_shared_pass_on_cuda_tracks_as_on_the_cpu(car4):
 
 
 def test_long_term_search_reacquires_on_cuda():
+    """siamfc-effnet: lost while the target is away needs a score that falls on background (the default's
+    probability can stay high there; see tests/test_long_term.py)."""
     frames, gt = make_absence_sequence(absent=(25, 45), distractor=False, seed=1)
-    t = SiamFCTracker.from_pretrained(device="cuda",
+    t = SiamFCTracker.from_pretrained("siamfc-effnet", device="cuda",
                                       config={"long_term": True, "redetect_threshold": 0.5, "lost_frames": 3})
     t.init(frames[0], gt[0])
     results = [t.update(f) for f in frames[1:]]

@@ -193,9 +193,12 @@ def test_ctrl_c_finalises_outputs(tmp_path):
     clip = encode(frames * 12, tmp_path / "long.mp4")  # 600 frames
     out, boxes = tmp_path / "out.mp4", tmp_path / "b.txt"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    # Ctrl-C's default action in the child, as from a terminal, even where pytest itself runs with SIGINT ignored
+    # (a background job of a non-interactive shell: the child would inherit SIG_IGN and never be interrupted).
     proc = subprocess.Popen(siamtrack_cmd() + ["track", str(clip), "--no-display", "--box", box_arg(gt[0]),
                                                "--output", str(out), "--boxes", str(boxes)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout.readline().startswith("tracking "), "no start message"
         first = proc.stderr.readline()  # the progress bar's first line comes after frame 1 is done
@@ -329,14 +332,19 @@ def test_interrupt_is_held_until_a_frames_outputs_are_written():
     from tracker.demo import _interrupts_held
 
     done = []
-    with pytest.raises(KeyboardInterrupt):
-        with _interrupts_held():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # the signal arrives here ...
-            done.append("video")
-            done.append("boxes")  # ... but the block still finishes
-    assert done == ["video", "boxes"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    # Python's own Ctrl-C handler to start from, as in a terminal (pytest run with SIGINT ignored has SIG_IGN).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _interrupts_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the signal arrives here ...
+                done.append("video")
+                done.append("boxes")  # ... but the block still finishes
+        assert done == ["video", "boxes"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_truncated_jpeg_is_reported_and_gets_its_line(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracker import SiamFCTracker
+from tracker import SiamFCTracker, ops
 from tracker.eval.trackers import TrackerSpecError, make_tracker
 from tracker.fusion import FusionTracker
 from tracker.synthetic import make_sequence
@@ -34,11 +34,13 @@ def test_the_drifted_tracker_is_outvoted_and_moved_back(drifted):
     """One tracker is pushed off the target onto background; on the next frame the two boxes part, both
     networks score the box still on the target higher, the fused box is that one, and the drifted tracker
     is re-synchronised onto it."""
-    frames, gt = make_sequence(n_frames=12, size=(480, 360), target=(56, 44), seed=4)
+    frames, gt = make_sequence(n_frames=80, size=(480, 360), target=(56, 44), seed=4)
     f = _fusion()
     f.init(frames[0], gt[0])
     for frame in frames[1:6]:
         f.update(frame)
+    for t in (f.primary, f.secondary):  # both on the target before one is pushed off
+        assert ops.iou(np.array([t.box]), gt[5:6])[0] > 0.5
     before = (f.disagreements, f.switches)
     off = getattr(f, drifted)
     x, y, w, h = gt[5]

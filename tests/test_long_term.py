@@ -1,4 +1,9 @@
-"""Long-term tracking (``long_term=True``): lost, whole-frame search, re-acquisition."""
+"""Long-term tracking (``long_term=True``): lost, whole-frame search, re-acquisition.
+
+The tests that rely on the score falling when the synthetic target leaves the picture run siamfc-effnet (EFFNET):
+its score, the peak relative to the first frame's, falls to ~0 on background. The default's (nanotrack-v2) is the
+network's probability that the target is in the box, which can stay high on background when the target leaves
+(making ``lost`` mean it on that network is a separate issue); long term on the default is run end to end below."""
 from __future__ import annotations
 
 import json
@@ -11,21 +16,24 @@ from tracker.ops import iou
 from tracker.redetect import locate, search_area, tile_centers
 from tracker.siamfc import REACQUIRED, SEARCHING, TRACKING
 from tracker.synthetic import make_absence_sequence
+from tracker.weights import DEFAULT
 
+EFFNET = "siamfc-effnet"  # a score that falls when the target leaves (module docstring)
 ABSENT = (25, 45)  # frames the target is out of the picture
-# Thresholds of these tests, whatever the shipped weights' .json chooses: the distractor's peak (~0.4) is below 0.5.
+# Thresholds of these tests, whatever siamfc-effnet's .json chooses: the distractor's peak (~0.4) is below 0.5.
 LT = {"long_term": True, "redetect_threshold": 0.5, "lost_frames": 3}
 
 
-def _run(config: dict, distractor: bool = False, backend: str = "torch"):
+def _run(config: dict, distractor: bool = False, backend: str = "torch", name: str = EFFNET):
     frames, gt = make_absence_sequence(absent=ABSENT, distractor=distractor, seed=1)
-    t = SiamFCTracker.from_pretrained(device="cpu", backend=backend, config=config)
+    t = SiamFCTracker.from_pretrained(name, device="cpu", backend=backend, config=config)
     t.init(frames[0], gt[0])
     return [t.update(f) for f in frames[1:]], gt, t
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_target_that_leaves_and_returns_elsewhere_is_reacquired(backend):
+    """siamfc-effnet: lost on every frame the target is away needs a score that falls on background."""
     if backend == "onnxruntime":
         pytest.importorskip("onnxruntime")
     results, gt, _ = _run(LT, backend=backend)
@@ -43,7 +51,7 @@ def test_target_that_leaves_and_returns_elsewhere_is_reacquired(backend):
 
 
 def test_short_term_mode_does_not_find_it_again():
-    results, gt, _ = _run({"long_term": False})
+    results, gt, _ = _run({"long_term": False}, name=DEFAULT)
     assert {r.state for r in results} == {TRACKING}
     after = np.array([r.box for r in results[ABSENT[1]:]])
     assert iou(after, gt[ABSENT[1] + 1:]).max() < 0.1
@@ -51,9 +59,10 @@ def test_short_term_mode_does_not_find_it_again():
 
 def test_a_similar_object_below_the_threshold_is_not_locked_onto():
     """While the target is away another framed object moves in the picture: its peak stays below
-    redetect_threshold, so the tracker keeps searching (never re-acquires it), then finds the real one."""
+    redetect_threshold, so the tracker keeps searching (never re-acquires it), then finds the real one.
+    siamfc-effnet: searching while the target is away needs a score that falls on background."""
     frames, gt = make_absence_sequence(absent=ABSENT, distractor=True, seed=1)
-    t = SiamFCTracker.from_pretrained(device="cpu", config=LT)
+    t = SiamFCTracker.from_pretrained(EFFNET, device="cpu", config=LT)
     t.init(frames[0], gt[0])
     results, peaks = [], []
     for f in frames[1:]:
@@ -69,8 +78,9 @@ def test_a_similar_object_below_the_threshold_is_not_locked_onto():
 
 
 def test_no_template_update_while_lost():
+    """siamfc-effnet: lost while the target is away needs a score that falls on background."""
     frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
-    t = SiamFCTracker.from_pretrained(device="cpu", backend="torch", config={**LT, "template_lr": 0.1})
+    t = SiamFCTracker.from_pretrained(EFFNET, device="cpu", backend="torch", config={**LT, "template_lr": 0.1})
     t.init(frames[0], gt[0])
     for f in frames[1:ABSENT[0]]:
         t.update(f)
@@ -81,8 +91,9 @@ def test_no_template_update_while_lost():
 
 
 def test_multitracker_with_a_searching_target_equals_single_trackers():
+    """siamfc-effnet: a target that searches while away needs a score that falls on background."""
     frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
-    base = SiamFCTracker.from_pretrained(device="cpu", config=LT)
+    base = SiamFCTracker.from_pretrained(EFFNET, device="cpu", config=LT)
     multi = MultiTracker(base)
     other = (300.0, 40.0, 48.0, 36.0)
     ids = [multi.add(frames[0], gt[0]), multi.add(frames[0], other)]
@@ -123,6 +134,7 @@ def test_config_keeps_hysteresis():
 
 
 def test_demo_box_file_carries_the_state_in_long_term_mode(tmp_path):
+    """--model siamfc-effnet: searching while the target is away needs a score that falls on background."""
     from .helpers import encode
     from .test_demo_headless import box_arg, siamtrack
 
@@ -134,7 +146,7 @@ def test_demo_box_file_carries_the_state_in_long_term_mode(tmp_path):
     # "Long-term: options tried and left off").
     lt = {**LT, "hold_size": True}
     p = siamtrack("track", clip, "--no-display", "--box", box_arg(gt[0]), "--boxes", tmp_path / "b.txt",
-                  "--config", json.dumps(lt), "--output", tmp_path / "o.mp4")
+                  "--model", EFFNET, "--config", json.dumps(lt), "--output", tmp_path / "o.mp4")
     assert p.returncode == 0, p.stderr
     rows = [line.split(",") for line in (tmp_path / "b.txt").read_text().splitlines()]
     assert len(rows) == 60 and all(len(r) == 6 for r in rows)
@@ -157,10 +169,11 @@ def test_bench_times_a_lost_frame_against_a_tracked_one(capsys):
 
 def _counting_embeds(config: dict):
     """The absence clip and a long-term tracker started on it that logs the crops of each backbone call:
-    (frames, gt, tracker, the log, the tiles of a whole-frame search at the first frame's scale)."""
+    (frames, gt, tracker, the log, the tiles of a whole-frame search at the first frame's scale).
+    siamfc-effnet: a score that falls while the target is away, and 3 scales per local step."""
     frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
     # scale_every 1: every local step embeds the 3 scales, so a search's tiles are told apart by count
-    t = SiamFCTracker.from_pretrained(device="cpu", config={**LT, "scale_every": 1, **config})
+    t = SiamFCTracker.from_pretrained(EFFNET, device="cpu", config={**LT, "scale_every": 1, **config})
     batches = []
     embed = t.net.embed
     t.net.embed = lambda x: batches.append(len(x)) or embed(x)
@@ -242,6 +255,7 @@ def test_search_growth_limits_the_search_to_a_disc_that_widens():
 
 
 def test_hold_size_keeps_the_last_held_size_while_lost():
+    """siamfc-effnet (_run's default): lost frames while the target is away need a score that falls on background."""
     results, gt, _ = _run({**LT, "hold_size": True})
     lost = [k for k, r in enumerate(results) if r.lost]
     assert lost, "the target leaves the picture: some frames must be lost"
@@ -256,10 +270,39 @@ def test_a_score_flickering_about_the_threshold_neither_restarts_nor_ends_a_sear
     """Hysteresis both ways: ``lost_frames`` lost local steps in a row start the whole-frame search, and as
     many held ones in a row end it; one held frame amid lost ones is reported lost and keeps the search on."""
     frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
-    t = SiamFCTracker.from_pretrained(device="cpu", config=LT)  # lost_frames 3
+    # siamfc-effnet: LT's thresholds are chosen for it (the default's lost_threshold is above LT's redetect_threshold).
+    t = SiamFCTracker.from_pretrained(EFFNET, device="cpu", config=LT)  # lost_frames 3
     t.init(frames[0], gt[0])
     flags = [True, True, True, False, True, False, False, False]
     got = [t._long_term(0.0 if lost else 0.5, lost) for lost in flags]
     assert [r.state for r in got] == [TRACKING, TRACKING, SEARCHING, SEARCHING, SEARCHING, SEARCHING, SEARCHING,
                                       TRACKING]
     assert [r.lost for r in got] == [True] * 7 + [False]
+
+
+def test_long_term_runs_on_the_default_network_end_to_end():
+    """The default (a box-head network, stride 16, a probability for a score) in long-term mode on the absence clip:
+    no exception, only the three states, finite boxes; and ``lost_frames`` lost frames in a row start the
+    whole-frame search. Its probability can stay high on background when the target leaves, so lost_threshold is
+    set next to 1 here to force lost frames (and re-acquiring to need as much)."""
+    frames, gt = make_absence_sequence(absent=ABSENT, seed=1)
+    near_one = 0.999999
+    cfg = {"long_term": True, "lost_frames": 3, "lost_threshold": near_one, "redetect_threshold": near_one}
+    t = SiamFCTracker.from_pretrained(device="cpu", config=cfg)
+    assert t.name == DEFAULT and t.uses_box_head
+    t.init(frames[0], gt[0])
+    results, searched = [], []
+    for f in frames[1:]:
+        t.search_score = None
+        results.append(t.update(f))
+        searched.append(t.search_score)  # set by a whole-frame search on this frame, else None
+    assert {r.state for r in results} <= {TRACKING, SEARCHING, REACQUIRED}
+    assert np.isfinite(np.array([r.box for r in results])).all()
+    assert all(0.0 <= r.score <= 1.0 and np.isfinite(r.score) for r in results)
+    assert all(r.lost for r in results if r.state == SEARCHING)
+    n = cfg["lost_frames"]
+    runs = [k for k in range(n - 1, len(results)) if all(r.lost for r in results[k - n + 1:k + 1])
+            and (k < n or not results[k - n].lost)]  # the n-th frame of a run of lost frames
+    assert runs, [round(r.score, 6) for r in results]
+    for k in runs:  # the state is searching from that frame on, and the whole-frame search ran on it
+        assert results[k].state == SEARCHING and searched[k] is not None, k

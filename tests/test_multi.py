@@ -9,6 +9,7 @@ from tracker.bench_multi import spread_boxes
 from tracker.eval.datasets import load_otb
 from tracker.synthetic import make_sequence
 from tracker.video import read_image
+from tracker.weights import DEFAULT
 
 STARTS = (0, 12, 25)  # the frames the three targets are added on
 
@@ -19,12 +20,21 @@ def couple(dev_root):
     return [read_image(f) for f in seq.img_files], seq.gt
 
 
-def _compare(base: SiamFCTracker, frames, gt, boxes) -> float:
+def _same_state(dst: SiamFCTracker, src: SiamFCTracker) -> None:
+    """``dst``'s box and search size set to ``src``'s (a step from the same state)."""
+    dst.center, dst.target_sz, dst.x_sz = src.center.copy(), src.target_sz.copy(), src.x_sz
+
+
+def _compare(base: SiamFCTracker, frames, gt, boxes, step_by_step: bool = False) -> float:
     """Largest difference (px) between the batched MultiTracker's boxes and single trackers' over ``frames``,
-    the k-th target added on frame STARTS[k] with ``boxes[k]``."""
+    the k-th target added on frame STARTS[k] with ``boxes[k]``. ``step_by_step``: each frame from the same state
+    (every single tracker given its batched twin's box first), so that differences do not carry over frames."""
     multi = MultiTracker(base)
     singles, ids, worst, compared = [], [], 0.0, 0
     for k, frame in enumerate(frames):
+        if step_by_step:
+            for single, i in zip(singles, ids):
+                _same_state(single, multi._targets[i])
         results = multi.update(frame)
         assert list(results) == ids  # every target, in the order added
         for single, i in zip(singles, ids):
@@ -50,7 +60,11 @@ def test_batched_equals_one_tracker_per_target(couple, backend):
     base = SiamFCTracker.from_pretrained(device="cpu", backend=backend)
     # The target itself from three frames, and a neighbour shifted off it (a different patch).
     boxes = [gt[0], gt[STARTS[1]], gt[STARTS[2]] + np.array([-40.0, 0.0, 0.0, 0.0])]
-    worst = _compare(base, frames, gt, boxes)
+    # torch on a CPU: the backbone's rounding depends on the batch size (features 1e-5 apart, 3 crops vs 1); the
+    # default's box head carries that into the box, and OpenCV's crops (sub-pixel positions on a 1/32 px grid)
+    # make a 1e-5 px move of the centre 1e-3 px the next frame: compared frame by frame from the same state.
+    # ONNX Runtime rounds alike whatever the batch: compared over the whole run.
+    worst = _compare(base, frames, gt, boxes, step_by_step=backend == "torch")
     print(f"{backend}: batched vs single trackers, largest box difference {worst:.2e} px")
     assert worst <= 1e-3
 
@@ -208,10 +222,12 @@ def test_draw_targets_gives_each_target_its_colour_and_marks_the_lost():
     assert np.array_equal(frame, np.full((240, 320, 3), 128, np.uint8))  # the input is not drawn on
 
 
-def test_backbone_calls_are_split_at_max_batch(couple):
-    """Five targets x 3 scales = 15 crops in calls of at most 4: the same boxes as one call for all."""
+@pytest.mark.parametrize("name,crops", [(DEFAULT, 1), ("siamfc-effnet", 3)])
+def test_backbone_calls_are_split_at_max_batch(couple, name, crops):
+    """Five targets x ``crops`` search crops each (the default's box head: 1; siamfc-effnet's pyramid: 3 scales,
+    a target's crops then straddle two calls) in calls of at most 4: the same boxes as one call for all."""
     frames, gt = couple
-    base = SiamFCTracker.from_pretrained(device="cpu", backend="torch", config={"scale_every": 1})
+    base = SiamFCTracker.from_pretrained(name, device="cpu", backend="torch", config={"scale_every": 1})
     calls = []
     embed = base.net.embed
     base.net.embed = lambda x: calls.append(len(x)) or embed(x)
@@ -219,11 +235,16 @@ def test_backbone_calls_are_split_at_max_batch(couple):
     for t in trackers:
         for k in range(5):
             t.add(frames[0], gt[0] + np.array([12.0 * k, 0, 0, 0]))
+    assert all(len(t.search_sizes()) == crops for t in trackers[0]._targets.values())
     calls.clear()
     for f in frames[1:6]:
+        if name == DEFAULT:  # frame by frame from the same state: see test_batched_equals_one_tracker_per_target
+            for i in trackers[0].ids:
+                _same_state(trackers[0]._targets[i], trackers[1]._targets[i])
         a, b = (t.update(f) for t in trackers)
         assert all(np.allclose(a[i].box, b[i].box, atol=1e-3) for i in a)
-    assert calls == [4, 4, 4, 3, 15] * 5
+    n = 5 * crops
+    assert calls == ([4] * (n // 4) + [n % 4] * (n % 4 > 0) + [n]) * 5  # e.g. [4, 4, 4, 3, 15] with 3 scales
     assert MultiTracker(base).max_batch == 6  # torch on a CPU
     with pytest.raises(ValueError, match="max_batch"):
         MultiTracker(base, max_batch=0)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tracker.weights import DEFAULT
+
 from .helpers import siamtrack_cmd
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +41,7 @@ def test_readme_says_how_to_get_the_cpu_build_of_torch():
 
 
 @pytest.mark.parametrize("cmd,must,must_not", [
-    ("track", ["siamfc-effnet"], ["siamfc-alexnet on GPU"]),
+    ("track", [DEFAULT], ["siamfc-alexnet on GPU"]),  # the shipped default's name, as tracker.weights has it
     ("bench", ["relative to the current folder"], []),
 ])
 def test_help_names_the_real_defaults(cmd, must, must_not):

@@ -1,5 +1,6 @@
-"""The image pyramid on every N-th frame (``scale_every``; the shipped default's is 2): three crops on one
-frame, the current scale's alone on the frames between."""
+"""The image pyramid on every N-th frame (``scale_every``; siamfc-effnet ships 2): three crops on one
+frame, the current scale's alone on the frames between. Scale pyramids only: the tests name siamfc-effnet, since
+the default (a box-head network, one crop per frame) has no pyramid to skip."""
 import numpy as np
 import pytest
 
@@ -38,7 +39,9 @@ def test_scale_every_searches_every_scale_on_every_nth_frame_only(seq):
     """scale_every 2: three crops on the first frame after init, then one, then three...; between the scale
     frames the size is left alone, and on them it moves as far as two frames at scale_lr would."""
     frames, gt = seq
-    t = SiamFCTracker.from_pretrained(device="cpu", backend="torch", config={"scale_every": 2, "scale_lr": 0.59})
+    # siamfc-effnet: scale_every needs the scale pyramid (the default box-head network searches one crop).
+    t = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", backend="torch",
+                                      config={"scale_every": 2, "scale_lr": 0.59})
     calls = _crops_per_call(t)
     boxes, sizes = _run(t, frames, gt[0])
     assert calls[2:] == [3, 1] * ((len(frames) - 1) // 2) + [3] * ((len(frames) - 1) % 2)  # after exemplar, reference
@@ -57,12 +60,13 @@ def test_scale_every_searches_every_scale_on_every_nth_frame_only(seq):
     assert ops.iou(boxes, gt).mean() > 0.6
 
 
-def test_shipped_default_searches_every_scale_every_second_frame_and_the_one_crop_modes_ignore_it(seq):
+def test_effnet_searches_every_scale_every_second_frame_and_the_one_crop_modes_ignore_it(seq):
     frames, gt = seq
-    t = SiamFCTracker.from_pretrained(device="cpu", backend="torch")
+    # siamfc-effnet (the default until nanotrack-v2): its shipped scale_every 2 is a scale-pyramid setting.
+    t = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", backend="torch")
     assert t.config.scale_every == 2 and t.scale_every == 2
     for config, crops in (({"feature_pyramid": True}, 1), ({"box_head": True}, 3)):
-        one = SiamFCTracker.from_pretrained(device="cpu", backend="torch", config=config)
+        one = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", backend="torch", config=config)
         assert one.config.scale_every == 2 and one.scale_every == 1  # the shipped value, not applied
         calls = _crops_per_call(one)
         _run(one, frames[:6], gt[0])
@@ -76,8 +80,9 @@ def test_the_torch_pipeline_and_onnx_runtime_skip_the_same_frames(seq, backend):
     if backend == "onnxruntime":
         pytest.importorskip("onnxruntime")
     frames, gt = seq
-    a = SiamFCTracker.from_pretrained(device="cpu", config={"scale_every": 2})
-    b = SiamFCTracker.from_pretrained(device="cpu", config={"scale_every": 2}, backend=backend,
+    # siamfc-effnet: scale_every needs the scale pyramid (the default box-head network searches one crop).
+    a = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", config={"scale_every": 2})
+    b = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", config={"scale_every": 2}, backend=backend,
                                       **({"pipeline": "torch"} if backend == "torch" else {}))
     a.init(frames[0], gt[0])
     b.init(frames[0], gt[0])

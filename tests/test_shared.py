@@ -79,7 +79,8 @@ def test_region_torch_crop_equals_opencv():
 def test_features_of_a_region_hold_every_crop_s_features_away_from_the_border():
     """What the shared pass rests on: the backbone is convolutional with total stride 8, so a window of a
     region's features is the crop's features, except within a few cells of the crop's border."""
-    tracker = SiamFCTracker.from_pretrained(device="cpu", backend="torch")
+    # siamfc-effnet: the shared pass serves scale-pyramid networks of total stride 8 (the default's is 16, box head).
+    tracker = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", backend="torch")
     frame = _frame(3)
     region = ops.crop_region(frame, (100.0, 50.0), 1.0, (X + 8 * 9, X + 8 * 5), (0, 0, 0))
     with torch.inference_mode():
@@ -104,7 +105,8 @@ def test_shared_pass_tracks_like_batched_crops(couple, config):
     frames, gt = couple
     boxes = {}
     for shared in (False, True):
-        multi = MultiTracker.from_pretrained(device="cpu", shared=shared, config=config)
+        # siamfc-effnet: shared=True needs the scale pyramid (the default box-head network refuses it).
+        multi = MultiTracker.from_pretrained("siamfc-effnet", device="cpu", shared=shared, config=config)
         a = multi.add(frames[0], gt[0])
         multi.add(frames[0], gt[0] + np.array([-40.0, 0.0, 0.0, 0.0]))
         boxes[shared] = np.array([gt[0]] + [multi.update(f)[a].box for f in frames[1:]])
@@ -123,7 +125,8 @@ def test_shared_pass_on_onnx_runtime_and_the_device_pipeline_matches_torch(coupl
     # pipelines' peaks comes sooner (the third frame here); tests/test_scale_modes.py compares the pipelines
     # frame by frame from the same state with it.
     for kw in ({"backend": "torch"}, {"backend": "onnxruntime"}, {"backend": "torch", "pipeline": "torch"}):
-        multi = MultiTracker.from_pretrained(device="cpu", shared=True, config={"scale_every": 1}, **kw)
+        # siamfc-effnet: shared=True needs the scale pyramid (the default box-head network refuses it).
+        multi = MultiTracker.from_pretrained("siamfc-effnet", device="cpu", shared=True, config={"scale_every": 1}, **kw)
         ids = [multi.add(frames[0], gt[0]), multi.add(frames[0], gt[0] + np.array([-40.0, 0.0, 0.0, 0.0]))]
         out.append(np.array([[multi.update(f)[i].box for i in ids] for f in frames[1:20]]))
     assert np.abs(out[0] - out[1]).max() <= 1e-2
@@ -137,7 +140,8 @@ def test_shared_pass_on_onnx_runtime_and_the_device_pipeline_matches_torch(coupl
 
 def test_shared_pass_follows_a_moving_target():
     frames, gt = make_sequence(n_frames=30, size=(320, 240), target=(48, 36), seed=3)
-    multi = MultiTracker.from_pretrained(device="cpu", shared=True)
+    # siamfc-effnet: shared=True needs the scale pyramid (the default box-head network refuses it).
+    multi = MultiTracker.from_pretrained("siamfc-effnet", device="cpu", shared=True)
     a = multi.add(frames[0], gt[0])
     multi.add(frames[0], (10.0, 10.0, 40.0, 30.0))
     boxes = np.array([gt[0]] + [multi.update(f)[a].box for f in frames[1:]])
@@ -161,11 +165,15 @@ def test_track_command_with_shared_pass(tmp_path):
     frames, gt = make_sequence(15, (320, 240), target=(48, 36), seed=3)
     folder = write_frames(frames, tmp_path / "frames")
     boxes = tmp_path / "b.txt"
+    # --model siamfc-effnet: --shared needs the scale pyramid (the default box-head network is refused, below).
     p = siamtrack("track", folder, "--no-display", "--box", box_arg(gt[0]), "--box", "200,150,40,30", "--shared",
-                  "--boxes", boxes)
+                  "--model", "siamfc-effnet", "--boxes", boxes)
     assert p.returncode == 0, p.stderr
     mot = read_mot(boxes)
     assert iou(np.array([mot[1][k][:4] for k in range(1, 16)]), gt).mean() > 0.6
     p = siamtrack("track", folder, "--no-display", "--box", box_arg(gt[0]), "--shared", "--config", '{"box_head": true}',
-                  "--boxes", tmp_path / "c.txt")
+                  "--model", "siamfc-effnet", "--boxes", tmp_path / "c.txt")
+    assert p.returncode == 1 and "shared=True needs the scale pyramid" in p.stderr and "Traceback" not in p.stderr
+    # The default (a box-head network) is refused the same way: a message, not a traceback.
+    p = siamtrack("track", folder, "--no-display", "--box", box_arg(gt[0]), "--shared", "--boxes", tmp_path / "d.txt")
     assert p.returncode == 1 and "shared=True needs the scale pyramid" in p.stderr and "Traceback" not in p.stderr

@@ -67,19 +67,39 @@ def test_torch_pipeline_matches_numpy_pipeline(seq):
     assert same_scale >= 25
 
 
-def test_score_falls_when_target_is_occluded(default_tracker, seq):
+def _occluded(seq) -> tuple[list[np.ndarray], np.ndarray]:
+    """``seq`` with the target covered in frames 30..39 by a patch of background from a far corner."""
     frames, gt = seq
     frames = [f.copy() for f in frames]
-    # Cover the target in frames 30..39 with a patch of background from a far corner.
     for k in range(30, 40):
         x, y, w, h = (int(round(v)) for v in gt[k])
         x, y = max(x - 4, 0), max(y - 4, 0)
         patch = frames[k][0:h + 8, 0:w + 8] if x > w + 8 else frames[k][-(h + 8):, -(w + 8):]
         frames[k][y:y + patch.shape[0], x:x + patch.shape[1]] = patch[: frames[k].shape[0] - y, : frames[k].shape[1] - x]
-    _, scores = _run(default_tracker, frames, gt[0])
+    return frames, gt
+
+
+def test_score_falls_when_target_is_occluded(seq):
+    """siamfc-effnet: its score (the peak relative to the first frame's) falls by more than 0.2 under occlusion.
+    Pinned to siamfc-effnet: the default's score is a probability, tested below."""
+    frames, gt = _occluded(seq)
+    _, scores = _run(SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu"), frames, gt[0])
     visible = scores[19:29].mean()  # frames 20..29
     hidden = scores[29:39].mean()  # frames 30..39
     assert hidden < visible - 0.2, (visible, hidden)
+
+
+def test_default_probability_falls_when_target_is_occluded(default_tracker, seq):
+    """The default's score, the network's probability that the target is in the box, falls under occlusion, but
+    stays high in absolute terms (when written: 0.9999 held, 0.96 mean and 0.91 lowest occluded): the fall shows
+    in 1 - p, the probability that the target is not in the box (70x or more)."""
+    frames, gt = _occluded(seq)
+    _, scores = _run(default_tracker, frames, gt[0])
+    visible, hidden = scores[19:29], scores[29:39]  # frames 20..29, 30..39
+    print(f"held: min {visible.min():.4f} mean {visible.mean():.4f}; occluded: min {hidden.min():.4f} "
+          f"mean {hidden.mean():.4f}")
+    assert hidden.mean() < visible.min(), (visible, hidden)
+    assert (1 - hidden).mean() > 10 * (1 - visible).mean(), (visible, hidden)  # P(not the target): x10 or more
 
 
 def test_three_and_five_scale_presets_both_track(seq):
@@ -123,13 +143,15 @@ def test_feature_pyramid_tracks_with_one_network_pass(seq):
     not grow while the target grows 1.6x; the image pyramid's, every scale on every frame, does): see the model card."""
     frames, gt = seq
     calls = []
-    t = SiamFCTracker.from_pretrained(device="cpu", backend="torch", config={"box_head": False, "scale_num": 3, "feature_pyramid": True})
+    # siamfc-effnet: the feature pyramid needs a scale-pyramid network (the default box-head network refuses it).
+    t = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", backend="torch",
+                                      config={"box_head": False, "scale_num": 3, "feature_pyramid": True})
     t.net.backbone.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
     boxes, _ = _run(t, frames, gt[0])
     assert calls[2:] == [1] * (len(frames) - 1)  # after init (exemplar, reference crop): one crop per frame
     assert ops.iou(boxes, gt).mean() > 0.55
-    img = SiamFCTracker.from_pretrained(device="cpu", backend="torch", config={"box_head": False, "scale_num": 3, "feature_pyramid": False,
-                                                              "scale_every": 1})
+    img = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", backend="torch",
+                                        config={"box_head": False, "scale_num": 3, "feature_pyramid": False, "scale_every": 1})
     img_boxes, _ = _run(img, frames, gt[0])
     mid = len(gt) // 2
     assert img_boxes[mid, 2] / img_boxes[0, 2] == pytest.approx(gt[mid, 2] / gt[0, 2], rel=0.15)
