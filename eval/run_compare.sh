@@ -10,8 +10,8 @@
 # Extra arguments are passed to every `siamtrack eval` call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TRACKERS=${TRACKERS:-"nanotrack-v2@onnxruntime fast=nanotrack-v2@onnxruntime:instance_sz=207 \
-nanotrack-v3@onnxruntime siamfc-effnet@onnxruntime nano vit csrt"}
+TRACKERS=${TRACKERS:-"nanotrack-v2@onnxruntime fast=nanotrack-v2@onnxruntime:preset=fast \
+wide=nanotrack-v2@onnxruntime:preset=wide nanotrack-v3@onnxruntime siamfc-effnet@onnxruntime nano vit csrt"}
 SHARED=${SIAMTRACK_SHARED:-../shared}
 PEERS=${SIAMTRACK_PEERS:-$SHARED/peers}
 for set in training training-extra; do

@@ -159,3 +159,22 @@ def test_a_growing_target_is_followed_in_size():
     assert np.sqrt(np.prod(boxes[-1, 2:]) / np.prod(boxes[0, 2:])) >= 1.8
     assert ops.iou(boxes, gt).mean() > 0.75
     assert 0.85 < side.min() and side.max() < 1.15, (side.min(), side.max())
+
+
+def test_presets_of_the_default_and_an_unknown_one():
+    """The default's presets are its .json's overrides, applied before config, served by the shipped export
+    (any search size), and an unknown preset is an error that names the ones there are."""
+    from tracker.weights import DEFAULT, WeightsError
+
+    pytest.importorskip("onnxruntime")
+    presets = json.loads((WEIGHTS / f"{DEFAULT}.json").read_text())["presets"]
+    assert set(presets) >= {"fast"}
+    for name, overrides in presets.items():
+        t = SiamFCTracker.from_pretrained(preset=name, device="cpu")
+        assert t.backend == "onnxruntime"  # the shipped export serves every preset
+        for k, v in overrides.items():
+            assert getattr(t.config, k) == v
+    t = SiamFCTracker.from_pretrained(preset="fast", device="cpu", config={"instance_sz": 239})
+    assert t.config.instance_sz == 239  # config on top of the preset
+    with pytest.raises(WeightsError, match="no preset 'nope'.*fast"):
+        SiamFCTracker.from_pretrained(preset="nope", device="cpu")

@@ -9,6 +9,9 @@ relative: logits within 1e-3, distances within 1e-4 relative.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+
 from pathlib import Path
 
 import cv2
@@ -77,6 +80,12 @@ def test_weights_load_strictly_and_convert_round_trips(graphs, tmp_path: Path):
     saved = torch.load(out, weights_only=True)
     NanoTrackV2Net().load_state_dict(saved, strict=True)
     assert all(torch.equal(saved[k], state[k]) for k in state)
+    # The shipped file is exactly this conversion, and its .json and licence say so.
+    weights = Path(__file__).resolve().parent.parent / "weights"
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert digest == hashlib.sha256((weights / "nanotrack-v2.pt").read_bytes()).hexdigest()
+    assert json.loads((weights / "nanotrack-v2.json").read_text())["sha256"] == digest
+    assert (weights / "LICENSE-nanotrack").read_bytes() == (Path(graphs[0]).parent / "LICENSE").read_bytes()
 
 
 @torch.no_grad()

@@ -64,6 +64,7 @@ class DemoOptions:
     device: str = "auto"
     max_frames: int | None = None
     config: dict | None = None  # tracking-parameter overrides (TrackerConfig keys)
+    preset: str | None = None  # a named preset of the weights (their .json's "presets"), before config
     backend: str = "auto"  # network back-end: torch, onnxruntime (CPU) or auto (see SiamFCTracker.from_pretrained)
     mot: bool = False  # MOT-format box file even for one target (targets may be added in the window)
     per_target: bool = False  # also one x,y,w,h,score box file per target
@@ -243,7 +244,8 @@ def run(opts: DemoOptions) -> int:
             raise DemoError(f"--device {opts.device}: {e}") from None
         try:
             tracker = MultiTracker(SiamFCTracker.from_pretrained(opts.model, device=dev, config=opts.config,
-                                                                 backend=opts.backend), shared=opts.shared)
+                                                                 backend=opts.backend, preset=opts.preset),
+                                   shared=opts.shared)
         except ImportError as e:
             raise DemoError(str(e)) from None
         except (WeightsError, ValueError, RuntimeError) as e:
@@ -369,6 +371,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
     p.add_argument("--config", metavar="JSON", help="tracking-parameter overrides, e.g. '{\"long_term\": true}' "
                                                     "(keys: tracker.TrackerConfig)")
+    p.add_argument("--preset", metavar="NAME", help="a named preset of the weights, before --config (nanotrack-v2: "
+                                                    "fast, a smaller search region, or wide)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--shared", action="store_true",
                    help="several targets: one backbone pass per pyramid level over the frame region their searches cover, "
@@ -380,6 +384,7 @@ def _options(args: argparse.Namespace, source: str | None) -> DemoOptions:
     return DemoOptions(source=source, init_boxes=[parse_box(b) for b in args.box or []], output=args.output,
                        boxes=args.boxes, display=not args.no_display, model=args.model, device=args.device,
                        max_frames=args.max_frames, config=parse_config(args.config) if args.config else None,
+                       preset=args.preset,
                        backend=args.backend, mot=args.mot, per_target=args.boxes_per_target, shared=args.shared)
 
 
