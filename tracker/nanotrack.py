@@ -217,11 +217,23 @@ class BoxNet(nn.Module):
         crop, so another crop size moves the centre by half its difference, in cells."""
         return self.reference_cell + (instance_sz - self.instance_sz) / (2 * self.stride)
 
-    def score(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
+    @property
+    def heads(self) -> nn.Module:
+        """The module with the score branch ``score(z, x)`` (logits (N, 2, R, R)) and the box branch ``edges(z, x)``."""
         raise NotImplementedError
 
+    def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
+        """The exemplar's kernel: its embedding (1, C, 8, 8) for a 127 px crop."""
+        return self.embed(z)
+
+    def score(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
+        """Responses (S, 1, R, R): target logit minus background logit, for kernel ``zf`` on features ``xf``."""
+        logits = self.heads.score(zf, xf)
+        return logits[:, 1:2] - logits[:, 0:1]
+
     def box_edges(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Edge distances (S, 4, R, R), search-crop px."""
+        return self.heads.edges(zf, xf)
 
     def score_and_edges(self, xf: torch.Tensor, zf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Responses (N, 1, R, R) and edge distances (N, 4, R, R)."""
@@ -286,18 +298,9 @@ class NanoTrackNet(BoxNet):
         0.46-0.87 on four dev sequences (Car4, David, Woman, Deer)."""
         return self.backbone(x)
 
-    def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
-        """The exemplar's kernel: its embedding (1, 96, 8, 8) for a 127 px crop."""
-        return self.embed(z)
-
-    def score(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
-        """Responses (S, 1, R, R): target logit minus background logit, for kernel ``zf`` on features ``xf``."""
-        logits = self.ban_head.score(zf, xf)
-        return logits[:, 1:2] - logits[:, 0:1]
-
-    def box_edges(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
-        """Edge distances (S, 4, R, R), search-crop px."""
-        return self.ban_head.edges(zf, xf)
+    @property
+    def heads(self) -> nn.Module:
+        return self.ban_head
 
     def for_inference(self) -> "FusedNanoTrackNet":
         """The same network for tracking (BatchNorm folded first: :func:`tracker.models.prepare_for_inference`):

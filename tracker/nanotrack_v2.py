@@ -157,18 +157,9 @@ class NanoTrackV2Net(BoxNet):
         """Features (N, 48, H/16, W/16) of crops (N, 3, H, W), BGR 0-255."""
         return self.backbone(x)
 
-    def embed_exemplar(self, z: torch.Tensor) -> torch.Tensor:
-        """The exemplar's kernel: its embedding (1, 48, 8, 8) for a 127 px crop."""
-        return self.embed(z)
-
-    def score(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
-        """Responses (S, 1, R, R): target logit minus background logit, for kernel ``zf`` on features ``xf``."""
-        logits = self.head.score(zf, xf)
-        return logits[:, 1:2] - logits[:, 0:1]
-
-    def box_edges(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
-        """Edge distances (S, 4, R, R), search-crop px."""
-        return self.head.edges(zf, xf)
+    @property
+    def heads(self) -> nn.Module:
+        return self.head
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training path: score logits (B, 2, R, R) and edge distances (B, 4, R, R) of B exemplar/search pairs
