@@ -22,6 +22,7 @@ import torch
 
 from .config import parse_model_spec  # noqa: F401 (re-exported)
 from .siamfc import BACKENDS
+from .weights import expand_preset
 
 __all__ = ["hardware", "load_average", "conv_gmacs", "update_gmacs", "stage_ms", "time_tracker", "parse_model_spec", "run_bench",
            "register"]
@@ -224,6 +225,7 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
             add("cv2.TrackerNano", lambda: OpenCVTracker("nano", peers), shown)
         for spec in models:
             m, overrides = parse_model_spec(spec)
+            overrides = expand_preset(m, overrides)
             for backend in backends:
                 make = lambda m=m, o=overrides, b=backend: SiamFCTracker.from_pretrained(  # noqa: E731
                     m, device="cpu" if b == "onnxruntime" else device, config=o, backend=b, threads=shown)
@@ -285,6 +287,7 @@ def each_tracker(models: list[str], backends: tuple[str, ...], threads: tuple[in
         shown = nthreads or torch.get_num_threads()
         for spec in models:
             m, overrides = parse_model_spec(spec)
+            overrides = expand_preset(m, overrides)
             for backend in backends:
                 try:
                     t = SiamFCTracker.from_pretrained(m, device="cpu" if backend == "onnxruntime" else device,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # torch is imported where weights are loaded, so a torch-free
 
     from .models import SiamNet
 
-__all__ = ["WeightsError", "WeightsInfo", "resolve", "preset_config", "load_model", "save_weights", "sha256_of", "search_dirs", "available",
+__all__ = ["WeightsError", "WeightsInfo", "resolve", "preset_config", "expand_preset", "load_model", "save_weights", "sha256_of", "search_dirs", "available",
            "find_export"]
 
 ENV_VAR = "SIAMTRACK_WEIGHTS"
@@ -141,6 +141,14 @@ def preset_config(name_or_path: str | os.PathLike, preset: str, config: dict | N
         have = ", ".join(sorted(info.presets)) or "none"
         raise WeightsError(f"{info.path}: no preset {preset!r} (its .json has: {have})")
     return {**info.presets[preset], **(config or {})}
+
+
+def expand_preset(name_or_path: str | os.PathLike, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A spec's overrides (``NAME:preset=fast,key=value``) with its ``preset`` replaced by that preset's own."""
+    if "preset" not in overrides:
+        return overrides
+    rest = {k: v for k, v in overrides.items() if k != "preset"}
+    return preset_config(name_or_path, str(overrides["preset"]), rest)
 
 
 def load_model(name_or_path: str | os.PathLike) -> tuple[SiamNet, WeightsInfo]:

@@ -142,23 +142,21 @@ class SiamFCEvalTracker:
     def __init__(self, name_or_path: str, device: str = "auto", name: str | None = None,
                  threads: int | None = None) -> None:
         from ..siamfc import BACKENDS, SiamFCTracker
-        from ..weights import WeightsError
-
         from ..config import parse_model_spec
+        from ..weights import WeightsError, expand_preset
 
         try:
             weights, overrides = parse_model_spec(name_or_path)
         except ValueError as e:
             raise TrackerSpecError(f"tracker {name_or_path!r}: {e}") from None
-        preset = overrides.pop("preset", None)  # NAME:preset=fast
         backend = "torch"
         for b in BACKENDS:  # NAME@BACKEND (a path may hold '@' itself)
             if weights.endswith(f"@{b}"):
                 weights, backend = weights[: -len(b) - 1], b
         try:
             self.tracker = SiamFCTracker.from_pretrained(weights, device="cpu" if backend == "onnxruntime" else device,
-                                                         config=overrides or None, backend=backend, threads=threads,
-                                                         preset=None if preset is None else str(preset))
+                                                         config=expand_preset(weights, overrides) or None,
+                                                         backend=backend, threads=threads)
         except (WeightsError, ImportError, ValueError) as e:
             raise TrackerSpecError(f"tracker {name_or_path!r}: {e}") from None
         self.name = name or label_of(name_or_path)
