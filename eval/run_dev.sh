@@ -9,7 +9,7 @@
 # delete eval/results/dev/results/<tracker>/ to re-run one tracker (e.g. after new weights).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TRACKERS=${TRACKERS:-"siamfc-effnet siamfc-lite csrt kcf mil nano vit"}
+TRACKERS=${TRACKERS:-"nanotrack-v2 siamfc-effnet csrt kcf mil nano vit"}
 SHARED=${SIAMTRACK_SHARED:-../shared}
 exec siamtrack eval otb --root "$SHARED/data/dev" --peers "${SIAMTRACK_PEERS:-$SHARED/peers}" \
     --trackers $TRACKERS --out eval/results/dev "$@"
