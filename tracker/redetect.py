@@ -51,21 +51,22 @@ def _cells(centers: np.ndarray, r: int, x_sz: float, instance_sz: int, stride: i
 
 
 def within(centers: np.ndarray, response_size: int, x_sz: float, instance_sz: int, origin: np.ndarray,
-           radius: float, stride: int = TOTAL_STRIDE) -> np.ndarray:
+           radius: float, stride: int = TOTAL_STRIDE, centre: float | None = None) -> np.ndarray:
     """Which tiles (bool (T,)) have a response cell within ``radius`` image px of ``origin``."""
-    d = np.linalg.norm(_cells(centers, response_size, x_sz, instance_sz, stride) - origin, axis=-1)
+    d = np.linalg.norm(_cells(centers, response_size, x_sz, instance_sz, stride, centre) - origin, axis=-1)
     return (d <= radius).any(axis=(1, 2))
 
 
 def search_area(frame_size: tuple[int, int], x_sz: float, instance_sz: int, response_size: int, origin: np.ndarray,
-                radius: float | None, stride: int = TOTAL_STRIDE) -> tuple[np.ndarray, tuple[np.ndarray, float] | None]:
+                radius: float | None, stride: int = TOTAL_STRIDE,
+                centre: float | None = None) -> tuple[np.ndarray, tuple[np.ndarray, float] | None]:
     """The tiles of a lost frame's search (:func:`tile_centers`) and the disc it is limited to: all of the
     frame (``radius`` None; disc None), or the tiles with a cell within ``radius`` image px of ``origin``
     and that disc (``search_growth``: the tracker widens it with every lost frame)."""
     centers = tile_centers(frame_size, x_sz, instance_sz, response_size, stride)
     if radius is None:
         return centers, None
-    return centers[within(centers, response_size, x_sz, instance_sz, origin, radius, stride)], (origin, radius)
+    return centers[within(centers, response_size, x_sz, instance_sz, origin, radius, stride, centre)], (origin, radius)
 
 
 def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int,
@@ -119,7 +120,8 @@ class LongTermSearch:
         cfg = self.config
         radius = (0.5 + cfg.search_growth * self._lost_run) * self.x_sz if cfg.search_growth > 0 else None
         centers, disc = search_area(self._frame_size, self.x_sz, cfg.instance_sz,
-                                    self.upscale_sz // cfg.response_up, self.center, radius, self.stride)
+                                    self.upscale_sz // cfg.response_up, self.center, radius, self.stride,
+                                    self.centre_cell)
         if len(centers) == 0:
             return local
         if 0 < cfg.search_tiles < len(centers):
