@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TRACKERS=${TRACKERS:-"nanotrack-v2@onnxruntime fast=nanotrack-v2@onnxruntime:preset=fast \
-wide=nanotrack-v2@onnxruntime:preset=wide nanotrack-v3@onnxruntime siamfc-effnet@onnxruntime nano vit csrt"}
+wide=nanotrack-v2@onnxruntime:preset=wide accurate=nanotrack-v2@onnxruntime:preset=accurate nanotrack-v3@onnxruntime siamfc-effnet@onnxruntime nano vit csrt"}
 SHARED=${SIAMTRACK_SHARED:-../shared}
 PEERS=${SIAMTRACK_PEERS:-$SHARED/peers}
 for set in training training-extra; do

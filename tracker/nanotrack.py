@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["BoxNet", "NanoTrackV3Backbone", "NanoTrackNet", "FusedNanoTrackNet", "build_nanotrack", "NANOTRACK_STRIDE"]
+__all__ = ["BoxNet", "NanoTrackV3Backbone", "NanoTrackNet", "FusedNanoTrackNet", "NANOTRACK_STRIDE"]
 
 NANOTRACK_STRIDE = 16  # search-crop px per response cell
 
@@ -408,8 +408,3 @@ class FusedNanoTrackNet(BoxNet):
         """Responses (N, 1, R, R) and edge distances (N, 4, R, R) from one pass."""
         out = self._head(xf, zf)
         return out[:, :1], torch.exp(out[:, 4:])
-
-
-def build_nanotrack(arch: str = "nanotrack-v3") -> NanoTrackNet:
-    """A NanoTrack v3 network with freshly initialised weights (load a state_dict into it to track)."""
-    return NanoTrackNet(arch)
