@@ -178,3 +178,19 @@ def test_presets_of_the_default_and_an_unknown_one():
     assert t.config.instance_sz == 239  # config on top of the preset
     with pytest.raises(WeightsError, match="no preset 'nope'.*fast"):
         SiamFCTracker.from_pretrained(preset="nope", device="cpu")
+
+
+@pytest.mark.parametrize("name", ["nanotrack-v2", "nanotrack-v3"])
+def test_shipped_export_carries_the_weights_json_settings(name):
+    """The export beside the weights is of these weights and carries their .json's tracking parameters (the
+    ONNX Runtime back-end reads them from there): a .json changed without exporting again fails here."""
+    from tracker.config import TrackerConfig
+    from tracker.runtime import load_export
+    from tracker.weights import resolve
+
+    files, meta = load_export(WEIGHTS / f"{name}-onnx")  # every file's sha256 checked
+    info = resolve(name)
+    assert meta["source_sha256"] == info.sha256, f"re-export: siamtrack export --model {name} --out weights/{name}-onnx"
+    assert TrackerConfig.from_dict(meta["config"]) == TrackerConfig.from_dict(
+        {"exemplar_sz": 127, "instance_sz": 255, **info.config}), f"re-export: siamtrack export --model {name} ..."
+    assert {"track.onnx", "head_boxes.onnx", "head.onnx"} <= set(files) and meta["any_instance_size"]
