@@ -194,3 +194,36 @@ def test_shipped_export_carries_the_weights_json_settings(name):
     assert TrackerConfig.from_dict(meta["config"]) == TrackerConfig.from_dict(
         {"exemplar_sz": 127, "instance_sz": 255, **info.config}), f"re-export: siamtrack export --model {name} ..."
     assert {"track.onnx", "head_boxes.onnx", "head.onnx"} <= set(files) and meta["any_instance_size"]
+
+
+def test_the_scale_pyramid_options_are_refused_with_a_pointer():
+    """box_head=False would run NanoTrack's response through the scale pyramid's geometry (half a cell off on
+    its even grids): refused, naming the network to use instead."""
+    with pytest.raises(ValueError, match="box_head=False.*siamfc-effnet"):
+        SiamFCTracker.from_pretrained("nanotrack-v2", device="cpu", config={"box_head": False})
+    with pytest.raises(ValueError, match="need the scale pyramid: use a network such as siamfc-effnet"):
+        SiamFCTracker.from_pretrained("nanotrack-v2", device="cpu", config={"dcf_weight": 0.2})
+
+
+def test_a_bad_spec_value_is_an_error_naming_it():
+    from tracker.config import parse_model_spec
+
+    assert parse_model_spec("nanotrack-v2:preset=fast,lost_threshold=0.7") == \
+        ("nanotrack-v2", {"preset": "fast", "lost_threshold": 0.7})
+    with pytest.raises(ValueError, match="lost_threshold=0.8x is not a JSON value"):
+        parse_model_spec("nanotrack-v2:lost_threshold=0.8x")
+
+
+def test_an_edited_json_is_not_overridden_by_a_stale_export(tmp_path, monkeypatch):
+    """Weights whose .json changed after their export was made: the export is not used (it would track with the
+    old parameters); the .json's parameters apply."""
+    import shutil
+
+    for f in ("nanotrack-v2.pt", "nanotrack-v2-onnx"):
+        (shutil.copytree if (WEIGHTS / f).is_dir() else shutil.copy)(WEIGHTS / f, tmp_path / f)
+    meta = json.loads((WEIGHTS / "nanotrack-v2.json").read_text())
+    meta["config"]["lost_threshold"] = 0.6
+    (tmp_path / "nanotrack-v2.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("SIAMTRACK_WEIGHTS", str(tmp_path))
+    t = SiamFCTracker.from_pretrained("nanotrack-v2", device="cpu")
+    assert t.config.lost_threshold == 0.6 and t.backend == "torch"

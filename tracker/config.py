@@ -159,8 +159,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def parse_model_spec(spec: str) -> tuple[str, dict]:
     """``NAME[:key=value,...]`` -> (weights name or path, tracking-parameter overrides), e.g.
-    ``siamfc-effnet:instance_sz=257`` or ``siamfc-effnet:box_head=false,scale_num=3``; values are JSON, or else
-    plain strings (``nanotrack-v2:preset=fast``)."""
+    ``siamfc-effnet:instance_sz=257`` or ``siamfc-effnet:box_head=false,scale_num=3``; values are JSON, but for
+    ``preset``'s, a plain word (``nanotrack-v2:preset=fast``)."""
     name, sep, rest = spec.rpartition(":")
     if not sep or "=" not in rest:  # no overrides (a path may hold ':' itself)
         return spec, {}
@@ -172,6 +172,8 @@ def parse_model_spec(spec: str) -> tuple[str, dict]:
         text = value.strip().lower() if value.strip().lower() in ("true", "false") else value.strip()
         try:
             overrides[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:  # a bare word: a string (preset=fast)
+        except json.JSONDecodeError:
+            if key.strip() != "preset":  # the one key whose value is a plain word (preset=fast)
+                raise ValueError(f"--models {spec!r}: {key.strip()}={value.strip()} is not a JSON value") from None
             overrides[key.strip()] = text
     return name, overrides

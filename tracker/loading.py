@@ -26,14 +26,18 @@ _EXPORTS_KEPT = 8
 def _shipped_export(name: str, config: TrackerConfig | dict | None,
                     threads: int | None) -> tuple[OnnxNet, TrackerConfig] | None:
     """The export shipped beside weights ``name`` (``<name>-onnx/``), loaded, with its tracking parameters
-    and ``config`` applied, when it was made from that very weights file (its sha256) and its graphs serve
-    the config; else None."""
+    and ``config`` applied, when it was made from that very weights file (its sha256) with the tracking
+    parameters its ``.json`` holds now, and its graphs serve the config; else None."""
     folder = find_export(name)
     if folder is None:
         return None
-    source = json.loads((folder / META_NAME).read_text()).get("source_sha256")
-    if source is None or source != resolve(name).sha256:
+    meta = json.loads((folder / META_NAME).read_text())
+    info = resolve(name)
+    if meta.get("source_sha256") is None or meta["source_sha256"] != info.sha256:
         return None  # the weights changed since (or are unrecorded): not this network
+    crops = {k: meta[k] for k in ("exemplar_sz", "instance_sz")}
+    if TrackerConfig.from_dict({**crops, **meta["config"]}) != TrackerConfig.from_dict({**crops, **info.config}):
+        return None  # the .json's tracking parameters changed since the export: it would track with stale ones
     net = OnnxNet.from_dir(folder, threads=threads)
     cfg = config if isinstance(config, TrackerConfig) else TrackerConfig.from_dict({**net.meta["config"], **(config or {})})
     cfg = cfg.with_crop_sizes(net)

@@ -59,7 +59,9 @@ class MultiTracker:
         if shared and not batched:
             raise ValueError("shared=True needs batched=True (the shared pass embeds every target at once)")
         if shared and (tracker.uses_box_head or tracker.sizes_from_head):
-            raise ValueError("shared=True needs the scale pyramid: pass box_head=False for this box-head network")
+            fix = ("use a network such as siamfc-effnet" if getattr(tracker.net, "own_head", False)
+                   else "pass box_head=False for this box-head network")
+            raise ValueError(f"shared=True needs the scale pyramid: {fix}")
         if shared and not getattr(tracker.net, "any_size", True):
             raise ValueError("shared=True needs an ONNX export whose backbone takes any size: export it again "
                              "(siamtrack export)")

@@ -206,6 +206,9 @@ class BoxNet(nn.Module):
     stride = NANOTRACK_STRIDE
     has_box_head = True
     calibrated_score = True  # sigmoid(response) is a probability (softmax of two logits), not a relative peak
+    own_head = True  # boxes from its own box head: no scale pyramid, one kernel per head call
+    tracks_crops = True  # respond_crops: search crops to responses and edges in one call
+    many_kernels = False
     arch = "nanotrack"
     reference_cell = 7  # the response cell NanoTrack's own tracker puts at the centre of a 255 px search crop
     _zf: torch.Tensor | None = None

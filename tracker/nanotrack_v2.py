@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .nanotrack import NANOTRACK_STRIDE, BoxNet, _ChannelAttention, _SqueezeExcite
+from .nanotrack import BoxNet, _ChannelAttention, _SqueezeExcite
 
 __all__ = ["NanoTrackV2Backbone", "NanoTrackV2Net", "state_dict_from_onnx", "convert"]
 
@@ -143,7 +143,6 @@ class NanoTrackV2Net(BoxNet):
     """Trunk + head (v2, 48 channels), with :class:`tracker.nanotrack.BoxNet`'s tracking API. The exemplar's
     kernel is its embedding (1, 48, 8, 8); one kernel serves any number of search crops of the same target."""
 
-    stride = NANOTRACK_STRIDE
     reference_cell = 8  # 16 cells for a 255 px crop: NanoTrack's tracker (and cv2.TrackerNano) centre cell 8
 
     def __init__(self, arch: str = "nanotrack-v2") -> None:

@@ -102,6 +102,7 @@ class OnnxNet:
         self.has_box_head = bool(meta["box_head"])
         self.stride = int(meta.get("stride", 8))  # exports before the NanoTrack network: SiamNet's stride 8
         self.calibrated_score = bool(meta.get("calibrated_score", False))
+        self.own_head = bool(meta.get("any_instance_size", False))  # NanoTrack's exports (see export_model)
         self.exemplar_sz, self.instance_sz = int(meta["exemplar_sz"]), int(meta["instance_sz"])
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -248,12 +249,17 @@ class OnnxNet:
         return (self.score(xf, zf) if len(zf) == 1 else self._run("heads.onnx", zf=zf, xf=xf)), edges
 
     @property
-    def respond_crops(self):
-        """Search crops (S, 3, X, X) and a kernel to responses and edge distances in one call (``track.onnx``:
-        exports of networks with a head of their own); absent from other exports."""
-        if "track.onnx" not in self._sessions:
-            raise AttributeError("respond_crops: this export has no track.onnx")
-        return lambda x, zf: tuple(self._sessions["track.onnx"].run(None, {"zf": zf, "search_crops": self._array(x)}))
+    def tracks_crops(self) -> bool:
+        """Whether :meth:`respond_crops` runs in one call (``track.onnx``: exports of networks with a head of
+        their own)."""
+        return "track.onnx" in self._sessions
+
+    def respond_crops(self, x: np.ndarray, zf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Search crops (S, 3, X, X) and a kernel to responses and edge distances (``track.onnx`` in one call)."""
+        if not self.tracks_crops:
+            return self.respond(self.embed(x), zf, boxes=True)
+        resp, edges = self._sessions["track.onnx"].run(None, {"zf": zf, "search_crops": self._array(x)})
+        return resp, edges
 
     def track(self, x: np.ndarray) -> np.ndarray:
         """Responses (S, 1, R, R) of S search crops."""

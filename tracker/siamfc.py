@@ -86,11 +86,17 @@ class SiamFCTracker(redetect.LongTermSearch):
         # Calibrated networks' scores are their probability that the target is there (sigmoid of the
         # response); the others' are the peak relative to the first frame's.
         self.calibrated = bool(getattr(net, "calibrated_score", False))
+        own_head = bool(getattr(net, "own_head", False))  # NanoTrack's: score and box branches of its own
+        if own_head and not self.config.box_head:
+            raise ValueError(f"box_head=False: {net.arch} gives its boxes from its own box head and has no scale "
+                             "pyramid; use a network such as siamfc-effnet for the pyramid's options")
         self.uses_dcf = self.config.dcf_weight > 0
         self.uses_features = self.uses_dcf or self.config.memory_size > 0 or self.config.distractor_weight > 0
         if self.uses_features and self.uses_box_head:
-            raise ValueError("dcf_weight > 0, memory_size > 0 and distractor_weight > 0 need the scale pyramid: pass "
-                             "box_head=False for this box-head network")
+            fix = "use a network such as siamfc-effnet" if own_head else "pass box_head=False for this box-head network"
+            raise ValueError(f"dcf_weight > 0, memory_size > 0 and distractor_weight > 0 need the scale pyramid: {fix}")
+        # Crops to boxes in one network call, where the network offers it (NanoTrack's; ONNX: track.onnx).
+        self._one_call = self.uses_box_head and bool(getattr(net, "tracks_crops", False))
         self.memory: list = []  # kernels of past confident exemplars (memory_size > 0)
         self._frames = 0
         n = self.config.scale_num
@@ -261,7 +267,7 @@ class SiamFCTracker(redetect.LongTermSearch):
         with self._inference():
             img = self._to_device(frame) if self.pipeline == "torch" else None
             crops = self._crops(frame, img, self.search_sizes(), self.config.instance_sz)
-            if self.uses_box_head and hasattr(self.net, "respond_crops"):  # crops to boxes in one call
+            if self._one_call:
                 return self._step(frame, img, None, head=self.net.respond_crops(crops, self.zf))
             return self._step(frame, img, self.net.embed(crops))
 
@@ -393,8 +399,8 @@ class SiamFCTracker(redetect.LongTermSearch):
 
     def score_at(self, frame: np.ndarray, box: Sequence[float]) -> float:
         """How well ``box`` (x, y, w, h) of ``frame`` matches the target, as :attr:`TrackResult.score` measures
-        it: the best response within one cell of the centre of a search crop (the current one's size) centred
-        on the box. Changes no state (one more backbone pass)."""
+        it (without ``psr_score``'s sharpness factor): the best response within one cell of the centre of a
+        search crop (the current one's size) centred on the box. Changes no state (one more backbone pass)."""
         frame = self._check_frame(frame, "SiamFCTracker.score_at")
         x, y, w, h = box
         with self._inference():
@@ -402,8 +408,8 @@ class SiamFCTracker(redetect.LongTermSearch):
             crop = self._cut(frame, img, [self._plan([self.x_sz], np.array([x + w / 2, y + h / 2]))],
                              self.config.instance_sz)
             resp = _host(self.net.respond(self.net.embed(crop), self.zf)[0])[0, 0]
-        c = int(round(self.centre_cell))
-        return self._score_of(float(resp[max(c - 1, 0):c + 2, max(c - 1, 0):c + 2].max()))
+        lo, hi = max(int(np.floor(self.centre_cell - 1)), 0), int(np.ceil(self.centre_cell + 1)) + 1
+        return self._score_of(float(resp[lo:hi, lo:hi].max()))
 
     def relocate(self, box: Sequence[float]) -> None:
         """Move the target's estimate to ``box`` (x, y, w, h), keeping the exemplar: its centre, and its size as
@@ -412,6 +418,7 @@ class SiamFCTracker(redetect.LongTermSearch):
         x, y, w, h = (float(v) for v in box)
         w_img, h_img = self._frame_size
         self.center = np.clip(np.array([x + w / 2, y + h / 2]), [0, 0], [w_img, h_img])
+        self.state, self._lost_run, self._held_run = TRACKING, 0, 0  # placed on the target: not searching
         if self.uses_box_head or self.sizes_from_head:
             self._set_size(np.array([w, h]))
             return
