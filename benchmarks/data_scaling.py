@@ -3,8 +3,8 @@
 Writes, under ``--out``, a GOT-10k-layout copy of each ``--data`` root holding a random share of its sequences
 (symbolic links to the sequence folders, read in place: nothing is copied), nested (a smaller share's sequences
 are all in every larger one), the same for every run with the same ``--seed``; then prints the commands that train
-stage 1 on each share as the model card's run B and score it (``--run`` runs them). Session 26's figures:
-model card, "Session 26".
+stage 1 on each share as the model card's run B and score it (``--run`` runs them). The figures (2026-11-28):
+docs/experiments.md, 2026-11-28.
 
     python benchmarks/data_scaling.py --out runs/data_scaling --percent 25 50            # subsets + commands
     python benchmarks/data_scaling.py --out runs/data_scaling --percent 25 50 --run      # also train and score

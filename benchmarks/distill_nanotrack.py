@@ -11,7 +11,7 @@ them is written into this repository or into the weights it trains.
     python benchmarks/distill_nanotrack.py --weight 1.0 -- <siamtrack train arguments, --out included>
 
 The arguments after ``--`` go to ``siamtrack train``. Run KD: run B's command (weights/README.md) with
-``--max-steps 2000``. Run KDU, the shipped default's stage 2 since session 23: from stage 1 with the
+``--max-steps 2000``. Run KDU, siamfc-effnet's stage 2 (2026-11-28): from stage 1 with the
 trunk's last two blocks learning (the exact command: weights/README.md, "Training"; the same run without
 the teacher scores the same on the held-out half). Prints the teacher's sanity check first: on positive
 pairs its foreground peak should sit near the crop's centre.
@@ -79,7 +79,7 @@ def with_distillation(weight: float) -> None:
     teacher = Teacher()
     forward = trainer._LossModel.forward
 
-    def _forward(self, z, x, *rest):  # rest: the boxes and, with --scale-sigma, the size mismatch
+    def _forward(self, z, x, *rest):  # rest: the target boxes in the search crops, when the run uses them
         seen = []  # the response the loss computed, so the network runs once
         net_forward, forward_boxes = self.net.forward, self.net.forward_boxes
         self.net.forward = lambda *a: seen.append(net_forward(*a)) or seen[-1]

@@ -22,9 +22,9 @@ echo "$(nproc) CPU cores; $(uptime)"
 step CUDA tests
 timeout 300 $PY -m pytest -q -s -rs tests/test_cuda.py tests/test_tracker.py 2>&1 | tail -25
 step one stream
-timeout 300 $BENCH --models siamfc-effnet siamfc-effnet:feature_pyramid=true siamfc-lite siamfc-alexnet
+timeout 300 $BENCH --models siamfc-effnet siamfc-lite siamfc-alexnet
 step several targets
-timeout 300 $BENCH --targets 1 4 16 64 --max-frames 40 --models siamfc-effnet siamfc-effnet:feature_pyramid=true
+timeout 300 $BENCH --targets 1 4 16 64 --max-frames 40 --models siamfc-effnet
 step lost frames
 timeout 120 $BENCH --lost-frames --max-frames 60 --models siamfc-effnet siamfc-effnet:search_tiles=4
 for B in 16 64; do  # siamfc-effnet's recipe (weights/README.md), STEPS steps, at two batch sizes

@@ -3,8 +3,9 @@
     python benchmarks/lost_signals.py --root runs/stress_dev --half A     # a stress set (siamtrack eval stress)
 
 Tracks every sequence of the half (a stress set's sequence belongs to the dev half of its source)
-with the default weights, short-term, and records per frame, from the chosen scale's raw response:
-the score (peak / first frame's peak, what ``lost`` reads now), APCE (average peak-to-correlation
+with siamfc-effnet (the default when this was measured, 2026-11-27), short-term, its PSR score off, and
+records per frame, from the chosen scale's raw response: the score (peak / first frame's peak, what
+``lost`` read then), APCE (average peak-to-correlation
 energy, LMCF's occlusion cue: (max - min)^2 / mean((r - min)^2)), the peak-to-sidelobe ratio
 (PSR: (max - mean) / std outside 5 x 5 cells around the peak), each also relative to its mean over
 the first 10 tracked frames, and products with the score. Prints, per signal, the ROC AUC of telling
@@ -49,13 +50,13 @@ def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
 
 
 def run(root: Path, names: list[str]) -> dict[str, list[np.ndarray]]:
-    t = SiamFCTracker.from_pretrained(device="cpu", backend="torch")
+    t = SiamFCTracker.from_pretrained("siamfc-effnet", device="cpu", backend="torch", config={"psr_score": False})
     seen: dict = {}
     orig = t._peak_host
 
-    def spy(resp, raw):
-        out = orig(resp, raw)
-        seen["r"] = raw[out[0]]
+    def spy(resp, *rest):  # resp: the raw (S, R, R) responses on the host
+        out = orig(resp, *rest)
+        seen["r"] = resp[out[0]]
         return out
 
     t._peak_host = spy

@@ -2,14 +2,19 @@
 
 Run: ``python benchmarks/postprocess.py``. Both implement ``find_peak``'s contract on a
 (scales, 272, 272) upsampled response; the script checks they agree, then times them.
+Needs numba, which the tracker does not: ``pip install -e '.[bench]'`` (the ``dev`` extra has it too).
 """
 from __future__ import annotations
 
 import sys
 import time
 
-import numba
 import numpy as np
+
+try:
+    import numba
+except ImportError:
+    sys.exit("benchmarks/postprocess.py needs numba (the tracker itself does not): pip install -e '.[bench]'")
 
 from tracker.bench import hardware
 from tracker.postprocess import find_peak_numpy

@@ -290,7 +290,7 @@ def test_box_head_weights_without_settings_track_one_scale(tmp_path):
     assert SiamFCTracker.from_pretrained(str(path), device="cpu", config={"scale_num": 3}).config.scale_num == 3
 
 
-@pytest.mark.parametrize("field,value", [("negative_prob", 1.5), ("distractor_prob", -0.1), ("shift", -1.0),
+@pytest.mark.parametrize("field,value", [("negative_prob", 1.5), ("shift", -1.0),
                                          ("scale_jitter", -0.2)])
 def test_pair_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):

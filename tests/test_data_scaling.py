@@ -1,4 +1,4 @@
-"""benchmarks/data_scaling.py: the training subsets of the data-scaling measurement (model card, "Session 26")."""
+"""benchmarks/data_scaling.py: the training subsets of the data-scaling measurement (docs/experiments.md, 2026-11-28)."""
 from __future__ import annotations
 
 import importlib.util

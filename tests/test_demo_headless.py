@@ -403,7 +403,7 @@ def test_stale_part_files_of_killed_runs_are_removed(small_clip, tmp_path):
 @pytest.mark.parametrize("config,error", [("{bad", "not valid JSON"), ("[1]", "expected a JSON object"),
                                           ('{"nope": 1}', "unknown key"), (None, None)])
 def test_config_overrides_tracking_parameters(small_clip, tmp_path, config, error):
-    args = ["--config", config] if config else ["--config", '{"feature_pyramid": true, "instance_sz": 225}']
+    args = ["--config", config] if config else ["--config", '{"window_influence": 0.3, "instance_sz": 225}']
     p = siamtrack("track", small_clip, "--no-display", "--box", "50,40,30,20", "--boxes", tmp_path / "b.txt", *args)
     if error:
         assert_clean_error(p, "--config", error)

@@ -69,13 +69,13 @@ def test_batched_equals_one_tracker_per_target(couple, backend):
     assert worst <= 1e-3
 
 
-def test_batched_equals_single_on_the_device_pipeline_and_feature_pyramid(couple):
-    """The torch pipeline (one grid_sample for every target's crops, as on CUDA), the feature pyramid, and
-    the peak-to-sidelobe score (scores compared too)."""
+def test_batched_equals_single_on_the_device_pipeline_and_with_the_sharpness_score(couple):
+    """The torch pipeline (one grid_sample for every target's crops, as on CUDA) and the peak-to-sidelobe
+    score (scores compared too)."""
     frames, gt = couple
-    for kwargs in ({"pipeline": "torch"}, {"config": {"feature_pyramid": True}}, {"config": {"psr_score": True}},
+    for kwargs in ({"pipeline": "torch"}, {"config": {"psr_score": True}},
                    {"pipeline": "torch", "config": {"psr_score": True, "long_term": True}},
-                   {"backend": "onnxruntime", "config": {"feature_pyramid": True}}):
+                   {"backend": "onnxruntime", "config": {"psr_score": True}}):
         base = SiamFCTracker.from_pretrained(device="cpu", **kwargs)
         assert _compare(base, frames[:20], gt, [gt[0], gt[12], gt[0] + np.array([30.0, 10.0, 0, 0])]) <= 1e-3
 

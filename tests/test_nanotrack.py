@@ -201,7 +201,7 @@ def test_the_scale_pyramid_options_are_refused_with_a_pointer():
     its even grids): refused, naming the network to use instead."""
     with pytest.raises(ValueError, match="box_head=False.*siamfc-effnet"):
         SiamFCTracker.from_pretrained("nanotrack-v2", device="cpu", config={"box_head": False})
-    with pytest.raises(ValueError, match="need the scale pyramid: use a network such as siamfc-effnet"):
+    with pytest.raises(ValueError, match="removed from siamtrack.*docs/experiments.md"):
         SiamFCTracker.from_pretrained("nanotrack-v2", device="cpu", config={"dcf_weight": 0.2})
 
 

@@ -16,7 +16,7 @@ pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip instal
 from tests.helpers import siamtrack_cmd  # noqa: E402
 from tracker import SiamFCTracker, TrackerConfig  # noqa: E402
 from tracker.eval.datasets import load_otb  # noqa: E402
-from tracker.export import META_NAME, _Head, _Zoom, max_differences, opencv_check, zoom_matrix  # noqa: E402
+from tracker.export import META_NAME, _Head, max_differences, opencv_check  # noqa: E402
 from tracker.models import build_model  # noqa: E402
 from tracker.runtime import OnnxExportError, OnnxNet, load_export  # noqa: E402
 from tracker.video import read_image  # noqa: E402
@@ -37,18 +37,6 @@ def david(dev_root):
     return [read_image(f) for f in seq.img_files], seq.init_box
 
 
-def test_zoom_as_matrices_equals_grid_sample():
-    scales = 1.0375 ** np.linspace(-1, 1, 3)
-    xf = torch.randn(1, 16, 25, 25)
-    theta = torch.zeros(3, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = torch.tensor(scales, dtype=torch.float32)
-    grid = F.affine_grid(theta, [3, 16, 25, 25], align_corners=True)
-    ref = F.grid_sample(xf.expand(3, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    assert torch.allclose(_Zoom(scales, (1, 16, 25, 25))(xf), ref, atol=1e-4)
-    assert np.allclose(zoom_matrix(5, 1.0), np.eye(5))
-    assert zoom_matrix(5, 1.5)[0].sum() < 1  # the first sample falls partly outside: zeros there
-
-
 @pytest.mark.parametrize("arch", ["lite", "effnet-lite0"])
 def test_gather_head_equals_the_convolution(arch):
     net = build_model(arch).eval()
@@ -62,8 +50,7 @@ def test_gather_head_equals_the_convolution(arch):
 
 def test_shipped_export_is_of_the_shipped_weights_and_matches_torch(effnet_export, david):
     meta = json.loads((effnet_export / META_NAME).read_text())
-    assert set(meta["sha256"]) == {"exemplar.onnx", "backbone.onnx", "head.onnx", "heads.onnx", "box_head.onnx",
-                                   "zoom.onnx"}
+    assert set(meta["sha256"]) == {"exemplar.onnx", "backbone.onnx", "head.onnx", "heads.onnx", "box_head.onnx"}
     assert meta["source_sha256"] == resolve("siamfc-effnet").sha256, "re-export: siamtrack export --out weights/siamfc-effnet-onnx"
     load_export(effnet_export)  # every file's sha256
     _, info = load_model("siamfc-effnet")
@@ -79,7 +66,7 @@ def test_shipped_export_is_of_the_shipped_weights_and_matches_torch(effnet_expor
     assert diffs["zf"] < 1e-4 and diffs["response"] < 1e-3 and diffs["edges"] < 1e-2, diffs
 
 
-@pytest.mark.parametrize("mode", [{}, {"feature_pyramid": True}])
+@pytest.mark.parametrize("mode", [{}, {"scale_every": 1}])
 def test_onnxruntime_tracks_as_torch_does(effnet_export, david, mode):
     """Both shipped paths of the default: 100 frames of a real dev sequence, boxes within 0.5 px."""
     frames, box = david
@@ -159,15 +146,13 @@ def test_mismatched_json_is_refused(effnet_export, tmp_path):
 def test_config_the_export_cannot_serve_is_refused(effnet_export, tmp_path):
     with pytest.raises(ValueError, match="exported for 129/193 px crops"):
         SiamFCTracker.from_onnx(effnet_export, config={"instance_sz": 257})
-    with pytest.raises(ValueError, match="feature_pyramid needs zoom.onnx"):
-        SiamFCTracker.from_onnx(effnet_export, config={"feature_pyramid": True, "scale_num": 5})
     with pytest.raises(ValueError, match="runs on the CPU"):
         SiamFCTracker.from_pretrained(str(effnet_export), device="cuda")
 
 
 def test_onnxruntime_backend_uses_the_shipped_export_when_it_serves_the_config():
-    t = SiamFCTracker.from_pretrained("siamfc-effnet", backend="onnxruntime", config={"feature_pyramid": True})
-    assert t.net.source == str(find_export("siamfc-effnet")) and t.config.feature_pyramid
+    t = SiamFCTracker.from_pretrained("siamfc-effnet", backend="onnxruntime", config={"scale_num": 5})
+    assert t.net.source == str(find_export("siamfc-effnet")) and t.config.scale_num == 5
     lite = SiamFCTracker.from_pretrained("siamfc-lite", backend="onnxruntime")  # none shipped: exported in memory
     assert "in memory" in lite.net.source
 
@@ -262,7 +247,7 @@ def test_demo_default_backend_is_onnxruntime_on_cpu_with_the_same_boxes(tmp_path
 
 
 def test_several_targets_share_one_head_call_and_an_older_export_runs_one_per_target(effnet_export, tmp_path, david):
-    """heads.onnx: B kernels at once equal B calls of head.onnx; an export without it (made before session 19)
+    """heads.onnx: B kernels at once equal B calls of head.onnx; an export without it (made before 2026-11-27)
     still tracks several targets, one head call each, with the same boxes."""
     from tracker import MultiTracker
 

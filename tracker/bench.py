@@ -161,21 +161,22 @@ def set_threads(n: int | None) -> None:
 def _torch_twin(model: str, overrides: dict):
     """The PyTorch network a model's ONNX Runtime row is counted on (multiply-adds, parameters): its own
     weights, or for an export folder the weights it was made from where its model.json names them
-    (``quantized.from``, an 8-bit export) and they are still those (``source_sha256``), with the export's
-    tracking parameters; None where there are none."""
+    and they are still those (``source_sha256``), with the export's tracking parameters; None where there
+    are none."""
+    from .config import without_removed
     from .runtime import META_NAME, is_export
     from .siamfc import SiamFCTracker
     from .weights import WeightsError, resolve
 
     if is_export(model):
         meta = json.loads((Path(model) / META_NAME).read_text())
-        model = meta.get("quantized", {}).get("from")
+        model = meta.get("name")
         try:
             if model is None or resolve(model).sha256 != meta.get("source_sha256"):
                 return None
         except WeightsError:
             return None
-        overrides = {**meta["config"], **overrides}
+        overrides = {**without_removed(meta["config"], str(model)), **overrides}
     try:
         return SiamFCTracker.from_pretrained(model, device="cpu", config=overrides or None, backend="torch")
     except (WeightsError, ValueError):
@@ -241,8 +242,7 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
                     add(f"{arch} arch, untrained ({device})", lambda a=arch: SiamFCTracker(build_model(a), device=device),
                         shown)
                     continue
-                mode = ("box head" if t.uses_box_head else "feature pyramid" if t.config.feature_pyramid else
-                        "image pyramid")
+                mode = "box head" if t.uses_box_head else "image pyramid"
                 if t.scale_every > 1:
                     mode += f" every {t.scale_every} frames"
                 desc = f"{t.config.scale_num} scale{'s' if t.config.scale_num > 1 else ''}, {mode}, {t.config.instance_sz} px"

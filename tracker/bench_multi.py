@@ -1,9 +1,8 @@
 """``siamtrack bench --targets 1 4 16``: the cost of several targets per frame.
 
 For each target count N and each model and back-end, these ways in one run, on the same frames:
-:class:`tracker.multi.MultiTracker` batched (one network call per frame for all targets), its
-shared pass (``shared=True``, :mod:`tracker.shared`: one backbone pass per pyramid level over the
-region the targets cover; scale pyramids only), the same targets one after another
+:class:`tracker.multi.MultiTracker` batched (one network call per frame for all targets), the same
+targets one after another
 (``batched=False``: N network calls, as N separate trackers), and, for reference, N OpenCV
 TrackerNano instances one after another (OpenCV's ``MultiTracker`` does just that). Targets: the
 sequence's first ground-truth box and N - 1 boxes of its size spread over a grid across the frame
@@ -94,9 +93,7 @@ def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences
     warm = [(f[:15], b) for f, b in clips[:1]]  # a short warm-up run before each tracker's rows, not kept
     rows: list[dict] = []
     for shown, model, base in each_tracker(models, backends, threads, device):
-        ways = {"batched": dict(batched=True), "shared pass": dict(shared=True), "one after another": dict(batched=False)}
-        if base.uses_box_head or base.sizes_from_head:  # the shared pass needs a scale pyramid
-            del ways["shared pass"]
+        ways = {"batched": dict(batched=True), "one after another": dict(batched=False)}
         for kw in ways.values():  # warm-up at the largest count (a GPU's clocks and kernels for that batch)
             time_targets(lambda kw=kw: MultiTracker(base, **kw), warm, max(targets))
         for way, kw in ways.items():

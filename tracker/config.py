@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["TrackerConfig", "PRESETS", "parse_model_spec"]
+__all__ = ["TrackerConfig", "PRESETS", "REMOVED", "parse_model_spec", "without_removed"]
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,8 @@ class TrackerConfig:
     (``scale_lr``: how far the box size moves towards the new estimate each frame, from the
     scale pyramid or, for weights with a box head, towards the chosen proposal, scaled by its
     penalised score: see :func:`tracker.postprocess.find_box`).
-    ``lost_threshold`` applies to :attr:`TrackResult.score` (relative peak in [0, 1]).
+    ``lost_threshold`` applies to :attr:`TrackResult.score` in [0, 1] (the network's probability for the
+    NanoTrack networks, the peak relative to the first frame's for the others).
     """
 
     exemplar_sz: int | None = None  # crop sizes, px; None: the network's own (127/255 for SiamFC's networks,
@@ -38,27 +39,13 @@ class TrackerConfig:
     penalty_k: float = 0.04  # box heads only: penalty on the size/aspect change a proposal implies (SiamFC++'s value)
     box_head: bool = True  # use the network's box head when it has one (False: the scale pyramid, response only)
     size_bias: bool = True  # box heads: divide proposals by the head's size error at the first frame (postprocess.size_bias)
-    feature_pyramid: bool = False  # scale pyramid from one crop's features resampled per scale (SiamNet.track_zoomed)
     scale_every: int = 1  # image pyramid on every N-th frame (the first after init included), the current scale alone between;
-    # scale_lr stays a rate per frame: a scale frame moves the size 1 - (1 - scale_lr) ** N of the way. Ignored by the
-    # feature pyramid (one crop per frame already) and box heads (their proposals read every scale's crop)
-    box_size_lr: float = 0.0  # pyramid with a box-head network: also move (w, h) this far towards the head's size at the peak
-    dcf_weight: float = 0.0  # online correlation filter (tracker.dcf) fused with the response at this weight; 0: off
-    dcf_lambda: float = 1e-2  # its ridge regularisation
-    dcf_sigma: float = 0.1  # its Gaussian label's std, times the target's side (sqrt of its area) in feature cells
-    dcf_rate: float = 0.02  # its update rate on frames not lost
-    memory_size: int = 0  # past exemplars kept beside the first (confident frames); the response is the max over all
-    memory_every: int = 10  # frames between additions to the memory
-    memory_score: float = 0.7  # the score a frame needs to be added
+    # scale_lr stays a rate per frame: a scale frame moves the size 1 - (1 - scale_lr) ** N of the way. Ignored by
+    # box heads (one crop per frame already)
     psr_score: bool = False  # score = peak score x the response's peak-to-sidelobe ratio relative to the first frame's
-    distractor_weight: float = 0.0  # distractor awareness (tracker.distractors): their mean response, times this, off the map; 0: off
-    distractor_ratio: float = 0.5  # a secondary peak this high relative to the target's becomes a distractor
-    distractor_size: int = 8  # distractor kernels kept (the newest)
     long_term: bool = False  # when lost: hold the last box, then search the whole frame and re-acquire (tracker.redetect)
     lost_frames: int = 3  # long_term: consecutive lost frames before the whole-frame search starts
     redetect_threshold: float = 0.5  # long_term: score a whole-frame peak needs to be re-acquired (>= lost_threshold)
-    search_growth: float = 0.0  # long_term: search a disc (0.5 + this x frames lost) search regions wide around the last box; 0: the whole frame
-    hold_size: bool = False  # long_term: while lost, the box keeps the size it had when last held (its centre still moves)
     search_tiles: int = 0  # long_term: at most this many search crops per lost frame, in turn over the frame; 0: all
     half: bool = field(default=False)  # fp16 network on CUDA
 
@@ -84,29 +71,10 @@ class TrackerConfig:
         need(0 <= self.lost_threshold <= 1, f"lost_threshold must be in [0, 1], got {self.lost_threshold}")
         need(0 <= self.template_lr < 1, f"template_lr must be in [0, 1), got {self.template_lr}")
         need(self.penalty_k >= 0, f"penalty_k must be >= 0, got {self.penalty_k}")
-        need(0 <= self.box_size_lr <= 1, f"box_size_lr must be in [0, 1], got {self.box_size_lr}")
-        need(0 <= self.dcf_weight <= 1, f"dcf_weight must be in [0, 1], got {self.dcf_weight}")
-        need(self.dcf_lambda > 0 and self.dcf_sigma > 0, f"dcf_lambda and dcf_sigma must be > 0, got "
-             f"{self.dcf_lambda}, {self.dcf_sigma}")
-        need(0 <= self.dcf_rate <= 1, f"dcf_rate must be in [0, 1], got {self.dcf_rate}")
         need(isinstance(self.scale_every, int) and self.scale_every >= 1, f"scale_every must be an int >= 1, got "
              f"{self.scale_every!r}")
-        need(not (self.dcf_weight > 0 and self.feature_pyramid), "dcf_weight > 0 needs the image pyramid "
-             "(feature_pyramid=False)")
-        need(self.memory_size >= 0 and self.memory_every >= 1, f"memory_size must be >= 0 and memory_every >= 1, "
-             f"got {self.memory_size}, {self.memory_every}")
-        need(0 <= self.memory_score <= 1, f"memory_score must be in [0, 1], got {self.memory_score}")
-        need(not (self.memory_size > 0 and self.feature_pyramid), "memory_size > 0 needs the image pyramid "
-             "(feature_pyramid=False)")
-        need(0 <= self.distractor_weight <= 1 and 0 < self.distractor_ratio <= 1, f"distractor_weight must be in "
-             f"[0, 1] and distractor_ratio in (0, 1], got {self.distractor_weight}, {self.distractor_ratio}")
-        need(isinstance(self.distractor_size, int) and self.distractor_size >= 1, f"distractor_size must be an int "
-             f">= 1, got {self.distractor_size!r}")
-        need(not (self.distractor_weight > 0 and self.feature_pyramid), "distractor_weight > 0 needs the image "
-             "pyramid (feature_pyramid=False)")
         need(isinstance(self.lost_frames, int) and self.lost_frames >= 1, f"lost_frames must be an int >= 1, "
              f"got {self.lost_frames!r}")
-        need(self.search_growth >= 0, f"search_growth must be >= 0, got {self.search_growth}")
         need(isinstance(self.search_tiles, int) and self.search_tiles >= 0, f"search_tiles must be an int >= 0, got "
              f"{self.search_tiles!r}")
         need(not self.long_term or self.lost_threshold <= self.redetect_threshold <= 1, f"redetect_threshold must be in [lost_threshold, 1] "
@@ -118,6 +86,10 @@ class TrackerConfig:
         """Build from a mapping; an unknown key is an error (never silently dropped)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
+        removed = sorted(set(unknown) & set(REMOVED))
+        if removed:
+            raise ValueError(f"TrackerConfig: {removed} were removed from siamtrack (they lost on held-out data and "
+                             "were off by default; docs/experiments.md, '2026-12-07: options removed')")
         if unknown:
             raise ValueError(f"TrackerConfig: unknown key(s) {unknown}; known keys are {sorted(known)}")
         return cls(**dict(values))
@@ -150,6 +122,23 @@ class TrackerConfig:
         n = self.scale_num
         return self.scale_step ** np.linspace(-(n // 2), n // 2, n)
 
+
+# Options that were measured, lost on held-out data and were removed (docs/experiments.md), with the value that
+# turned each off (or its default): named in the error; saved configs holding them at these values still load.
+REMOVED: dict[str, Any] = {"feature_pyramid": False, "box_size_lr": 0.0, "dcf_weight": 0.0, "dcf_lambda": 1e-2,
+                           "dcf_sigma": 0.1, "dcf_rate": 0.02, "memory_size": 0, "memory_every": 10, "memory_score": 0.7,
+                           "distractor_weight": 0.0, "distractor_ratio": 0.5, "distractor_size": 8,
+                           "search_growth": 0.0, "hold_size": False}
+
+
+def without_removed(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """A saved config (an export's ``model.json``, a weights ``.json``) without the removed options it holds at
+    their off values, which older files record; one set otherwise is an error naming ``source``."""
+    on = {k: v for k, v in values.items() if k in REMOVED and v != REMOVED[k]}
+    if on:
+        raise ValueError(f"{source}: made with {on}, options removed from siamtrack (docs/experiments.md, "
+                         "'2026-12-07: options removed'); export or save it again without them")
+    return {k: v for k, v in values.items() if k not in REMOVED}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "3scale": dict(scale_num=3, scale_step=1.0375, scale_penalty=0.9745, scale_lr=0.59, window_influence=0.176),

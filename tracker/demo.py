@@ -68,7 +68,6 @@ class DemoOptions:
     backend: str = "auto"  # network back-end: torch, onnxruntime (CPU) or auto (see SiamFCTracker.from_pretrained)
     mot: bool = False  # MOT-format box file even for one target (targets may be added in the window)
     per_target: bool = False  # also one x,y,w,h,score box file per target
-    shared: bool = False  # MultiTracker's shared backbone pass (tracker.shared)
 
 
 def parse_config(text: str) -> dict:
@@ -244,8 +243,7 @@ def run(opts: DemoOptions) -> int:
             raise DemoError(f"--device {opts.device}: {e}") from None
         try:
             tracker = MultiTracker(SiamFCTracker.from_pretrained(opts.model, device=dev, config=opts.config,
-                                                                 backend=opts.backend, preset=opts.preset),
-                                   shared=opts.shared)
+                                                                 backend=opts.backend, preset=opts.preset))
         except ImportError as e:
             raise DemoError(str(e)) from None
         except (WeightsError, ValueError, RuntimeError) as e:
@@ -374,10 +372,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", metavar="NAME", help="a named preset of the weights, before --config (nanotrack-v2: "
                                                     "fast, a smaller search region, or wide)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
-    p.add_argument("--shared", action="store_true",
-                   help="several targets: one backbone pass per pyramid level over the frame region their searches cover, "
-                        "instead of one per target crop (faster with many targets; boxes close to, not equal to, "
-                        "separate trackers'; not with box-head boxes)")
 
 
 def _options(args: argparse.Namespace, source: str | None) -> DemoOptions:
@@ -385,7 +379,7 @@ def _options(args: argparse.Namespace, source: str | None) -> DemoOptions:
                        boxes=args.boxes, display=not args.no_display, model=args.model, device=args.device,
                        max_frames=args.max_frames, config=parse_config(args.config) if args.config else None,
                        preset=args.preset,
-                       backend=args.backend, mot=args.mot, per_target=args.boxes_per_target, shared=args.shared)
+                       backend=args.backend, mot=args.mot, per_target=args.boxes_per_target)
 
 
 def _guard(cmd: str, args: argparse.Namespace, source: str | None) -> int:

@@ -6,17 +6,13 @@ weights. As OpenCV does for NanoTrack, the export splits it where the features m
 
 * ``exemplar.onnx``: exemplar crop (1, 3, Z, Z) -> correlation kernel ``zf`` (the backbone
   and its exemplar cut, e.g. effnet-lite0's central 7x7);
-* ``backbone.onnx``: search crops (N, 3, H, W) -> features ``xf`` (N, H and W dynamic: the scales' X x X
-  crops, or the shared pass's regions, :mod:`tracker.shared`);
+* ``backbone.onnx``: search crops (N, 3, H, W) -> features ``xf`` (N, H and W dynamic);
 * ``head.onnx``: ``zf`` (1, C, k, k) and ``xf`` (N, C, H, W) -> responses (N, 1, R, R);
 * ``heads.onnx``: the same for B kernels (B, C, k, k), each on its N / B consecutive maps (several targets);
 * ``box_head.onnx`` (SiamNet with a box head): ``zf`` and ``xf`` -> edge distances (N, 4, R, R);
 * ``head_boxes.onnx`` (networks with a head of their own, :data:`tracker.models.NETWORKS`, e.g. NanoTrack):
   ``zf`` and ``xf`` -> responses and edge distances from one pass (``head.onnx``: the responses alone), and
   ``track.onnx``: ``zf`` and the search crops -> both, backbone included (one call per tracked frame);
-* ``zoom.onnx`` (configs with several scales): one crop's ``xf`` (1, C, H, W) -> the
-  scale pyramid's features (S, C, H, W), as :meth:`SiamNet.track_zoomed` resamples them
-  (the feature pyramid);
 * ``model.json``: format, architecture, crop sizes, input layout and normalisation, opset,
   the tracking parameters (:class:`TrackerConfig`), the sha256 of every file and of the
   weights file it came from.
@@ -46,7 +42,7 @@ from .config import TrackerConfig
 from .models import SiamNet, correlation_index, prepare_for_inference, xcorr_gather, xcorr_gather_many
 from .runtime import FORMAT, META_NAME, is_export
 
-__all__ = ["FORMAT", "META_NAME", "OPSET", "zoom_matrix", "export_model", "write_export", "max_differences", "opencv_check", "register"]
+__all__ = ["FORMAT", "META_NAME", "OPSET", "export_model", "write_export", "max_differences", "opencv_check", "register"]
 
 OPSET = 18
 
@@ -113,37 +109,6 @@ class _OwnTrack(_Exemplar):
         return self.net.score_and_edges(self.net.embed(x), zf)
 
 
-def zoom_matrix(n: int, scale: float) -> np.ndarray:
-    """(n, n) bilinear resampling of one axis zoomed about its centre (align_corners, zeros outside):
-    row i holds the weights of input sample ``c + scale * (i - c)``, ``c = (n - 1) / 2``."""
-    a = np.zeros((n, n))
-    c = (n - 1) / 2
-    for i in range(n):
-        u = c + scale * (i - c)
-        u0 = int(np.floor(u))
-        for j, w in ((u0, 1 - (u - u0)), (u0 + 1, u - u0)):
-            if 0 <= j < n:
-                a[i, j] += w
-    return a
-
-
-class _Zoom(nn.Module):
-    """:meth:`SiamNet.track_zoomed_boxes`'s resampling for fixed scales. Bilinear zoom about the centre is
-    separable, so each scale's map is ``A X A^T``: two small matrix products, where ONNX Runtime's
-    GridSample took longer than the backbone's pass."""
-
-    def __init__(self, scales: np.ndarray, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        h, w = shape[-2:]
-        self.register_buffer("rows", torch.tensor(np.stack([zoom_matrix(h, s) for s in scales])[:, None],
-                                                  dtype=torch.float32))
-        self.register_buffer("cols_t", torch.tensor(np.stack([zoom_matrix(w, s).T for s in scales])[:, None],
-                                                    dtype=torch.float32))
-
-    def forward(self, xf: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(torch.matmul(self.rows, xf), self.cols_t)  # (S, 1, H, H) @ (1, C, H, W) @ (S, 1, W, W)
-
-
 def _to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], output: str | list[str],
              dynamic: dict[str, dict[int, str]]) -> bytes:
     """One module as ONNX bytes (torch's dynamo exporter, opset :data:`OPSET`), its chatter silenced."""
@@ -175,8 +140,7 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
     """``net`` as ONNX files for tracking with ``config`` (crop sizes unset = the network's):
     ``(files, meta)`` with ``files`` mapping file names to ONNX bytes and ``meta`` the content
     of ``model.json``; ``source_sha256``, the weights file's, is recorded there. Nothing is written
-    (see :func:`write_export`). With several scales ``zoom.onnx`` is included, so the export serves
-    the image pyramid and, at the config's scales, the feature pyramid."""
+    (see :func:`write_export`)."""
     cfg = config.with_crop_sizes(net)
     net = prepare_for_inference(net).cpu().float()
     z = torch.full((1, 3, cfg.exemplar_sz, cfg.exemplar_sz), 127.0)
@@ -188,7 +152,7 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
     batch = {0: "n"}
     files = {
         "exemplar.onnx": _to_onnx(_Exemplar(net), (z,), ["exemplar_crop"], "zf", {}),
-        # Any crop size (N, 3, H, W): the tracker's crops, and the shared pass's regions (tracker.shared).
+        # Any crop size (N, 3, H, W).
         "backbone.onnx": _to_onnx(_Backbone(net), (x,), ["search_crops"], "xf", {"search_crops": {0: "n", 2: "h", 3: "w"}}),
     }
     if isinstance(net, SiamNet):  # SiamNet's correlation head, in its gather form (faster on ONNX Runtime)
@@ -205,9 +169,6 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
         files["head_boxes.onnx"] = _to_onnx(_OwnBoth(net), (zf, xf), ["zf", "xf"], ["response", "edges"], spatial)
         files["track.onnx"] = _to_onnx(_OwnTrack(net), (zf, x), ["zf", "search_crops"], ["response", "edges"],
                                        {"search_crops": {0: "n", 2: "h", 3: "w"}})
-    scales = cfg.scale_factors
-    if cfg.scale_num > 1:
-        files["zoom.onnx"] = _to_onnx(_Zoom(scales, tuple(xf[:1].shape)), (xf[:1],), ["xf"], "xf_scales", {})
     meta = {
         "format": FORMAT,
         "version": 1,
@@ -227,7 +188,6 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
         "centre_cell": float(net.centre_cell(resp_sz, cfg.instance_sz)),
         # Networks with a head of their own: the graphs take any search crop size; the centre cell moves with it.
         "any_instance_size": not isinstance(net, SiamNet),
-        "zoom_scales": [float(s) for s in scales] if cfg.scale_num > 1 else None,
         "source_sha256": source_sha256,
         "config": cfg.to_dict(),
         "sha256": {k: _sha256(v) for k, v in files.items()},
@@ -290,7 +250,6 @@ def opencv_check(out_dir: str | os.PathLike) -> dict[str, str]:
         "head_boxes.onnx": {"zf": rng.normal(size=zf_shape), "xf": rng.normal(size=(n, *f_shape))},
         "track.onnx": {"zf": rng.normal(size=zf_shape),
                        "search_crops": rng.uniform(0, 255, (n, 3, meta["instance_sz"], meta["instance_sz"]))},
-        "zoom.onnx": {"xf": rng.normal(size=(1, *f_shape))},
     }
     report = {}
     for fname in meta["sha256"]:
@@ -321,13 +280,6 @@ def _main(args) -> int:
     from .weights import WeightsError, resolve
 
     out = Path(args.out)
-    if args.int8 != bool(args.calibration):
-        print("siamtrack export: --int8 and --calibration KIND:PATH go together (training data to set the 8-bit "
-              "ranges from, e.g. --int8 --calibration got10k:../shared/data/training)", file=sys.stderr)
-        return 2
-    if args.calibration_crops < 1:
-        print(f"siamtrack export: --calibration-crops must be >= 1, got {args.calibration_crops}", file=sys.stderr)
-        return 2
     if args.model and is_export(args.model):
         print(f"siamtrack export: --model {args.model} is an export already; give weights (a name or a .pt file)",
               file=sys.stderr)
@@ -346,15 +298,6 @@ def _main(args) -> int:
         return 2
     name = args.model or ref.name
     files, meta = export_model(ref.net, ref.config, Path(str(name)).stem, resolve(name).sha256)
-    if args.int8:
-        from .quantize import calibration_crops, int8_export
-
-        try:
-            crops = calibration_crops(args.calibration, meta["instance_sz"], meta["exemplar_sz"], args.calibration_crops)
-        except (ValueError, OSError) as e:
-            print(f"siamtrack export: --calibration: {e}", file=sys.stderr)
-            return 2
-        files, meta = int8_export(files, meta, crops, " ".join(args.calibration))
     for fname, data in files.items():
         onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
     path = write_export(files, meta, out)
@@ -376,18 +319,12 @@ def _main(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a model to ONNX (backbone and head files) for ONNX Runtime or OpenCV",
                        description="Write exemplar.onnx, backbone.onnx, head.onnx (box_head.onnx for a model with "
-                                   "a box head, zoom.onnx for configs with several scales) with model.json into --out, check them "
+                                   "a box head; head_boxes.onnx and track.onnx for the NanoTrack networks) with model.json into --out, check them "
                                    "with the ONNX checker, compare ONNX Runtime with PyTorch on real crops and try "
                                    "OpenCV's DNN module. Track with it: siamtrack track --model DIR.")
     p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: nanotrack-v2)")
     p.add_argument("--config", metavar="JSON", help="tracking-parameter overrides to export for (they fix the crop "
-                                                    "sizes and, with feature_pyramid, the scales)")
+                                                    "sizes)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created; an older export in it is replaced)")
     p.add_argument("--no-opencv", action="store_true", help="skip the OpenCV DNN check")
-    p.add_argument("--int8", action="store_true", help="8-bit backbone for ONNX Runtime on the CPU (tracker.quantize), "
-                                                        "its ranges calibrated on --calibration")
-    p.add_argument("--calibration", action="append", metavar="KIND:PATH",
-                   help="with --int8: training data as siamtrack train --data takes it (repeatable), e.g. "
-                        "got10k:../shared/data/training")
-    p.add_argument("--calibration-crops", type=int, default=64, metavar="N", help="with --int8: search crops to calibrate on")
     p.set_defaults(func=_main)

@@ -10,7 +10,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .config import TrackerConfig
+from .config import TrackerConfig, without_removed
 from .runtime import META_NAME, OnnxNet, is_export
 from .siamfc import BACKENDS, resolve_device, torch
 from .weights import DEFAULT, find_export, load_model, preset_config, resolve, sha256_of
@@ -36,7 +36,8 @@ def _shipped_export(name: str, config: TrackerConfig | dict | None,
     if meta.get("source_sha256") is None or meta["source_sha256"] != info.sha256:
         return None  # the weights changed since (or are unrecorded): not this network
     crops = {k: meta[k] for k in ("exemplar_sz", "instance_sz")}
-    if TrackerConfig.from_dict({**crops, **meta["config"]}) != TrackerConfig.from_dict({**crops, **info.config}):
+    saved = without_removed(meta["config"], str(folder / META_NAME))
+    if TrackerConfig.from_dict({**crops, **saved}) != TrackerConfig.from_dict({**crops, **info.config}):
         return None  # the .json's tracking parameters changed since the export: it would track with stale ones
     net = OnnxNet.from_dir(folder, threads=threads)
     cfg = config if isinstance(config, TrackerConfig) else TrackerConfig.from_dict({**net.meta["config"], **(config or {})})

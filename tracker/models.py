@@ -252,7 +252,6 @@ class SiamNet(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1))
         self.box_head = box_head
         self._zf: torch.Tensor | None = None
-        self._zoom_grid: tuple | None = None  # (key, sampling grid) of track_zoomed
         self._corr_index: tuple | None = None  # (key, gather index) of the cached exemplar's correlation
 
     @property
@@ -297,7 +296,7 @@ class SiamNet(nn.Module):
 
     def score(self, xf: torch.Tensor, zf: torch.Tensor) -> torch.Tensor:
         """Responses (S, 1, R, R) of another kernel ``zf`` (1, C, k, k) (:meth:`embed_exemplar`) on search
-        features ``xf`` (:meth:`track_features`): e.g. a memory of past exemplars beside the cached one."""
+        features ``xf`` (:meth:`track_features`), as the ONNX export's head graph computes them."""
         return self._score(xf, zf)
 
     def _cache(self, zf: torch.Tensor) -> torch.Tensor:
@@ -319,33 +318,16 @@ class SiamNet(nn.Module):
             raise RuntimeError(f"SiamNet.{what} called before template()")
         return self._zf
 
-    def respond(self, xf: torch.Tensor, zf: torch.Tensor, scales=None,
-                boxes: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def respond(self, xf: torch.Tensor, zf: torch.Tensor, boxes: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The head's part of a frame, for kernel ``zf`` (1, C, k, k) (:meth:`embed_exemplar`) on search
         features ``xf`` (S, C, H, W) (:meth:`embed`): responses (S, 1, R, R) and, with ``boxes`` (needs a box
-        head), the box head's edge distances (S, 4, R, R), crop px. With ``scales`` (the feature pyramid,
-        one crop's features): responses (len(scales), 1, R, R) of regions ``scales`` times the crop's size,
-        each resampled from its features (zoomed about the centre, bilinear; outside the crop: zero), and
-        edges on the crop itself. The kernel is an argument, not state, so one network serves many targets;
-        B targets at once: kernels (B, C, k, k) with B * S search maps (target 0's S first; with ``scales``,
-        B crops), outputs in the same order."""
+        head), the box head's edge distances (S, 4, R, R), crop px. The kernel is an argument, not state, so
+        one network serves many targets; B targets at once: kernels (B, C, k, k) with B * S search maps
+        (target 0's S first), outputs in the same order."""
         if boxes and self.box_head is None:
             raise RuntimeError(f"SiamNet: this {self.arch} network has no box head")
         edges = self.box_head(self.box_head.kernel(zf), xf) if boxes else None
-        if scales is None:
-            return self._score(xf, zf), edges
-        scales = tuple(float(v) for v in scales)
-        key = (scales, tuple(xf.shape[1:]), xf.dtype, xf.device)
-        if self._zoom_grid is None or self._zoom_grid[0] != key:  # the same every frame: build it once
-            theta = torch.zeros(len(scales), 2, 3, dtype=xf.dtype, device=xf.device)
-            theta[:, 0, 0] = theta[:, 1, 1] = torch.tensor(scales, dtype=xf.dtype, device=xf.device)
-            grid = F.affine_grid(theta, [len(scales), *xf.shape[1:]], align_corners=True)
-            self._zoom_grid = (key, grid)
-        grid, n = self._zoom_grid[1], xf.shape[0]
-        crops = xf.expand(len(scales), -1, -1, -1) if n == 1 else xf.repeat_interleave(len(scales), dim=0)
-        zoomed = F.grid_sample(crops, grid if n == 1 else grid.repeat(n, 1, 1, 1), mode="bilinear",
-                               padding_mode="zeros", align_corners=True)
-        return self._score(zoomed, zf), edges
+        return self._score(xf, zf), edges
 
     def track(self, x: torch.Tensor) -> torch.Tensor:
         """Response maps (S, 1, R, R) of S search crops (S, 3, instance_sz, instance_sz) against the cached exemplar."""
@@ -356,19 +338,6 @@ class SiamNet(nn.Module):
         zf = self._cached("track")
         xf = self.embed(x)
         return self.respond(xf, zf)[0], xf
-
-    def track_zoomed(self, x: torch.Tensor, scales) -> torch.Tensor:
-        """Responses (S, 1, R, R) for S search regions ``scales`` times the size of the one crop ``x``
-        (1, 3, H, W), all centred on it: the crop is embedded once and each scale's embedding is resampled
-        from it (:meth:`respond`). A feature pyramid: about 1/S of the network's cost of embedding S crops,
-        and close to it for scales near 1."""
-        return self.track_zoomed_boxes(x, scales, boxes=False)[0]
-
-    def track_zoomed_boxes(self, x: torch.Tensor, scales, boxes: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`track_zoomed`'s responses and, with ``boxes`` (needs a box head), the box head's edge
-        distances (1, 4, R, R) on the crop itself (scale 1)."""
-        zf = self._cached("track_zoomed")
-        return self.respond(self.embed(x), zf, scales, boxes)
 
     def track_boxes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Responses (S, 1, R, R) and edge distances (S, 4, R, R), crop px (needs a box head)."""

@@ -250,14 +250,9 @@ class BoxNet(nn.Module):
             xf = self.embed(torch.zeros(1, 3, instance_sz, instance_sz, device=p.device, dtype=p.dtype))
             return int(self.score(xf, zf).shape[-1])
 
-    def respond(self, xf: torch.Tensor, zf: torch.Tensor, scales=None,
-                boxes: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def respond(self, xf: torch.Tensor, zf: torch.Tensor, boxes: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`tracker.models.SiamNet.respond` for one kernel ``zf`` (:meth:`embed_exemplar`) on search
-        features ``xf`` (S, C, H, W): responses (S, 1, R, R) and, with ``boxes``, edge distances (S, 4, R, R).
-        The feature pyramid (``scales``) does not apply: these networks size the box themselves."""
-        if scales is not None:
-            raise ValueError(f"{self.arch}: the feature pyramid does not apply to this box-head network "
-                             "(feature_pyramid=False)")
+        features ``xf`` (S, C, H, W): responses (S, 1, R, R) and, with ``boxes``, edge distances (S, 4, R, R)."""
         if zf.shape[0] > 1:
             raise ValueError(f"{self.arch}: one exemplar kernel at a time, got {zf.shape[0]}")
         return self.score_and_edges(xf, zf) if boxes else (self.score(xf, zf), None)

@@ -17,8 +17,6 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "crop_region",
-    "crop_region_torch",
     "TOTAL_STRIDE",
     "xywh_to_cxcywh",
     "cxcywh_to_xywh",
@@ -114,32 +112,6 @@ def crop_multi(
     if pad_color is None:
         pad_color = cv2.mean(image)[:3]
     return np.stack([crop(image, center, s, out_size, pad_color) for s in sizes])
-
-
-def crop_region(
-    image: np.ndarray,
-    origin: Sequence[float],
-    scale: float,
-    out_size: tuple[int, int],
-    pad_color: Sequence[float],
-) -> np.ndarray:
-    """The image region whose top-left corner is ``origin=(x0, y0)`` (image px, continuous: pixel
-    centres at index + 0.5), resized by ``scale`` (output px per image px) to ``out_size=(W, H)``.
-    A :func:`crop` of side ``s`` around ``c`` is this region with ``origin = c - s / 2`` and ``scale
-    = out_size / s``. Outside the image: ``pad_color``. Returns ``(H, W, C)`` ``uint8``."""
-    return _warp(image, float(origin[0]), float(origin[1]), 1.0 / scale, out_size, pad_color)
-
-
-def crop_region_torch(image, origin: Sequence[float], scale: float, out_size: tuple[int, int], pad_color):
-    """Device-side :func:`crop_region` from a float ``(3, H, W)`` tensor: ``(1, 3, out_H, out_W)`` float, padding
-    ``pad_color`` (3,) tensor blended at the border (:func:`_grid_crops`)."""
-    import torch
-
-    _, h, w = image.shape
-    dev = image.device
-    gx = (origin[0] + (torch.arange(int(out_size[0]), device=dev, dtype=torch.float32) + 0.5) / scale) * (2.0 / w) - 1
-    gy = (origin[1] + (torch.arange(int(out_size[1]), device=dev, dtype=torch.float32) + 0.5) / scale) * (2.0 / h) - 1
-    return _grid_crops(image, gx[None], gy[None], pad_color.view(1, 3))
 
 
 def crop_torch(

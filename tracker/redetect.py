@@ -4,10 +4,7 @@ When the target is lost, its exemplar is correlated with the whole frame at the 
 scale. The network is fully convolutional, so this is the ordinary search done on a grid of
 search crops ("tiles") whose response maps together cover every position of the frame: one
 batch through the backbone, one correlation per tile. The tracker re-acquires the best peak over
-all tiles when its score clears ``redetect_threshold``. With ``search_growth`` > 0 the search covers a
-disc around the last held position that grows with every lost frame (a target gone for longer may
-be further away; a look-alike far away is not taken for it after a short occlusion), up to the
-whole frame.
+all tiles when its score clears ``redetect_threshold``.
 """
 from __future__ import annotations
 
@@ -24,7 +21,7 @@ from .result import REACQUIRED, SEARCHING, TRACKING, TrackResult
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["tile_centers", "search_area", "locate", "within", "LongTermSearch"]
+__all__ = ["tile_centers", "locate", "LongTermSearch"]
 
 
 def tile_centers(frame_size: tuple[int, int], x_sz: float, instance_sz: int, response_size: int,
@@ -50,37 +47,11 @@ def _cells(centers: np.ndarray, r: int, x_sz: float, instance_sz: int, stride: i
     return centers[:, None, None, :] + np.stack([gx, gy], axis=-1)[None]
 
 
-def within(centers: np.ndarray, response_size: int, x_sz: float, instance_sz: int, origin: np.ndarray,
-           radius: float, stride: int = TOTAL_STRIDE, centre: float | None = None) -> np.ndarray:
-    """Which tiles (bool (T,)) have a response cell within ``radius`` image px of ``origin``."""
-    d = np.linalg.norm(_cells(centers, response_size, x_sz, instance_sz, stride, centre) - origin, axis=-1)
-    return (d <= radius).any(axis=(1, 2))
-
-
-def search_area(frame_size: tuple[int, int], x_sz: float, instance_sz: int, response_size: int, origin: np.ndarray,
-                radius: float | None, stride: int = TOTAL_STRIDE,
-                centre: float | None = None) -> tuple[np.ndarray, tuple[np.ndarray, float] | None]:
-    """The tiles of a lost frame's search (:func:`tile_centers`) and the disc it is limited to: all of the
-    frame (``radius`` None; disc None), or the tiles with a cell within ``radius`` image px of ``origin``
-    and that disc (``search_growth``: the tracker widens it with every lost frame)."""
-    centers = tile_centers(frame_size, x_sz, instance_sz, response_size, stride)
-    if radius is None:
-        return centers, None
-    return centers[within(centers, response_size, x_sz, instance_sz, origin, radius, stride, centre)], (origin, radius)
-
-
-def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int,
-           disc: tuple[np.ndarray, float] | None = None, stride: int = TOTAL_STRIDE,
+def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int, stride: int = TOTAL_STRIDE,
            centre: float | None = None) -> tuple[float, np.ndarray]:
     """The highest response over all tiles (``responses`` (T, R, R), raw) and where it is in the image:
-    ``(peak, (x, y))``, the cell's centre in image px (the tracker refines it on the next frames). With
-    ``disc`` = (centre, radius), image px: only cells inside it count."""
+    ``(peak, (x, y))``, the cell's centre in image px (the tracker refines it on the next frames)."""
     cells = _cells(centers, responses.shape[-1], x_sz, instance_sz, stride, centre)
-    if disc is not None:
-        far = np.linalg.norm(cells - disc[0], axis=-1) > disc[1]
-        if far.all():
-            return -np.inf, np.asarray(disc[0], dtype=np.float64)
-        responses = np.where(far, -np.inf, responses)
     t, row, col = np.unravel_index(int(np.argmax(responses)), responses.shape)
     return float(responses[t, row, col]), cells[t, row, col]
 
@@ -93,19 +64,15 @@ class LongTermSearch:
         """After a local step: count the lost frames in a row; from ``lost_frames`` of them on, the target is
         also searched for over the whole frame (:meth:`_search_frame`) until ``lost_frames`` local steps in a
         row hold it again, or the whole-frame search re-acquires it (hysteresis both ways: a score flickering
-        about ``lost_threshold`` neither restarts nor ends a search). With ``hold_size`` a lost frame's box
-        takes back the size it had when last held."""
+        about ``lost_threshold`` neither restarts nor ends a search)."""
         if not lost:
             if self.state == SEARCHING:
                 self._held_run += 1
                 if self._held_run < self.config.lost_frames:
                     return TrackResult(self.box, score, True, SEARCHING)
             self.state, self._lost_run, self._held_run = TRACKING, 0, 0
-            self._held_size = (self.target_sz, self.x_sz)
             return TrackResult(self.box, score, False, TRACKING)
         self._held_run = 0
-        if self.config.hold_size:  # a size grown or shrunk on noise would be the whole-frame search's scale
-            self.target_sz, self.x_sz = self._held_size
         self._lost_run += 1
         if self._lost_run >= self.config.lost_frames:
             self.state = SEARCHING
@@ -118,12 +85,8 @@ class LongTermSearch:
         ``search_tiles`` > 0, that many of them per frame, in turn, so a lost frame's cost is bounded); the
         best peak is re-acquired when it scores at least ``redetect_threshold``, else the local step stands."""
         cfg = self.config
-        radius = (0.5 + cfg.search_growth * self._lost_run) * self.x_sz if cfg.search_growth > 0 else None
-        centers, disc = search_area(self._frame_size, self.x_sz, cfg.instance_sz,
-                                    self.upscale_sz // cfg.response_up, self.center, radius, self.stride,
-                                    self.centre_cell)
-        if len(centers) == 0:
-            return local
+        centers = tile_centers(self._frame_size, self.x_sz, cfg.instance_sz, self.upscale_sz // cfg.response_up,
+                               self.stride)
         if 0 < cfg.search_tiles < len(centers):
             turn = (self._search_turn + np.arange(cfg.search_tiles)) % len(centers)
             self._search_turn = int(turn[-1] + 1) % len(centers)
@@ -131,7 +94,7 @@ class LongTermSearch:
         x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
         max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
         resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
-        peak, where = locate(resp, centers, self.x_sz, cfg.instance_sz, disc, self.stride, self.centre_cell)
+        peak, where = locate(resp, centers, self.x_sz, cfg.instance_sz, self.stride, self.centre_cell)
         score = self._score_of(peak)
         self.search_score = score  # how close the whole-frame search came to re-acquiring
         if score < cfg.redetect_threshold:

@@ -2,8 +2,8 @@
 inference API as :class:`tracker.models.SiamNet`, so :class:`tracker.siamfc.SiamFCTracker`'s
 one frame loop runs on either.
 
-``template(z)`` embeds and caches the exemplar; ``track(x)``, ``track_boxes(x)`` and
-``track_zoomed_boxes(x, scales, boxes)`` score search crops against it. Crops come in as
+``template(z)`` embeds and caches the exemplar; ``track(x)`` and ``track_boxes(x)`` score search
+crops against it. Crops come in as
 NCHW float32 numpy arrays (or CPU tensors), BGR 0-255; outputs are numpy arrays.
 
 Nothing here imports torch: with an exported folder, numpy, OpenCV and ONNX Runtime
@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .config import TrackerConfig
+from .config import TrackerConfig, without_removed
 
 __all__ = ["FORMAT", "META_NAME", "OnnxNet", "OnnxExportError", "load_export", "is_export"]
 
@@ -76,6 +76,10 @@ def load_export(path: str | os.PathLike) -> tuple[dict[str, bytes], dict[str, An
             raise OnnxExportError(f"{f}: sha256 {got} does not match {want} recorded in {meta_path} "
                                   "(file truncated or altered; export again)")
         files[fname] = data
+    try:
+        meta["config"] = without_removed(meta.get("config") or {}, str(meta_path))
+    except ValueError as e:
+        raise OnnxExportError(str(e)) from None
     return files, meta
 
 
@@ -129,12 +133,12 @@ class OnnxNet:
 
     def _check_shapes(self) -> None:
         """The graphs' input sizes must be those ``model.json`` records (a mismatched .json is an error). A
-        backbone that takes any size (exports since session 19) is run once on a crop of the recorded size:
-        its features must have the recorded shape."""
+        backbone that takes any size (older exports took one) is run once on a crop of the recorded size: its
+        features must have the recorded shape."""
         want = {"exemplar.onnx": self.exemplar_sz, "backbone.onnx": self.instance_sz}
         for fname, side in want.items():
             shape = self._sessions[fname].get_inputs()[0].shape
-            if fname == "backbone.onnx" and self.any_size:
+            if fname == "backbone.onnx" and all(isinstance(d, str) for d in shape[2:]):
                 got = self.embed(np.zeros((1, 3, side, side), np.float32)).shape[1:]
                 if list(got) != list(self.meta["feature_shape"]):
                     raise OnnxExportError(f"{self.source}: {fname} gives {list(got)} features for {side} px crops but "
@@ -143,13 +147,8 @@ class OnnxNet:
                 raise OnnxExportError(f"{self.source}: {fname} takes {shape} crops but {META_NAME} says "
                                       f"{side} px; export again")
 
-    @property
-    def any_size(self) -> bool:
-        """Whether the backbone takes inputs of any height and width (the shared pass needs it)."""
-        return all(isinstance(d, str) for d in self._sessions["backbone.onnx"].get_inputs()[0].shape[2:])
-
     def check_config(self, config: TrackerConfig) -> None:
-        """Refuse tracking parameters the exported graphs cannot serve (crop sizes, zoom scales, box head).
+        """Refuse tracking parameters the exported graphs cannot serve (crop sizes).
         ``half`` (fp16 on CUDA) does not apply: the graphs are float32 on the CPU."""
         m = self.meta
         if m.get("any_instance_size") and config.exemplar_sz == self.exemplar_sz and config.instance_sz >= config.exemplar_sz:
@@ -157,12 +156,6 @@ class OnnxNet:
         if (config.exemplar_sz, config.instance_sz) != (self.exemplar_sz, self.instance_sz):
             raise ValueError(f"{self.source}: exported for {self.exemplar_sz}/{self.instance_sz} px crops, not "
                              f"{config.exemplar_sz}/{config.instance_sz}; export again with these sizes")
-        if config.feature_pyramid and config.scale_num > 1 and not (config.box_head and self.has_box_head):
-            scales = config.scale_factors
-            exported = np.asarray(m.get("zoom_scales") or [])
-            if "zoom.onnx" not in self._sessions or exported.shape != scales.shape or not np.allclose(scales, exported):
-                raise ValueError(f"{self.source}: feature_pyramid needs zoom.onnx for scales {list(scales)}; "
-                                 "export again with this config")
 
     def centre_cell(self, size: int, instance_sz: int) -> float:
         """Index of the response cell at the search crop's centre (recorded at export for its crop size; exports
@@ -225,14 +218,12 @@ class OnnxNet:
 
     @property
     def many_kernels(self) -> bool:
-        """Whether :meth:`respond` takes several targets' kernels at once (``heads.onnx``: exports since session 19)."""
+        """Whether :meth:`respond` takes several targets' kernels at once (``heads.onnx``; older exports lack it)."""
         return "heads.onnx" in self._sessions
 
-    def respond(self, xf: np.ndarray, zf: np.ndarray, scales=None,
-                boxes: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    def respond(self, xf: np.ndarray, zf: np.ndarray, boxes: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`tracker.models.SiamNet.respond`: responses (S, 1, R, R) of kernel ``zf`` on features ``xf``
-        (S, C, H, W) and, with ``boxes``, edge distances; with ``scales`` (the feature pyramid, fixed at export;
-        see :meth:`check_config`) the responses of the zoomed features. Several targets (B kernels ``zf``, each
+        (S, C, H, W) and, with ``boxes``, edge distances. Several targets (B kernels ``zf``, each
         with its own consecutive crops' features, :attr:`many_kernels`): their responses in that order."""
         if boxes and not self.has_box_head:
             raise RuntimeError(f"{self.source}: this {self.arch} network has no box head")
@@ -242,10 +233,6 @@ class OnnxNet:
             resp, edges = self._sessions["head_boxes.onnx"].run(None, {"zf": zf, "xf": xf})
             return resp, edges
         edges = self._run("box_head.onnx", zf=zf, xf=xf) if boxes else None
-        if scales is not None and len(scales) > 1:
-            # zoom.onnx takes one crop's features: one call per target's crop (one for a single target)
-            xf = self._run("zoom.onnx", xf=xf) if len(xf) == 1 else \
-                np.concatenate([self._run("zoom.onnx", xf=xf[i:i + 1]) for i in range(len(xf))])
         return (self.score(xf, zf) if len(zf) == 1 else self._run("heads.onnx", zf=zf, xf=xf)), edges
 
     @property
@@ -275,9 +262,3 @@ class OnnxNet:
         """Responses (S, 1, R, R) and edge distances (S, 4, R, R), crop px."""
         zf = self._cached()
         return self.respond(self.embed(x), zf, boxes=True)
-
-    def track_zoomed_boxes(self, x: np.ndarray, scales, boxes: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """The feature pyramid (scales fixed at export; see :meth:`check_config`): responses (S, 1, R, R)
-        and, with ``boxes``, edge distances (1, 4, R, R) on the crop itself."""
-        zf = self._cached()
-        return self.respond(self.embed(x), zf, scales, boxes)

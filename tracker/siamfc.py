@@ -30,9 +30,8 @@ try:  # a deployment install (numpy, OpenCV, ONNX Runtime) tracks exported model
 except ImportError:
     torch = None
 
-from . import distractors, ops, postprocess, redetect
+from . import ops, postprocess, redetect
 from .config import TrackerConfig
-from .dcf import CorrelationFilter, as_filter_input, fuse
 from .device import CPU_TORCH_BATCH, HAS_TORCH, embed_in_batches, resolve_device
 from .device import to_host as _host
 from .inputs import as_bgr_frame, as_box
@@ -90,20 +89,13 @@ class SiamFCTracker(redetect.LongTermSearch):
         if own_head and not self.config.box_head:
             raise ValueError(f"box_head=False: {net.arch} gives its boxes from its own box head and has no scale "
                              "pyramid; use a network such as siamfc-effnet for the pyramid's options")
-        self.uses_dcf = self.config.dcf_weight > 0
-        self.uses_features = self.uses_dcf or self.config.memory_size > 0 or self.config.distractor_weight > 0
-        if self.uses_features and self.uses_box_head:
-            fix = "use a network such as siamfc-effnet" if own_head else "pass box_head=False for this box-head network"
-            raise ValueError(f"dcf_weight > 0, memory_size > 0 and distractor_weight > 0 need the scale pyramid: {fix}")
         # Crops to boxes in one network call, where the network offers it (NanoTrack's; ONNX: track.onnx).
         self._one_call = self.uses_box_head and bool(getattr(net, "tracks_crops", False))
-        self.memory: list = []  # kernels of past confident exemplars (memory_size > 0)
-        self._frames = 0
         n = self.config.scale_num
         self.scale_factors = self.config.scale_factors
         self.penalties = np.where(np.arange(n) == n // 2, 1.0, self.config.scale_penalty)
-        # The image pyramid on every scale_every-th frame; the feature pyramid and box heads search every frame.
-        self.scale_every = 1 if self.config.feature_pyramid or self.uses_box_head else self.config.scale_every
+        # The image pyramid on every scale_every-th frame; box heads search their one crop every frame.
+        self.scale_every = 1 if self.uses_box_head else self.config.scale_every
         self._updates, self._scale_frame = 0, True  # frames since init; does this one search every scale
         self.upscale_sz = self.config.response_up * self.net.response_size(self.config.exemplar_sz, self.config.instance_sz)
         hann = np.outer(np.hanning(self.upscale_sz), np.hanning(self.upscale_sz))
@@ -125,8 +117,7 @@ class SiamFCTracker(redetect.LongTermSearch):
         """A tracker for another target, not started (``init`` it): it shares this one's network (no copy
         of the weights), configuration, device and pipeline, and has its own state (box, kernel, scale)."""
         new = copy.copy(self)
-        new._frame_size, new.zf, new.memory, new._frames, new.state = None, None, [], 0, TRACKING
-        new.distractors = []
+        new._frame_size, new.zf, new.state = None, None, TRACKING
         return new
 
     @property
@@ -134,20 +125,9 @@ class SiamFCTracker(redetect.LongTermSearch):
         """Whether boxes come from the network's box head (else from the scale pyramid)."""
         return self.net.has_box_head and self.config.box_head
 
-    @property
-    def sizes_from_head(self) -> bool:
-        """Feature pyramid with a box-head network and ``box_size_lr`` > 0: the pyramid places the box and
-        the head's size at the peak also moves its width and height (so its aspect ratio can change)."""
-        cfg = self.config
-        return self.net.has_box_head and not cfg.box_head and cfg.feature_pyramid and cfg.box_size_lr > 0
-
     def search_sizes(self) -> np.ndarray:
-        """Sides (image px) of the search crops cut from this frame: one per scale of :attr:`scale_ids`, or only
-        the current one for the feature pyramid (the other scales come from its features)."""
-        sizes = self.x_sz * self.scale_factors
-        if self.config.feature_pyramid and not self.uses_box_head:
-            return sizes[[len(sizes) // 2]]
-        return sizes[self.scale_ids]
+        """Sides (image px) of the search crops cut from this frame: one per scale of :attr:`scale_ids`."""
+        return (self.x_sz * self.scale_factors)[self.scale_ids]
 
     @property
     def scale_ids(self) -> np.ndarray:
@@ -174,8 +154,6 @@ class SiamFCTracker(redetect.LongTermSearch):
         """:meth:`_respond` with kernels ``zf``: this target's, or several targets' (torch; see ``net.respond``)."""
         if self.uses_box_head:
             return self.net.respond(xf, zf, boxes=True)
-        if self.config.feature_pyramid:
-            return self.net.respond(xf, zf, self.scale_factors, boxes=self.sizes_from_head)
         return self.net.respond(xf, zf)
 
     @classmethod
@@ -204,7 +182,7 @@ class SiamFCTracker(redetect.LongTermSearch):
                   device: str = "cpu", **kwargs) -> "SiamFCTracker":
         """Track with an exported model folder (``siamtrack export``) on ONNX Runtime, CPU (``device``
         "auto" or "cpu"). Tracking parameters: those in its ``model.json``, then ``config`` overrides (crop
-        sizes and the feature pyramid's scales are fixed by the export). ``threads``: ONNX Runtime's
+        sizes are fixed by the export, but for the NanoTrack networks' search size). ``threads``: ONNX Runtime's
         intra-op threads."""
         from .loading import from_onnx
 
@@ -225,10 +203,8 @@ class SiamFCTracker(redetect.LongTermSearch):
         z_sz = ops.context_size(w, h, cfg.context)
         self.x_sz = z_sz * cfg.instance_sz / cfg.exemplar_sz
         self.init_x_sz = self.x_sz
-        self.memory, self.distractors, self._frames = [], [], 0
         self._updates, self._scale_frame = 0, True
         self.state, self._lost_run, self._held_run, self._search_turn = TRACKING, 0, 0, 0
-        self._held_size = (self.target_sz, self.x_sz)  # the size when last held (hold_size)
         self.avg_color = np.array(cv2.mean(frame)[:3])
         with self._inference():
             img = None
@@ -239,15 +215,7 @@ class SiamFCTracker(redetect.LongTermSearch):
             # Reference peak for the score: the exemplar against its own frame.
             xf = self.net.embed(self._crops(frame, img, [self.x_sz], cfg.instance_sz))
             self.size_bias = np.ones(2)
-            if self.uses_dcf:
-                resp, feats = self.net.respond(xf, self.zf)[0], xf
-                side = np.sqrt(np.prod(self.target_sz)) * cfg.instance_sz / self.x_sz / self.stride  # in cells
-                self.dcf = CorrelationFilter(cfg.dcf_lambda, cfg.dcf_sigma * side, cfg.dcf_rate)
-                self.dcf.fit(as_filter_input(feats)[0])
-                # Its peak on the frame it learned from: its responses are scaled by this, as the Siamese
-                # ones by ref_peak, so both are 1 at the first frame's match whatever the regularisation.
-                self.dcf_ref = max(float(_host(self.dcf.respond(as_filter_input(feats)[0])).max()), 1e-12)
-            elif self.uses_box_head or self.sizes_from_head:
+            if self.uses_box_head:
                 resp, edges = self.net.respond(xf, self.zf, boxes=True)
                 if cfg.size_bias:
                     self.size_bias = postprocess.size_bias(_host(edges)[0], self.target_sz * cfg.instance_sz / self.x_sz)
@@ -255,9 +223,6 @@ class SiamFCTracker(redetect.LongTermSearch):
                 resp = self.net.respond(xf, self.zf)[0]
             ref = float(resp.max())
             self.psr_ref = max(postprocess.psr(_host(resp)[0, 0]), 1e-6) if cfg.psr_score else 1.0
-            if cfg.distractor_weight > 0:  # the first frame's look-alikes: the target sits at the centre cell
-                c = resp.shape[-1] // 2
-                self._mine_distractors(_host(resp)[0, 0], (c, c), xf[0])
         self.ref_peak = max(ref, 1e-6)
 
     def update(self, frame: np.ndarray) -> TrackResult:
@@ -283,21 +248,13 @@ class SiamFCTracker(redetect.LongTermSearch):
         return frame
 
     def _step(self, frame: np.ndarray, img: torch.Tensor | None, xf: torch.Tensor | np.ndarray | None,
-              where: tuple | None = None, head: tuple | None = None) -> TrackResult:
+              head: tuple | None = None) -> TrackResult:
         """The rest of :meth:`update` once the backbone has embedded this frame's search crops (``xf``,
-        those of :meth:`search_sizes`): head, peak, box update, online updates. Runs inside
-        :meth:`_inference`; ``img`` is the frame on the device (torch pipeline) or None; ``where``: the
-        searches' own geometry where it is not the target's centre and scales (see :meth:`_move`);
+        those of :meth:`search_sizes`): head, peak, box update, template update. Runs inside
+        :meth:`_inference`; ``img`` is the frame on the device (torch pipeline) or None;
         ``head``: the head's outputs (responses, edges) where the network gave them from the crops directly."""
         cfg = self.config
-        if head is not None:
-            resp, edges = head
-        elif self.uses_features:  # the correlation filter, the exemplar memory or the distractors read the features
-            resp = self.net.respond(xf, self.zf)[0]
-            resp = np.maximum.reduce([_host(r)[:, 0] for r in [resp, *(self.net.score(xf, m) for m in self.memory)]])
-            feats, edges = (as_filter_input(xf) if self.uses_dcf else xf), None
-        else:
-            resp, edges = self._respond(xf)
+        resp, edges = head if head is not None else self._respond(xf)
         if self.uses_box_head:
             # A few KB to the host, on CUDA too: one post-processing for both pipelines.
             choice = postprocess.find_box(_host(resp)[:, 0], _host(edges),
@@ -306,21 +263,15 @@ class SiamFCTracker(redetect.LongTermSearch):
                                           self.size_bias, self.centre_cell)
             self._move_box(choice)
             return self._after(frame, img, choice.logit * self._sharpness(resp[0, 0]))
-        if self.pipeline == "torch" and not self.uses_features:
+        if self.pipeline == "torch":
             scale_id, row, col, peak, sharp = self._peaks_device(resp)[0]
             peak *= self._sharpness(sharp)
         else:
-            resp = resp if self.uses_features else _host(resp)[:, 0]
-            search = resp
-            if self.distractors:  # where the remembered look-alikes respond too, the target is less likely
-                near = np.mean([_host(self.net.score(xf, d))[:, 0] for d in self.distractors], axis=0)
-                search = resp - np.float32(cfg.distractor_weight) * near
-            scale_id, row, col, peak = self._peak_host(self._fuse_dcf(search, feats) if self.uses_dcf else search, resp)
+            resp = _host(resp)[:, 0]
+            scale_id, row, col, peak = self._peak_host(resp)
             peak *= self._sharpness(resp[scale_id])
-        self._place(int(scale_id), row, col, edges, where)
-        if not self.uses_features:
-            return self._after(frame, img, peak)
-        return self._after(frame, img, peak, (feats, int(scale_id), row, col, resp, xf))
+        self._move(int(scale_id), row, col)
+        return self._after(frame, img, peak)
 
     def _peaks_device(self, resp: torch.Tensor) -> np.ndarray:
         """Device-side peaks of responses (B * S, 1, R, R), B targets of this configuration: (B, 5) rows of
@@ -330,14 +281,14 @@ class SiamFCTracker(redetect.LongTermSearch):
         return postprocess.find_peaks_torch(resp.reshape(-1, len(pen), r, r).float(), self.upscale_sz, pen,
                                             self._hann_t, self.config.window_influence)
 
-    def _peak_host(self, resp: np.ndarray, raw: np.ndarray) -> tuple[int, float, float, float]:
+    def _peak_host(self, resp: np.ndarray) -> tuple[int, float, float, float]:
         """Host-side peak of responses ``resp`` (S, R, R) (OpenCV's bicubic upsampling): scale index, row, col
-        and the chosen scale's peak in ``raw`` (the responses before any fusion)."""
+        and the chosen scale's raw peak."""
         up = np.stack([cv2.resize(r, (self.upscale_sz, self.upscale_sz), interpolation=cv2.INTER_CUBIC)
                        for r in resp])
         pen = self.penalties if self._scale_frame else self.penalties[self.scale_ids]
         scale_id, row, col = postprocess.find_peak(up, pen, self.hann, self.config.window_influence)
-        return scale_id, row, col, float(raw[scale_id].max())
+        return scale_id, row, col, float(resp[scale_id].max())
 
     def _sharpness(self, psr) -> float:
         """What the raw peak is multiplied by for the score: with ``psr_score``, the chosen scale's
@@ -347,51 +298,17 @@ class SiamFCTracker(redetect.LongTermSearch):
             return 1.0
         return (float(psr) if np.ndim(psr) == 0 else postprocess.psr(_host(psr))) / self.psr_ref
 
-    def _mine_distractors(self, resp: np.ndarray, cell: tuple[int, int], feats) -> None:
-        """Add the look-alikes of response ``resp`` (R, R) (target at ``cell``) on search features ``feats``
-        (C, H, W) to the distractor kernels (two a frame at most, the newest ``distractor_size`` kept)."""
-        cfg, k = self.config, self.zf.shape[-1]
-        cells = distractors.secondary_peaks(resp, cell, radius=max(1, k // 2), ratio=cfg.distractor_ratio, limit=2)
-        self.distractors = [*self.distractors, *(distractors.kernel_at(feats, c, k) for c in cells)]
-        self.distractors = self.distractors[-cfg.distractor_size:]
-
-    def _place(self, scale_id: int, row: float, col: float, edges, where: tuple | None = None) -> None:
-        """Move the box to the peak (``row``, ``col`` of scale ``scale_id`` in the upsampled response) and
-        rescale it; with the feature pyramid's box-head sizes, ``edges`` (1, 4, R, R) also reshape it."""
-        old_x_sz = self.x_sz
-        self._move(scale_id, row, col, where)
-        if edges is not None:
-            self._resize_from_head(_host(edges)[0], scale_id, row, col, old_x_sz)
-
-    def _after(self, frame: np.ndarray, img: torch.Tensor | None, peak: float, found: tuple | None = None) -> TrackResult:
-        """A step's end once the box has moved: score and ``lost`` from the raw ``peak``; the online updates
-        (the correlation filter and the distractors, from ``found`` = (DCF features, scale index, row, col,
-        raw responses (S, R, R), search features); the template, the exemplar memory) on frames where the
-        target is held; the long-term states."""
+    def _after(self, frame: np.ndarray, img: torch.Tensor | None, peak: float) -> TrackResult:
+        """A step's end once the box has moved: score and ``lost`` from the raw ``peak``; the template update
+        on frames where the target is held; the long-term states."""
         cfg = self.config
         score = self._score_of(peak)
         lost = score < cfg.lost_threshold
-        if found is not None and not lost:
-            feats, scale_id, row, col, resp, xf = found
-            if self.uses_dcf and cfg.dcf_rate > 0:
-                # The target now sits at the peak's displacement in the chosen scale's feature map.
-                cells = (np.array([row, col]) - (self.upscale_sz - 1) / 2) / cfg.response_up
-                self.dcf.update(feats[scale_id], (float(cells[0]), float(cells[1])))
-            if cfg.distractor_weight > 0:  # the peak's cell in the raw map (cell centres upsample as cv2 does)
-                cell = tuple(int(np.clip(round((v + 0.5) / cfg.response_up - 0.5), 0, resp.shape[-1] - 1))
-                             for v in (row, col))
-                self._mine_distractors(resp[scale_id], cell, xf[scale_id])
         if cfg.template_lr > 0 and not lost:
             z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
             new = self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))
             self.zf = torch.lerp(self.zf, new, cfg.template_lr) if torch is not None and torch.is_tensor(new) \
                 else self.zf + np.float32(cfg.template_lr) * (new - self.zf)
-        self._frames += 1
-        if (cfg.memory_size and not lost and score >= cfg.memory_score and self._frames % cfg.memory_every == 0):
-            # A confident frame's exemplar joins the memory (the oldest leaves); the first one stays.
-            z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
-            self.memory = [*self.memory, self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))]
-            self.memory = self.memory[-cfg.memory_size:]
         if not cfg.long_term:
             return TrackResult(self.box, score, lost)
         r = self._long_term(score, lost)
@@ -419,7 +336,7 @@ class SiamFCTracker(redetect.LongTermSearch):
         w_img, h_img = self._frame_size
         self.center = np.clip(np.array([x + w / 2, y + h / 2]), [0, 0], [w_img, h_img])
         self.state, self._lost_run, self._held_run = TRACKING, 0, 0  # placed on the target: not searching
-        if self.uses_box_head or self.sizes_from_head:
+        if self.uses_box_head:
             self._set_size(np.array([w, h]))
             return
         cfg = self.config
@@ -443,14 +360,13 @@ class SiamFCTracker(redetect.LongTermSearch):
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _move(self, scale_id: int, row: float, col: float, where: tuple | None = None) -> None:
-        """Box centre to the peak, size towards the chosen scale. The search of scale ``scale_id`` was centred
-        on the box with side ``x_sz * scale_factors[scale_id]``, or, with ``where`` = (centres (S, 2), factors
-        (S,)) (a shared pass, :mod:`tracker.shared`), centred on ``centres[scale_id]`` with side ``x_sz *
-        factors[scale_id]``; on a frame that searches the current scale alone (``scale_every``) the size stays."""
+    def _move(self, scale_id: int, row: float, col: float) -> None:
+        """Box centre to the peak (``row``, ``col`` in the upsampled response of this frame's scale
+        ``scale_id``), size towards the chosen scale. The search of scale ``scale_id`` was centred on the box
+        with side ``x_sz * scale_factors[scale_ids[scale_id]]``; on a frame that searches the current scale
+        alone (``scale_every``) the size stays."""
         cfg = self.config
-        centre, side = (self.center, self.scale_factors[self.scale_ids[scale_id]]) if where is None else \
-            (where[0][scale_id], where[1][scale_id])
+        centre, side = self.center, self.scale_factors[self.scale_ids[scale_id]]
         factor = side if self._scale_frame else 1.0  # the current scale alone (scale_every): the size stays
         disp = np.array([col, row]) - (self.upscale_sz - 1) / 2  # in upsampled response px
         disp = disp * self.stride / cfg.response_up  # in search-crop px
@@ -460,31 +376,11 @@ class SiamFCTracker(redetect.LongTermSearch):
         # scale_lr is a rate per frame: with scale_every N, a scale frame moves the size as far as N frames would.
         lr = cfg.scale_lr if self.scale_every == 1 else 1 - (1 - cfg.scale_lr) ** self.scale_every
         scale = (1 - lr) + lr * factor
-        if self.sizes_from_head:  # width and height change apart (see _resize_from_head): scale both
-            self._set_size(self.target_sz * scale)
-            return
         # Keep the box between min_scale and max_scale of its initial size, and at least 2 px.
         lo = max(cfg.min_scale, 2.0 / min(self.init_sz))
         rel = np.clip(self.target_sz[0] * scale / self.init_sz[0], lo, cfg.max_scale)
         self.target_sz = self.init_sz * rel
         self.x_sz = self.init_x_sz * rel
-
-    def _fuse_dcf(self, resp: np.ndarray, feats: np.ndarray) -> np.ndarray:
-        """Responses (S, R, R) fused with the correlation filter's (:func:`tracker.dcf.fuse`)."""
-        return fuse(resp / self.ref_peak, _host(self.dcf.respond(feats)) / self.dcf_ref, self.config.dcf_weight)
-
-    def _resize_from_head(self, edges: np.ndarray, scale_id: int, row: float, col: float, x_sz: float) -> None:
-        """After a pyramid step: move ``(w, h)`` by ``box_size_lr`` towards the box head's size at the peak.
-        ``edges`` (4, R, R) on the scale-1 crop of ``x_sz`` image px; ``row``/``col`` in the upsampled
-        response of scale ``scale_id``, whose offsets from the centre are ``scale_factors[scale_id]`` times
-        larger on the scale-1 crop."""
-        cfg = self.config
-        r = edges.shape[-1]
-        centre = (self.upscale_sz - 1) / 2
-        cell = [(v - centre) / cfg.response_up * self.scale_factors[scale_id] + (r - 1) / 2 for v in (row, col)]
-        left, top, right, bottom = postprocess.sample_bilinear(edges, *cell)
-        size = np.array([left + right, top + bottom]) * x_sz / cfg.instance_sz / self.size_bias
-        self._set_size((1 - cfg.box_size_lr) * self.target_sz + cfg.box_size_lr * size)
 
     def _set_size(self, size: np.ndarray) -> None:
         """Box ``(w, h)`` (image px), kept between min_scale and max_scale of the initial size and at

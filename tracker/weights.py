@@ -15,9 +15,9 @@ import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
+from .config import without_removed
 
 if TYPE_CHECKING:  # torch is imported where weights are loaded, so a torch-free install can still resolve names
     import torch
@@ -97,7 +97,11 @@ def _read_meta(pt: Path) -> WeightsInfo:
         d = json.loads(meta.read_text())
     except json.JSONDecodeError as e:
         raise WeightsError(f"{meta}: not valid JSON ({e})") from None
-    return WeightsInfo(pt, d.get("arch"), d.get("sha256"), dict(d.get("config", {})),
+    try:
+        config = without_removed(dict(d.get("config", {})), str(meta))
+    except ValueError as e:
+        raise WeightsError(str(e)) from None
+    return WeightsInfo(pt, d.get("arch"), d.get("sha256"), config,
                        presets={str(k): dict(v) for k, v in d.get("presets", {}).items()})
 
 

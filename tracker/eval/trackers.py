@@ -175,42 +175,6 @@ class SiamFCEvalTracker:
         return r.box
 
 
-class FusionEvalTracker(SiamFCEvalTracker):
-    """Two of our networks on one target (:class:`~tracker.fusion.FusionTracker`): spec ``A+B`` (weights names,
-    each optionally ``@onnxruntime``), optionally ``:agree_iou=...,weight=...``."""
-
-    def __init__(self, spec: str, device: str = "auto", name: str | None = None, threads: int | None = None) -> None:
-        from ..config import parse_model_spec
-        from ..fusion import FusionTracker
-        from ..siamfc import BACKENDS
-        from ..weights import WeightsError
-
-        try:
-            members, params = parse_model_spec(spec)
-            specs = members.split("+")
-            if len(specs) != 2 or not all(specs):
-                raise ValueError("expected two weights names joined by '+'")
-            built = []
-            for member in specs:
-                backend = next((b for b in BACKENDS if member.endswith(f"@{b}")), "torch")
-                weights = member[: -len(backend) - 1] if member.endswith(f"@{backend}") else member
-                built.append(_load_member(weights, device, backend, threads))
-            self.tracker = FusionTracker(*built, **params)
-        except (WeightsError, ImportError, ValueError, TypeError) as e:
-            raise TrackerSpecError(f"tracker {spec!r}: {e}") from None
-        self.name = name or label_of(spec)
-        self.is_deterministic = True
-        self.confidence = 1.0
-
-
-def _load_member(weights: str, device: str, backend: str, threads: int | None):
-    """One of a fusion's trackers, as :class:`SiamFCEvalTracker` loads ours."""
-    from ..siamfc import SiamFCTracker
-
-    return SiamFCTracker.from_pretrained(weights, device="cpu" if backend == "onnxruntime" else device,
-                                         backend=backend, threads=threads)
-
-
 def make_tracker(spec: str, peers_dir: str | Path | None = None, device: str = "auto",
                  threads: int | None = None) -> EvalTracker:
     """Build the tracker a spec names (see the module docstring); ``threads``: ONNX Runtime's, for ours
@@ -221,6 +185,4 @@ def make_tracker(spec: str, peers_dir: str | Path | None = None, device: str = "
     name = label or label_of(target)
     if target.lower() in OPENCV_TRACKERS:
         return OpenCVTracker(target, peers_dir, name)
-    if "+" in target.rpartition(":")[0] or ("+" in target and ":" not in target):
-        return FusionEvalTracker(target, device, name, threads)
     return SiamFCEvalTracker(target, device, name, threads)

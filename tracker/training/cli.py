@@ -42,17 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--color-cast", type=float, default=0.0, help="per-channel gain in [1-c, 1+c] (0: off)")
     p.add_argument("--negatives", type=float, default=0.0, metavar="P",
                    help="chance of a negative pair (search crop from another track; logistic loss)")
-    p.add_argument("--distractors", type=float, default=0.0, metavar="P",
-                   help="chance of pasting another track's target into the search crop, off-centre")
     p.add_argument("--box-head", action="store_true", help="add a box head (size and aspect at the peak, 1 - GIoU loss)")
     p.add_argument("--init", default=None, metavar="WEIGHTS", help="start from these weights (name or .pt path)")
     p.add_argument("--freeze-backbone", action="store_true", help="with --box-head and --init: train only the box head")
     p.add_argument("--max-gap", type=int, default=10, help="max frames between exemplar and search (track's own indexing)")
     p.add_argument("--shift", type=float, default=4.0, help="max shift of the target in the search crop, crop px")
     p.add_argument("--scale-jitter", type=float, default=0.0, help="search crop scale change exp(U(-s, s)) (box head: ~0.3)")
-    p.add_argument("--scale-sigma", type=float, default=0.0, metavar="S",
-                   help="scale-aware labels: a positive is exp(-m^2/2S^2), m the log size mismatch of the pair (0: off); "
-                        "the mismatch comes mostly from --scale-jitter")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -77,14 +72,12 @@ def _run(args: argparse.Namespace) -> int:
                           lr_start=args.lr[0], lr_end=args.lr[1], margin=args.margin, seed=args.seed,
                           checkpoint_every_s=args.checkpoint_every, box_head=args.box_head, init_weights=args.init,
                           freeze_backbone=args.freeze_backbone, pretrained=args.pretrained,
-                          train_blocks=args.train_blocks, trunk_lr_scale=args.trunk_lr_scale, warmup_steps=args.warmup,
-                          scale_sigma=args.scale_sigma)
+                          train_blocks=args.train_blocks, trunk_lr_scale=args.trunk_lr_scale, warmup_steps=args.warmup)
         tracks = load_tracks(args.data)
         arch = ARCHITECTURES[args.model]
         pairs = PairConfig(exemplar_sz=arch.exemplar_sz, instance_sz=arch.instance_sz, max_gap=args.max_gap,
                            jitter=args.jitter, gamma=args.gamma, color_cast=args.color_cast, shift=args.shift,
-                           scale_jitter=args.scale_jitter, negative_prob=args.negatives,
-                           distractor_prob=args.distractors)
+                           scale_jitter=args.scale_jitter, negative_prob=args.negatives)
         trainer = Trainer(cfg, PairSampler(tracks, pairs), out, device=args.device, snapshot_every=args.snapshot_every)
         if args.resume:
             trainer.resume()

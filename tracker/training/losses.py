@@ -2,8 +2,7 @@
 
 * :func:`balanced_logistic` — SiamFC's loss on the response map: positives within
   ``r_pos`` pixels of the centre, weights balanced so positives and negatives each
-  contribute half; optionally scale-aware (a positive's label decays with the size mismatch
-  between exemplar and search crop, so the response prefers the exemplar's scale).
+  contribute half.
 * :func:`contrastive` and :func:`triplet` — margin losses on L2-normalised embeddings:
   the exemplar embedding is the anchor, the central window of its own search region's
   embedding is the positive, and another pair's search centre is the negative.
@@ -40,17 +39,12 @@ def response_labels(size: int, r_pos: float = 16.0, stride: int = 8, device: tor
 
 def balanced_logistic(responses: torch.Tensor, r_pos: float = 16.0, stride: int = 8,
                       boxes: torch.Tensor | None = None, instance_sz: int = 255,
-                      negatives: torch.Tensor | None = None, mismatch: torch.Tensor | None = None,
-                      scale_sigma: float = 0.0) -> torch.Tensor:
+                      negatives: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over the batch of the weighted logistic loss on (B, 1, S, S) responses.
 
     The target is centred in the search crop, or, given ``boxes`` (B, 4) ``(x, y, w, h)`` in
     search-crop px, positives lie within ``r_pos`` px of each box's centre (a NaN box: none).
-    ``negatives`` (B,) bool marks negative pairs (no positives; every cell a negative).
-    With ``scale_sigma`` > 0 and ``mismatch`` (B,) (log size ratio of the target in the search crop
-    to the exemplar, :func:`tracker.training.pairs.size_mismatch`), a pair's positives are labelled
-    ``exp(-mismatch^2 / (2 scale_sigma^2))`` instead of 1 (same weights), so the response peaks
-    where the search crop shows the target at the exemplar's scale: what the scale search compares."""
+    ``negatives`` (B,) bool marks negative pairs (no positives; every cell a negative)."""
     if boxes is None:
         offsets = torch.zeros(responses.shape[0], 2, device=responses.device)
     else:
@@ -58,11 +52,6 @@ def balanced_logistic(responses: torch.Tensor, r_pos: float = 16.0, stride: int 
     if negatives is not None:
         offsets[negatives.to(responses.device)] = float("nan")
     labels, weights = _disc_labels(offsets, responses.shape[-1], r_pos, stride)
-    if scale_sigma > 0:
-        if mismatch is None:
-            raise ValueError("balanced_logistic: scale_sigma needs mismatch")
-        m = torch.nan_to_num(mismatch.float().to(responses.device), nan=0.0)  # NaN: a negative pair, no positives
-        labels = labels * torch.exp(-m ** 2 / (2 * scale_sigma ** 2))[:, None, None, None]
     loss = F.binary_cross_entropy_with_logits(responses.float(), labels, weight=weights, reduction="sum")
     return loss / responses.shape[0]
 

@@ -9,9 +9,7 @@ colour jitter (optionally gamma and colour casts, for illumination changes), gra
 and blur. Crops are BGR ``uint8``; the target is centred in
 both (up to the shift), which is what the response-map labels assume.
 :meth:`PairSampler.sample_with_box` also returns where the target lies in the search crop,
-for training a box head (usually with a larger ``shift`` and ``scale_jitter``);
-:meth:`PairSampler.sample_batch` can add how much larger the target appears in the search crop
-than in the exemplar (:func:`size_mismatch`), for response labels that know about scale.
+for training a box head (usually with a larger ``shift`` and ``scale_jitter``).
 """
 from __future__ import annotations
 
@@ -24,7 +22,7 @@ import numpy as np
 from .. import ops
 from ..video import read_image
 
-__all__ = ["Track", "PairConfig", "PairSampler", "valid_boxes", "size_mismatch"]
+__all__ = ["Track", "PairConfig", "PairSampler", "valid_boxes"]
 
 
 @dataclass
@@ -67,10 +65,9 @@ class PairConfig:
     color_cast: float = 0.0  # per-channel gain drawn from [1 - color_cast, 1 + color_cast]
     scale_jitter: float = 0.0  # search crop only: target size times exp(U(-s, s)), for box-head training
     negative_prob: float = 0.0  # chance that the search crop shows another track's target (a negative pair)
-    distractor_prob: float = 0.0  # chance of pasting another track's target into the search crop, off-centre
 
     def __post_init__(self) -> None:
-        for name in ("negative_prob", "distractor_prob", "gray_prob", "blur_prob"):
+        for name in ("negative_prob", "gray_prob", "blur_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"PairConfig: {name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("shift", "scale_jitter", "stretch", "jitter", "gamma", "color_cast", "context"):
@@ -90,14 +87,6 @@ def valid_boxes(boxes: np.ndarray, image_sizes: np.ndarray | None, cfg: PairConf
         frac = (w * h) / (image_sizes[:, 0] * image_sizes[:, 1])
         ok &= (frac >= cfg.min_area_frac) & (frac <= cfg.max_area_frac)
     return ok
-
-
-def size_mismatch(search_boxes: np.ndarray, exemplar_boxes: np.ndarray, context: float = 0.5) -> np.ndarray:
-    """Log ratio (N,) of the target's context size (SiamFC's square side) in the search crop to that in
-    the exemplar crop, both in network-input pixels: 0 when the search crop shows the target at the
-    exemplar's scale, > 0 when it looks larger. NaN where a box is NaN (negative pairs)."""
-    sb, eb = np.asarray(search_boxes, np.float64).reshape(-1, 4), np.asarray(exemplar_boxes, np.float64).reshape(-1, 4)
-    return np.log(ops.context_size(sb[:, 2], sb[:, 3], context) / ops.context_size(eb[:, 2], eb[:, 3], context))
 
 
 class PairSampler:
@@ -146,25 +135,19 @@ class PairSampler:
     def sample_with_box(self, rng: np.random.Generator, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One pair and the target's box ``(x, y, w, h)`` in search-crop pixels (float64, 0-based);
         the box is all NaN for a negative pair (the search crop shows another track's target)."""
-        return self._pair(rng, k)[:3]
-
-    def _pair(self, rng: np.random.Generator, k: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`sample_with_box` plus the target's box in the exemplar crop."""
         cfg = self.cfg
         if k is None:
             k = int(rng.integers(len(self.tracks)))
         t = self.tracks[k]
         a, b = self.pick_frames(rng, k)
-        z, zbox = self._crop(rng, self.image(t.frames[a]), t.boxes[a], cfg.exemplar_sz, 1.0, 0.0, 0.0)
+        z, _ = self._crop(rng, self.image(t.frames[a]), t.boxes[a], cfg.exemplar_sz, 1.0, 0.0, 0.0)
         negative = cfg.negative_prob > 0 and len(self.tracks) > 1 and rng.random() < cfg.negative_prob
         if negative:
             t, b = self._other(rng, k)
         x, box = self._search_crop(rng, t, b)
-        if cfg.distractor_prob > 0 and len(self.tracks) > 1 and rng.random() < cfg.distractor_prob:
-            x = self._paste_distractor(rng, x, box, k)
         if negative:
             box = np.full(4, np.nan)
-        return self._augment(rng, z), self._augment(rng, x), box, zbox
+        return self._augment(rng, z), self._augment(rng, x), box
 
     def _search_crop(self, rng, t: Track, b: int) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.cfg
@@ -177,40 +160,12 @@ class PairSampler:
         j += j >= k
         return self.tracks[j], int(rng.choice(self.usable[j]))
 
-    def _paste_distractor(self, rng, x: np.ndarray, box: np.ndarray, k: int) -> np.ndarray:
-        """Paste another track's target (cut at the same crop scale) where it does not overlap ``box``
-        (needs at least two tracks)."""
-        t, b = self._other(rng, k)
-        src, sbox = self._search_crop(rng, t, b)
-        x0, y0 = max(int(round(sbox[0])), 0), max(int(round(sbox[1])), 0)
-        x1, y1 = min(int(round(sbox[0] + sbox[2])), src.shape[1]), min(int(round(sbox[1] + sbox[3])), src.shape[0])
-        patch = src[y0:y1, x0:x1]
-        ph, pw = patch.shape[:2]
-        n = x.shape[0]
-        if ph < 2 or pw < 2 or ph >= n or pw >= n:
-            return x
-        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-        for _ in range(10):  # a spot that leaves the target visible
-            px, py = int(rng.integers(0, n - pw + 1)), int(rng.integers(0, n - ph + 1))
-            if abs(px + pw / 2 - cx) > (pw + box[2]) / 2 or abs(py + ph / 2 - cy) > (ph + box[3]) / 2:
-                x = x.copy()
-                x[py:py + ph, px:px + pw] = patch
-                return x
-        return x
-
-    def sample_batch(self, rng: np.random.Generator, batch_size: int, boxes: bool = False,
-                     scales: bool = False) -> tuple[np.ndarray, ...]:
+    def sample_batch(self, rng: np.random.Generator, batch_size: int, boxes: bool = False) -> tuple[np.ndarray, ...]:
         """``batch_size`` pairs from distinct tracks where possible: (B, 127, 127, 3), (B, 255, 255, 3),
-        with ``boxes`` the (B, 4) target boxes in search-crop pixels, and with ``scales`` (needs
-        ``boxes``) the (B,) :func:`size_mismatch` of each pair (NaN for negative pairs)."""
-        if scales and not boxes:
-            raise ValueError("sample_batch: scales needs boxes")
+        and with ``boxes`` the (B, 4) target boxes in search-crop pixels."""
         ks = rng.choice(len(self.tracks), size=batch_size, replace=batch_size > len(self.tracks))
-        pairs = [self._pair(rng, int(k)) for k in ks]
-        out = tuple(np.stack([p[i] for p in pairs]) for i in range(3 if boxes else 2))
-        if scales:
-            out += (size_mismatch(out[2], np.stack([p[3] for p in pairs]), self.cfg.context),)
-        return out
+        pairs = [self.sample_with_box(rng, int(k)) for k in ks]
+        return tuple(np.stack([p[i] for p in pairs]) for i in range(3 if boxes else 2))
 
     def _crop(self, rng, img, box, out_sz, ratio, shift, scale_jitter) -> tuple[np.ndarray, np.ndarray]:
         cx, cy, w, h = ops.xywh_to_cxcywh(box)

@@ -33,6 +33,13 @@ class CheckpointError(ValueError):
     """A checkpoint file is unreadable, truncated or from an incompatible run."""
 
 
+# Options older versions recorded in a checkpoint's config and this one no longer has: (default, what it was).
+# A checkpoint holding one at its default resumes; any other value is refused with a message.
+REMOVED_OPTIONS: dict[str, tuple[Any, str]] = {
+    "scale_sigma": (0.0, "scale-aware response labels, --scale-sigma"),
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Training settings; the defaults follow SiamFC (SGD, momentum 0.9, weight decay 5e-4,
@@ -59,7 +66,6 @@ class TrainConfig:
     train_blocks: int = 0  # with pretrained: the trunk's last N blocks train too (at trunk_lr_scale x the LR)
     trunk_lr_scale: float = 0.1
     warmup_steps: int = 0  # linear learning-rate warm-up before the exponential decay
-    scale_sigma: float = 0.0  # > 0: positives labelled exp(-m^2 / 2 sigma^2), m the log size mismatch (0: SiamFC's 1)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -81,9 +87,6 @@ class TrainConfig:
         if self.train_blocks < 0 or not 0 < self.trunk_lr_scale <= 1 or not 0 <= self.warmup_steps < self.steps:
             raise ValueError(f"TrainConfig: need train_blocks >= 0, 0 < trunk_lr_scale <= 1, 0 <= warmup_steps < steps; "
                              f"got {self.train_blocks}, {self.trunk_lr_scale}, {self.warmup_steps}")
-        if self.scale_sigma < 0 or (self.scale_sigma > 0 and (self.loss != "logistic" or self.freeze_backbone)):
-            raise ValueError(f"TrainConfig: scale_sigma (--scale-sigma) must be >= 0 and applies to the response's "
-                             f"logistic loss (not with {self.loss!r} loss or freeze_backbone); got {self.scale_sigma}")
         if self.freeze_backbone and not (self.box_head and self.init_weights):
             raise ValueError("TrainConfig: freeze_backbone (--freeze-backbone) needs box_head and init_weights "
                              "(--box-head, --init WEIGHTS: a trained backbone)")
@@ -98,22 +101,18 @@ class _LossModel(nn.Module):
         self.instance_sz = net.instance_sz
         self.box_weight, self.cls = cfg.box_weight, not cfg.freeze_backbone
         self.box_labels = box_labels  # response labels at each target's centre, not the crop's
-        self.scale_sigma = cfg.scale_sigma
 
-    def forward(self, z: torch.Tensor, x: torch.Tensor, boxes: torch.Tensor | None = None,
-                mismatch: torch.Tensor | None = None) -> torch.Tensor:
-        """``boxes``: the targets in the search crops (NaN rows: negative pairs), or None; ``mismatch``
-        (with ``scale_sigma``): each pair's log size ratio, search over exemplar."""
-        scale = {"mismatch": mismatch, "scale_sigma": self.scale_sigma}
+    def forward(self, z: torch.Tensor, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        """``boxes``: the targets in the search crops (NaN rows: negative pairs), or None."""
         if self.net.has_box_head:
             resp, ltrb = self.net.forward_boxes(z, x)
             loss = self.box_weight * box_giou(ltrb, boxes, instance_sz=self.instance_sz)
-            return loss + balanced_logistic(resp, boxes=boxes, instance_sz=self.instance_sz, **scale) if self.cls else loss
+            return loss + balanced_logistic(resp, boxes=boxes, instance_sz=self.instance_sz) if self.cls else loss
         if self.loss == "logistic":
             if self.box_labels:  # NaN boxes: negative pairs
-                return balanced_logistic(self.net(z, x), boxes=boxes, instance_sz=self.instance_sz, **scale)
+                return balanced_logistic(self.net(z, x), boxes=boxes, instance_sz=self.instance_sz)
             negatives = None if boxes is None else torch.isnan(boxes[:, 0])
-            return balanced_logistic(self.net(z, x), negatives=negatives, **scale)
+            return balanced_logistic(self.net(z, x), negatives=negatives)
         ze, xe = self.net.embed_exemplar(z), self.net.embed(x)
         fn = contrastive if self.loss == "contrastive" else triplet
         return fn(ze, xe) if self.margin is None else fn(ze, xe, margin=self.margin)
@@ -161,7 +160,7 @@ class Trainer:
         # Beyond the default few pixels of shift (or with scale jitter) the target leaves the crop
         # centre, so the response labels follow its box; the default keeps SiamFC's centred labels.
         box_labels = sampler.cfg.shift > PairConfig.shift or sampler.cfg.scale_jitter > 0
-        self.with_boxes = cfg.box_head or sampler.cfg.negative_prob > 0 or box_labels or cfg.scale_sigma > 0
+        self.with_boxes = cfg.box_head or sampler.cfg.negative_prob > 0 or box_labels
         if sampler.cfg.negative_prob > 0 and cfg.loss != "logistic":
             raise ValueError(f"negative pairs need the logistic loss; {cfg.loss!r} takes its negatives from the batch")
         torch.manual_seed(cfg.seed)
@@ -247,7 +246,14 @@ class Trainer:
         # Everything that shapes the model, the data stream or the schedule must be as the checkpoint's run had it.
         keys = ("arch", "loss", "box_head", "freeze_backbone", "pretrained", "train_blocks", "warmup_steps", "steps",
                 "batch_size", "lr_start", "lr_end", "momentum", "weight_decay", "seed", "trunk_lr_scale", "margin",
-                "box_weight", "init_weights", "scale_sigma")
+                "box_weight", "init_weights")
+        # A removed option in an older run's checkpoint: at its default that run trained as this code does.
+        gone = [f"{k}={ckpt['config'][k]!r} ({why})" for k, (default, why) in REMOVED_OPTIONS.items()
+                if ckpt["config"].get(k, default) != default]
+        if gone:
+            raise CheckpointError(f"{path}: this run was started with {'; '.join(gone)}, an option since removed "
+                                  "(docs/experiments.md); this version cannot continue it the same way: start a new "
+                                  "run in another --out")
         defaults = dataclasses.asdict(TrainConfig())
         theirs = {k: ckpt["config"].get(k, defaults[k]) for k in keys}
         ours = {k: getattr(self.cfg, k) for k in keys}
@@ -288,11 +294,10 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------
 
     def _batch(self, step: int) -> tuple[torch.Tensor, ...]:
-        """Step ``step``'s pairs: exemplars, search crops and, with a box head or negative pairs, the
-        target boxes in the crops, and with ``scale_sigma`` each pair's size mismatch."""
+        """Step ``step``'s pairs: exemplars, search crops and, with a box head, box labels or negative pairs,
+        the target boxes in the crops."""
         rng = np.random.default_rng([self.cfg.seed, self.rank, step])
-        scales = self.cfg.scale_sigma > 0
-        arrays = self.sampler.sample_batch(rng, self.cfg.batch_size, boxes=self.with_boxes, scales=scales)
+        arrays = self.sampler.sample_batch(rng, self.cfg.batch_size, boxes=self.with_boxes)
         to = lambda a: torch.from_numpy(a).to(self.device).permute(0, 3, 1, 2).float()  # noqa: E731
         batch = (to(arrays[0]), to(arrays[1]))
         return batch + tuple(torch.from_numpy(a).float().to(self.device) for a in arrays[2:])
