@@ -13,7 +13,7 @@ with() { $PY -c "import json,sys;c=json.loads(sys.argv[1]);c.update(json.loads(s
 row() { echo "== $1"; $PY benchmarks/confidence.py --weights "$2" --config "$3" 2>&1 | grep -E "^overall|demo clip"; }
 # The probe: the ImageNet trunk and the identity neck, nothing trained (needs the [train] extra).
 [ -f runs/probe/effnet-probe.pt ] || $PY -c "
-from tracker.effnet import load_imagenet; from tracker.models import build_model; from tracker.weights import save_weights
+from tracker.networks.effnet import load_imagenet; from tracker.networks.models import build_model; from tracker.networks.weights import save_weights
 net = build_model('effnet-lite0'); load_imagenet(net.backbone)
 save_weights(net, 'runs/probe/effnet-probe.pt', config={}, note='ImageNet trunk, identity neck, nothing trained')"
 row "ImageNet trunk, nothing trained (identity neck), shipped settings" runs/probe/effnet-probe.pt "$SHIPPED"

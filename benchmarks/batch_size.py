@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/batch_size.py [--threads 2]``. Times ``net.embed`` on batches of random
 193 px crops for the default weights (siamfc-effnet's trunk and neck) and prints ms per crop: what
-``tracker.siamfc.CPU_TORCH_BATCH`` (the largest batch per backbone call with PyTorch on a CPU) and
+``tracker.core.siamfc.CPU_TORCH_BATCH`` (the largest batch per backbone call with PyTorch on a CPU) and
 ``MultiTracker``'s batching rest on.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from tracker import SiamFCTracker
-from tracker.bench import hardware
+from tracker.apps.bench import hardware
 
 BATCHES = (1, 2, 3, 4, 6, 8, 12, 24, 48)
 

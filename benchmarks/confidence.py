@@ -20,11 +20,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tracker.bench import hardware  # noqa: E402
+from tracker.apps.bench import hardware  # noqa: E402
+from tracker.core.siamfc import SiamFCTracker  # noqa: E402
 from tracker.eval import datasets, metrics  # noqa: E402
-from tracker.siamfc import SiamFCTracker  # noqa: E402
+from tracker.io.video import read_image  # noqa: E402
 from tracker.training.select import evaluate_tracker, lost_rates  # noqa: E402
-from tracker.video import read_image  # noqa: E402
 
 
 def success_auc(ious: np.ndarray) -> float:
@@ -36,8 +36,8 @@ def success_auc(ious: np.ndarray) -> float:
 
 def demo_clip_lost(tracker: SiamFCTracker) -> tuple[int, int]:
     """(frames flagged lost, frames tracked) on the bundled demo clip, from its start box."""
-    from tracker.demo import demo_clip
-    from tracker.video import frames as read_frames
+    from tracker.apps.demo import demo_clip
+    from tracker.io.video import frames as read_frames
 
     clip, box = demo_clip()
     n = lost = 0

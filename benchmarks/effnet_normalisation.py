@@ -4,7 +4,7 @@
 
 Classifies the first-frame target of each dev sequence (square crop, 1.3x the box's long side,
 225 px) with three input scalings and prints the top-1 class and probability of each: RGB
-``(x - 127) / 128`` (what :mod:`tracker.effnet` uses), RGB with ImageNet's mean/std, and BGR
+``(x - 127) / 128`` (what :mod:`tracker.networks.effnet` uses), RGB with ImageNet's mean/std, and BGR
 ``(x - 127) / 128`` (the colour order wrong). Needs the ``[train]`` extra.
 """
 from __future__ import annotations
@@ -19,10 +19,10 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tracker import ops  # noqa: E402
-from tracker.effnet import EfficientNetLite0, load_imagenet  # noqa: E402
+from tracker.core import ops  # noqa: E402
 from tracker.eval.datasets import load_otb  # noqa: E402
-from tracker.video import read_image  # noqa: E402
+from tracker.io.video import read_image  # noqa: E402
+from tracker.networks.effnet import EfficientNetLite0, load_imagenet  # noqa: E402
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255

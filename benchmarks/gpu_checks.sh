@@ -13,7 +13,7 @@ export PYTHONPATH=.:$PYTHONPATH SIAMTRACK_SHARED=$SHARED MPLBACKEND=Agg
 D=${DEVICE:-cuda}; PY=${PY:-python3}; STEPS=${STEPS:-400}
 RUN=${RUN_DIR:-$(mktemp -d)}
 step() { echo; echo "=== $(date +%T) $*"; }
-BENCH="$PY -m tracker.cli bench --device $D --backends torch --root $SHARED/data/dev --peers $SHARED/peers --sequences Car4 David"
+BENCH="$PY -m tracker.apps.cli bench --device $D --backends torch --root $SHARED/data/dev --peers $SHARED/peers --sequences Car4 David"
 
 step hardware
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
@@ -29,7 +29,7 @@ step lost frames
 timeout 120 $BENCH --lost-frames --max-frames 60 --models siamfc-effnet siamfc-effnet:search_tiles=4
 for B in 16 64; do  # siamfc-effnet's recipe (weights/README.md), STEPS steps, at two batch sizes
   step training, batch $B
-  timeout 100 $PY -m tracker.cli train --data got10k:$SHARED/data/training --model effnet-lite0 --pretrained --box-head \
+  timeout 100 $PY -m tracker.apps.cli train --data got10k:$SHARED/data/training --model effnet-lite0 --pretrained --box-head \
     --steps 4000 --max-steps $STEPS --batch-size $B --lr 1e-2 1e-4 --warmup 200 --shift 64 --scale-jitter 0.5 \
     --negatives 0.2 --max-gap 15 --seed 0 --device $D --checkpoint-every 1e9 --out $RUN/train$B 2>&1 | tail -2
   tail -1 $RUN/train$B/log.csv  # step, loss, lr, pairs_per_s, elapsed_s

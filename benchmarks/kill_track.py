@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _cmd() -> list[str]:
     exe = Path(sys.executable).parent / "siamtrack"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "tracker.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "tracker.apps.cli"]
 
 
 def _frames(path: Path) -> int:

@@ -23,9 +23,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tracker.core.siamfc import SiamFCTracker  # noqa: E402
 from tracker.eval import datasets, metrics  # noqa: E402
-from tracker.siamfc import SiamFCTracker  # noqa: E402
-from tracker.video import read_image  # noqa: E402
+from tracker.io.video import read_image  # noqa: E402
 
 
 def apce(r: np.ndarray) -> float:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from tracker import SiamFCTracker, ops  # noqa: E402
 from tracker.eval import datasets  # noqa: E402
-from tracker.video import read_image  # noqa: E402
+from tracker.io.video import read_image  # noqa: E402
 
 CANDIDATES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 
@@ -64,8 +64,8 @@ def main() -> int:
             absent.append(gone)
             ious.append(0.0 if gone else float(ops.iou(np.array([r.box]), s.gt[i:i + 1])[0]))
     score, iou, absent = np.array(scores), np.array(ious), np.array(absent)
-    from tracker.demo import demo_clip
-    from tracker.video import frames as read_frames
+    from tracker.apps.demo import demo_clip
+    from tracker.io.video import frames as read_frames
 
     clip, box = demo_clip()
     clip_frames = list(read_frames(str(clip)))

@@ -16,8 +16,8 @@ try:
 except ImportError:
     sys.exit("benchmarks/postprocess.py needs numba (the tracker itself does not): pip install -e '.[bench]'")
 
-from tracker.bench import hardware
-from tracker.postprocess import find_peak_numpy
+from tracker.apps.bench import hardware
+from tracker.core.postprocess import find_peak_numpy
 
 
 @numba.njit(cache=False)
@@ -33,7 +33,7 @@ def find_peak_numba(up, penalties, hann, wi):
                 if up[s, i, j] > m:
                     m = up[s, i, j]
         raw[s] = m
-        v = m - (1 - penalties[s]) * abs(m)  # as tracker.postprocess.penalised
+        v = m - (1 - penalties[s]) * abs(m)  # as tracker.core.postprocess.penalised
         if v > best_v:
             best_v = v
             best_s = s

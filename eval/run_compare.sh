@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Side by side on the selection data and dev: training + training-extra (GOT-10k AO; NanoTrack's weights and
-# ours never trained on them) and dev (OTB success AUC), then the table with dev half A / half B and the
+# Side by side on the selection data and dev: training + training-extra (GOT-10k AO; NanoTrack's weights never
+# trained on them, siamfc-effnet did: its AO there is a training figure) and dev (OTB success AUC), then the table with dev half A / half B and the
 # selection score (eval/selection.py). Results go to eval/results/{training,training-extra,dev}/; a re-run
 # skips finished sequences.
 #

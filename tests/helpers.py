@@ -1,5 +1,5 @@
 """Helpers shared by the demo tests: the ``siamtrack`` command line, and encoding/decoding
-test videos with plain OpenCV (independent of tracker.video)."""
+test videos with plain OpenCV (independent of tracker.io.video)."""
 from __future__ import annotations
 
 import shutil
@@ -16,11 +16,11 @@ def siamtrack_cmd() -> list[str]:
     if exe.exists():
         return [str(exe)]
     found = shutil.which("siamtrack")
-    return [found] if found else [sys.executable, "-m", "tracker.cli"]
+    return [found] if found else [sys.executable, "-m", "tracker.apps.cli"]
 
 
 def encode(frames: list[np.ndarray], path: Path, fps: float = 25.0) -> Path:
-    """Write frames to an mp4 with plain OpenCV (independent of tracker.video)."""
+    """Write frames to an mp4 with plain OpenCV (independent of tracker.io.video)."""
     h, w = frames[0].shape[:2]
     wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     assert wr.isOpened(), f"cannot encode test video {path}"

@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 
 from tracker import SiamFCTracker
-from tracker.adapters import GOT10kTracker, OpenCVStyleTracker
-from tracker.synthetic import make_sequence
-from tracker.weights import DEFAULT
+from tracker.eval.synthetic import make_sequence
+from tracker.io.adapters import GOT10kTracker, OpenCVStyleTracker
+from tracker.networks.weights import DEFAULT
 
 
 @pytest.fixture(scope="module")

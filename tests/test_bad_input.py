@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from tracker import SiamFCTracker, TrackerConfig, WeightsError
-from tracker.inputs import as_bgr_frame
-from tracker.models import build_model
-from tracker.weights import load_model, save_weights
+from tracker.core.inputs import as_bgr_frame
+from tracker.networks.models import build_model
+from tracker.networks.weights import load_model, save_weights
 
 FRAME = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
 

@@ -6,12 +6,18 @@ import torch
 import torch.nn as nn
 
 from tracker import SiamFCTracker, TrackerConfig, ops
-from tracker.models import BoxHead, build_model, prepare_for_inference, response_positions, xcorr_depthwise
-from tracker.postprocess import find_box
+from tracker.core.postprocess import find_box
+from tracker.networks.models import (
+    BoxHead,
+    build_model,
+    prepare_for_inference,
+    response_positions,
+    xcorr_depthwise,
+)
+from tracker.networks.weights import load_model, save_weights
 from tracker.training.losses import balanced_logistic, box_giou, box_targets
 from tracker.training.pairs import PairConfig, PairSampler, Track
-from tracker.training.trainer import CheckpointError, Trainer, TrainConfig
-from tracker.weights import load_model, save_weights
+from tracker.training.trainer import CheckpointError, TrainConfig, Trainer
 
 from .test_training import _red_box_track, _red_mask
 
@@ -250,7 +256,7 @@ def test_find_box_penalises_size_changes_and_trusts_them_less():
 
 def _shipped_box_net():
     """The shipped default network, which has a box head."""
-    from tracker.weights import DEFAULT
+    from tracker.networks.weights import DEFAULT
 
     net, _ = load_model(DEFAULT)
     assert net.has_box_head
@@ -262,7 +268,7 @@ def test_box_head_pipelines_agree_and_change_aspect():
     same box up to one response cell (8 crop px: the crops differ slightly, so near-ties between
     neighbouring cells can go either way); the box's aspect ratio follows the head (the scale
     pyramid alone keeps it fixed)."""
-    from tracker.synthetic import make_sequence
+    from tracker.eval.synthetic import make_sequence
 
     frames, gt = make_sequence(20, seed=4)
     cfg = TrackerConfig(scale_num=1, scale_lr=0.5)

@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from tracker import MultiTracker, SiamFCTracker, ops
+from tracker.core.ops import iou
+from tracker.core.siamfc import REACQUIRED
 from tracker.eval.datasets import load_otb
-from tracker.ops import iou
-from tracker.siamfc import REACQUIRED
-from tracker.synthetic import make_absence_sequence
+from tracker.eval.synthetic import make_absence_sequence
+from tracker.io.video import read_image
+from tracker.networks.weights import load_model
 from tracker.training.pairs import PairConfig, PairSampler
-from tracker.training.trainer import Trainer, TrainConfig
-from tracker.video import read_image
-from tracker.weights import load_model
+from tracker.training.trainer import TrainConfig, Trainer
 
 from .test_training import _red_box_track
 

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker.demo import BANNER_COLOR, TRACKED_COLOR, WINDOW
-from tracker.synthetic import make_sequence
+from tracker.apps.demo import BANNER_COLOR, TRACKED_COLOR, WINDOW
+from tracker.eval.synthetic import make_sequence
 
 from .helpers import encode, read_video, siamtrack_cmd
 
@@ -230,8 +230,8 @@ def _outline(img: np.ndarray, color) -> tuple[int, int, int, int] | None:
 def test_window_adds_and_removes_targets(xdisplay, tmp_path):
     """With --mot: 'a' plus a drag adds a second target, 'd' plus a click on its box removes it; the MOT
     file has its lines from the frame after it was added to the frame it was removed on."""
-    from tracker.outputs import read_mot
-    from tracker.overlay import target_color
+    from tracker.apps.overlay import target_color
+    from tracker.io.outputs import read_mot
 
     frames, gt = make_sequence(60, (W, H), target=(48, 36), seed=11)
     # 600 frames: long enough that the second of playing below cannot reach its end at 200+ fps
@@ -300,7 +300,7 @@ def test_window_adds_and_removes_targets(xdisplay, tmp_path):
 
 def test_several_targets_dragged_on_the_first_frame(xdisplay, tmp_path):
     """No --box: drag two boxes on the first frame (ENTER after each, Esc when done): two targets, MOT file."""
-    from tracker.outputs import read_mot
+    from tracker.io.outputs import read_mot
 
     frames, gt = make_sequence(40, (W, H), target=(48, 36), seed=11)
     clip = encode(frames, tmp_path / "clip.mp4")

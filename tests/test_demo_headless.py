@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker import ops
-from tracker.synthetic import make_sequence
+from tracker.core import ops
+from tracker.eval.synthetic import make_sequence
 
 from .helpers import encode, read_video, siamtrack_cmd
 
@@ -117,7 +117,7 @@ def test_default_model_holds_the_bundled_clip_with_no_frame_flagged_lost(tmp_pat
     assert len(got) == meta["frames"]
     np.testing.assert_allclose(got[0, :4], meta["init_box"], atol=0.01)
     assert "LOST" not in p.stdout + p.stderr
-    from tracker.weights import DEFAULT
+    from tracker.networks.weights import DEFAULT
 
     threshold = json.loads((REPO / "weights" / f"{DEFAULT}.json").read_text())["config"]["lost_threshold"]
     assert (got[:, 4] >= threshold).all(), np.flatnonzero(got[:, 4] < threshold) + 1
@@ -145,7 +145,7 @@ def test_boxes_follow_a_moving_target(tmp_path):
     print(f"synthetic clip: mean IoU tracked {tracked:.3f}, box that never moves {static:.3f}; "
           f"box side / target side {side.min():.2f}-{side.max():.2f}")
     assert tracked >= 0.5 and tracked >= static + 0.2, (tracked, static)
-    from tracker.weights import DEFAULT
+    from tracker.networks.weights import DEFAULT
 
     # Never flagged lost: every score at or above the default's lost_threshold (its meaning, whatever the scale).
     threshold = json.loads((REPO / "weights" / f"{DEFAULT}.json").read_text())["config"]["lost_threshold"]
@@ -255,7 +255,7 @@ def test_unwritable_output(small_clip, tmp_path):
 # The same checks in-process (no new interpreter, so they take milliseconds).
 
 def run_cli(capsys, *args) -> tuple[int, str]:
-    from tracker.cli import main
+    from tracker.apps.cli import main
     code = main([str(a) for a in args])
     return code, capsys.readouterr().err
 
@@ -303,8 +303,8 @@ def test_missing_folder_or_empty_glob(tmp_path, capsys):
 
 
 def test_overlay_draws_lost_differently():
-    from tracker.demo import LOST_COLOR, TRACKED_COLOR, draw_overlay
-    from tracker.siamfc import TrackResult
+    from tracker.apps.demo import LOST_COLOR, TRACKED_COLOR, draw_overlay
+    from tracker.core.siamfc import TrackResult
 
     frame = np.full((240, 320, 3), 128, np.uint8)
     box = (100.0, 100.0, 60.0, 40.0)
@@ -329,7 +329,7 @@ def test_overlay_draws_lost_differently():
 
 def test_interrupt_is_held_until_a_frames_outputs_are_written():
     """Ctrl-C in the middle of writing a frame's outputs takes effect once all of them are written."""
-    from tracker.demo import _interrupts_held
+    from tracker.apps.demo import _interrupts_held
 
     done = []
     # Python's own Ctrl-C handler to start from, as in a terminal (pytest run with SIGINT ignored has SIG_IGN).

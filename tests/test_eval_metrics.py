@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 pytest.importorskip("six")
 got10k_otb = pytest.importorskip("got10k.experiments.otb")
 got10k_got = pytest.importorskip("got10k.experiments.got10k")
-from got10k.datasets import GOT10k, OTB  # noqa: E402
+from got10k.datasets import OTB, GOT10k  # noqa: E402
 from got10k.utils.metrics import rect_iou  # noqa: E402
 
 from tracker.eval import metrics  # noqa: E402

@@ -16,16 +16,16 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker import ops
+from tracker.core import ops
 from tracker.eval import cli as eval_cli
 from tracker.eval import runner
 from tracker.eval.datasets import AnnotationError, load_got10k, load_otb
 from tracker.eval.report import load_boxes
 from tracker.eval.runner import Layout, parse_shard, run_benchmark, shard
+from tracker.eval.synthetic import make_sequence
 from tracker.eval.trackers import TrackerSpecError, make_tracker
-from tracker.models import build_model
-from tracker.synthetic import make_sequence
-from tracker.weights import save_weights
+from tracker.networks.models import build_model
+from tracker.networks.weights import save_weights
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from tracker import MultiTracker, SiamFCTracker, TrackerConfig
-from tracker.ops import iou
-from tracker.redetect import locate, tile_centers
-from tracker.siamfc import REACQUIRED, SEARCHING, TRACKING
-from tracker.synthetic import make_absence_sequence
-from tracker.weights import DEFAULT
+from tracker.core.ops import iou
+from tracker.core.redetect import locate, tile_centers
+from tracker.core.siamfc import REACQUIRED, SEARCHING, TRACKING
+from tracker.eval.synthetic import make_absence_sequence
+from tracker.networks.weights import DEFAULT
 
 EFFNET = "siamfc-effnet"  # a score that falls when the target leaves (module docstring)
 ABSENT = (25, 45)  # frames the target is out of the picture
@@ -154,7 +154,7 @@ def test_demo_box_file_carries_the_state_in_long_term_mode(tmp_path):
 
 
 def test_bench_times_a_lost_frame_against_a_tracked_one(capsys):
-    from tracker.bench import LOST_SIZES, LOST_TARGETS, run_lost_bench
+    from tracker.apps.bench import LOST_SIZES, LOST_TARGETS, run_lost_bench
 
     rows = run_lost_bench(["siamfc-effnet"], "cpu", ("torch",), (1,), repeats=1)
     assert len(rows) == len(LOST_SIZES) * len(LOST_TARGETS)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from tracker.models import build_model, prepare_for_inference, xcorr
+from tracker.networks.models import build_model, prepare_for_inference, xcorr
 
 
 def naive_xcorr(z, x):
@@ -110,7 +110,7 @@ def test_effnet_exemplar_peak_is_at_the_response_centre():
 
 @pytest.mark.parametrize("k,h", [(6, 22), (7, 25), (7, 33)])
 def test_xcorr_gather_equals_the_convolution(k, h):
-    from tracker.models import correlation_index, xcorr_gather
+    from tracker.networks.models import correlation_index, xcorr_gather
 
     z, x = torch.randn(1, 32, k, k), torch.randn(3, 32, h, h)
     ref = xcorr(z, x)
@@ -120,7 +120,7 @@ def test_xcorr_gather_equals_the_convolution(k, h):
 
 
 def test_xcorr_gather_pairs_several_exemplars_with_their_maps():
-    from tracker.models import correlation_index, xcorr_gather
+    from tracker.networks.models import correlation_index, xcorr_gather
 
     z, x = torch.randn(4, 16, 5, 5), torch.randn(12, 16, 19, 19)  # 4 exemplars, 3 maps each
     got = xcorr_gather(z, x, correlation_index(5, 19, 19))

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from tracker import MultiTracker, SiamFCTracker
-from tracker.bench_multi import spread_boxes
+from tracker.apps.bench_multi import spread_boxes
 from tracker.eval.datasets import load_otb
-from tracker.synthetic import make_sequence
-from tracker.video import read_image
-from tracker.weights import DEFAULT
+from tracker.eval.synthetic import make_sequence
+from tracker.io.video import read_image
+from tracker.networks.weights import DEFAULT
 
 STARTS = (0, 12, 25)  # the frames the three targets are added on
 
@@ -87,7 +87,7 @@ def test_batched_targets_follow_their_objects():
     a = multi.add(frames[0], gt[0])
     b = multi.add(frames[0], (10.0, 10.0, 40.0, 30.0))
     boxes = np.array([gt[0]] + [multi.update(f)[a].box for f in frames[1:]])
-    from tracker.ops import iou
+    from tracker.core.ops import iou
 
     assert iou(boxes, gt).mean() > 0.6
     assert multi.ids == [a, b]
@@ -141,7 +141,7 @@ def test_spread_boxes_are_inside_the_image():
 # -- the demo with several targets (headless, in a subprocess as a user runs it) -----------------
 
 def test_track_several_boxes_writes_mot_and_per_target_files(tmp_path):
-    from tracker.outputs import read_mot
+    from tracker.io.outputs import read_mot
 
     from .helpers import read_video, write_frames
     from .test_demo_headless import box_arg, read_boxes, siamtrack
@@ -162,7 +162,7 @@ def test_track_several_boxes_writes_mot_and_per_target_files(tmp_path):
     assert sorted(mot) == [1, 2] and all(sorted(rows) == list(range(1, 21)) for rows in mot.values())
     assert np.allclose(mot[1][1], [*gt[0], 1.0], atol=0.01) and np.allclose(mot[2][1], [*other, 1.0], atol=0.01)
     assert all(np.isnan(mot[i][8][:4]).all() and mot[i][8][4] == 0 for i in (1, 2))  # the broken frame
-    from tracker.ops import iou
+    from tracker.core.ops import iou
 
     held = np.array([mot[1][k][:4] for k in range(1, 21) if k != 8])
     assert iou(held, np.delete(gt, 7, axis=0)).mean() > 0.6  # target 1 follows its object
@@ -194,7 +194,7 @@ def test_mot_flag_with_one_target_and_per_target_needs_boxes(tmp_path):
 
 
 def test_read_mot_names_a_malformed_line(tmp_path):
-    from tracker.outputs import read_mot
+    from tracker.io.outputs import read_mot
 
     f = tmp_path / "m.txt"
     f.write_text("1,1,2.00,3.00,4.00,5.00,1.0000,-1,-1,-1\n2,1,2.0,3.0\n")
@@ -203,8 +203,8 @@ def test_read_mot_names_a_malformed_line(tmp_path):
 
 
 def test_draw_targets_gives_each_target_its_colour_and_marks_the_lost():
-    from tracker.overlay import draw_targets, target_color
-    from tracker.siamfc import TrackResult
+    from tracker.apps.overlay import draw_targets, target_color
+    from tracker.core.siamfc import TrackResult
 
     frame = np.full((240, 320, 3), 128, np.uint8)
     results = {1: TrackResult((20.0, 40.0, 60.0, 40.0), 0.9, False), 2: TrackResult((150.0, 120.0, 60.0, 40.0), 0.8, False),
@@ -251,7 +251,7 @@ def test_backbone_calls_are_split_at_max_batch(couple, name, crops):
 
 
 def test_multi_bench_times_every_way_in_one_run(dev_root, peers_dir, capsys):
-    from tracker.bench_multi import run_multi_bench
+    from tracker.apps.bench_multi import run_multi_bench
 
     rows = run_multi_bench(dev_root, peers_dir, ["siamfc-effnet"], ["Deer"], 10, "cpu", ("torch",), (1,), (1, 3))
     out = capsys.readouterr().out

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from tracker import SiamFCTracker, ops
-from tracker.models import build_model, prepare_for_inference
-from tracker.nanotrack import NanoTrackNet
-from tracker.synthetic import make_sequence
-from tracker.video import open_source
+from tracker.eval.synthetic import make_sequence
+from tracker.io.video import open_source
+from tracker.networks.models import build_model, prepare_for_inference
+from tracker.networks.nanotrack import NanoTrackNet
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = REPO / "weights"
@@ -125,12 +125,13 @@ def test_onnx_runtime_boxes_match_torch_on_a_dev_sequence(dev_root, name):
     assert worst <= 0.5, worst
 
 
-def test_follows_the_rabbit_on_the_bundled_clip():
+@pytest.mark.parametrize("name", ["nanotrack-v2", "nanotrack-v3"])
+def test_follows_the_rabbit_on_the_bundled_clip(name):
     """The first run a user makes: IoU >= 0.5 with the hand-drawn extent at every annotated frame as the rabbit
-    stands up and nearly doubles in size, and no frame flagged lost."""
+    stands up and nearly doubles in size, and no frame flagged lost (figures: python benchmarks/demo_clip.py)."""
     meta = json.loads((REPO / "tracker" / "data" / "demo.json").read_text())
     checkpoints = {int(k): v for k, v in meta["checkpoints"].items()}
-    t = SiamFCTracker.from_pretrained("nanotrack-v3", device="cpu")
+    t = SiamFCTracker.from_pretrained(name, device="cpu")
     got = {}
     with open_source(str(REPO / "tracker" / "data" / meta["video"])) as src:
         for i, frame in enumerate(src):
@@ -164,7 +165,7 @@ def test_a_growing_target_is_followed_in_size():
 def test_presets_of_the_default_and_an_unknown_one():
     """The default's presets are its .json's overrides, applied before config, served by the shipped export
     (any search size), and an unknown preset is an error that names the ones there are."""
-    from tracker.weights import DEFAULT, WeightsError
+    from tracker.networks.weights import DEFAULT, WeightsError
 
     pytest.importorskip("onnxruntime")
     presets = json.loads((WEIGHTS / f"{DEFAULT}.json").read_text())["presets"]
@@ -184,9 +185,9 @@ def test_presets_of_the_default_and_an_unknown_one():
 def test_shipped_export_carries_the_weights_json_settings(name):
     """The export beside the weights is of these weights and carries their .json's tracking parameters (the
     ONNX Runtime back-end reads them from there): a .json changed without exporting again fails here."""
-    from tracker.config import TrackerConfig
-    from tracker.runtime import load_export
-    from tracker.weights import resolve
+    from tracker.backends.onnx_net import load_export
+    from tracker.core.config import TrackerConfig
+    from tracker.networks.weights import resolve
 
     files, meta = load_export(WEIGHTS / f"{name}-onnx")  # every file's sha256 checked
     info = resolve(name)
@@ -206,7 +207,7 @@ def test_the_scale_pyramid_options_are_refused_with_a_pointer():
 
 
 def test_a_bad_spec_value_is_an_error_naming_it():
-    from tracker.config import parse_model_spec
+    from tracker.core.config import parse_model_spec
 
     assert parse_model_spec("nanotrack-v2:preset=fast,lost_threshold=0.7") == \
         ("nanotrack-v2", {"preset": "fast", "lost_threshold": 0.7})

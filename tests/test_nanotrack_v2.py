@@ -1,4 +1,4 @@
-"""NanoTrack v2 (tracker.nanotrack_v2) against OpenCV's released graphs in ../shared/peers/nanotrack_v2: a strict
+"""NanoTrack v2 (tracker.networks.nanotrack_v2) against OpenCV's released graphs in ../shared/peers/nanotrack_v2: a strict
 load of the converted weights, the trunk and the head equal to the graphs under onnxruntime on real crops
 (Car4's first frame), and a batch of search crops equal to single calls.
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-
 from pathlib import Path
 
 import cv2
@@ -19,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from tracker import ops
-from tracker.nanotrack_v2 import NanoTrackV2Net, convert, state_dict_from_onnx
+from tracker.core import ops
+from tracker.networks.nanotrack_v2 import NanoTrackV2Net, convert, state_dict_from_onnx
 
 
 @pytest.fixture(scope="module")

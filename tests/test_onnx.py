@@ -8,19 +8,18 @@ import sys
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install -e '.[onnx]'; CI installs it)")
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install -e '.[onnx]'; CI installs it)")
 
 from tests.helpers import siamtrack_cmd  # noqa: E402
 from tracker import SiamFCTracker, TrackerConfig  # noqa: E402
+from tracker.backends.export import META_NAME, _Head, max_differences, opencv_check  # noqa: E402
+from tracker.backends.onnx_net import OnnxExportError, OnnxNet, load_export  # noqa: E402
 from tracker.eval.datasets import load_otb  # noqa: E402
-from tracker.export import META_NAME, _Head, max_differences, opencv_check  # noqa: E402
-from tracker.models import build_model  # noqa: E402
-from tracker.runtime import OnnxExportError, OnnxNet, load_export  # noqa: E402
-from tracker.video import read_image  # noqa: E402
-from tracker.weights import DEFAULT, find_export, load_model, resolve  # noqa: E402
+from tracker.io.video import read_image  # noqa: E402
+from tracker.networks.models import build_model  # noqa: E402
+from tracker.networks.weights import DEFAULT, find_export, load_model, resolve  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +182,7 @@ def test_cli_export_then_track_with_the_folder(tmp_path):
 
 
 def test_bench_times_both_backends(dev_root):
-    from tracker.bench import run_bench
+    from tracker.apps.bench import run_bench
 
     rows = run_bench(dev_root, None, ["siamfc-lite"], ["David"], 15, "cpu", ("torch", "onnxruntime"), (1,))
     assert [r["threads"] for r in rows] == [1, 1]
@@ -195,12 +194,12 @@ def test_an_export_tracks_without_torch(effnet_export, tmp_path):
     """The deployment install: numpy, OpenCV and ONNX Runtime. torch is made unimportable in a fresh
     interpreter; tracking with the default (its shipped export) must not need it, and torch-only
     commands say so."""
-    from tracker.demo import demo_clip
+    from tracker.apps.demo import demo_clip
 
     clip, box = demo_clip()
     out = tmp_path / "boxes.txt"
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from tracker.cli import main\n"
+            "from tracker.apps.cli import main\n"
             f"rc = main(['track', {str(clip)!r}, '--box', {','.join(map(str, box))!r},"
             f" '--no-display', '--boxes', {str(out)!r}, '--max-frames', '20'])\n"
             "assert main(['bench', '--threads', '1']) == 2 and main(['export', '--out', 'x']) == 2\n"
@@ -219,8 +218,8 @@ def test_demo_default_backend_is_onnxruntime_on_cpu_with_the_same_boxes(tmp_path
     continuous boxes, become px within 60 frames of the bundled clip (7.8 px at most, box ~230 x 295 px)."""
     import itertools
 
-    from tracker.demo import demo_clip
-    from tracker.video import frames as read_frames
+    from tracker.apps.demo import demo_clip
+    from tracker.io.video import frames as read_frames
 
     out = {}
     for backend in ("auto", "torch"):
@@ -275,13 +274,13 @@ def test_several_targets_share_one_head_call_and_an_older_export_runs_one_per_ta
 def test_an_in_memory_export_is_made_once_per_weights_and_config(monkeypatch):
     """An evaluation builds one tracker per sequence: a config the shipped export cannot serve is exported
     once, not once per sequence; other settings or other weights get their own export."""
-    import tracker.export
-    import tracker.loading
+    import tracker.backends.export
+    import tracker.backends.loading
 
     calls = []
-    real = tracker.export.export_model
-    monkeypatch.setattr(tracker.export, "export_model", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
-    monkeypatch.setattr(tracker.loading, "_EXPORTS", {})
+    real = tracker.backends.export.export_model
+    monkeypatch.setattr(tracker.backends.export, "export_model", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    monkeypatch.setattr(tracker.backends.loading, "_EXPORTS", {})
     make = lambda name, **cfg: SiamFCTracker.from_pretrained(name, backend="onnxruntime", config=cfg)  # noqa: E731
     a, b = make("siamfc-effnet", instance_sz=225), make("siamfc-effnet", instance_sz=225)
     assert len(calls) == 1 and a.net is not b.net and a.config == b.config

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from tracker import ops
+from tracker.core import ops
 
 
 def _padded_reference(img, x0, y0, n, pad):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker.weights import DEFAULT
+from tracker.networks.weights import DEFAULT
 
 from .helpers import siamtrack_cmd
 
@@ -41,7 +41,7 @@ def test_readme_says_how_to_get_the_cpu_build_of_torch():
 
 
 @pytest.mark.parametrize("cmd,must,must_not", [
-    ("track", [DEFAULT], ["siamfc-alexnet on GPU"]),  # the shipped default's name, as tracker.weights has it
+    ("track", [DEFAULT], ["siamfc-alexnet on GPU"]),  # the shipped default's name, as tracker.networks.weights has it
     ("bench", ["relative to the current folder"], []),
 ])
 def test_help_names_the_real_defaults(cmd, must, must_not):

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tracker.postprocess import find_peak_numpy, find_peaks_torch, psr
+from tracker.core.postprocess import find_peak_numpy, find_peaks_torch, psr
 
 S, R, U = 3, 17, 136  # scales, response size, upsampled size
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tracker import MultiTracker, SiamFCTracker, TrackerConfig, ops
-from tracker.synthetic import make_sequence
+from tracker.eval.synthetic import make_sequence
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tracker import SiamFCTracker
-from tracker.weights import DEFAULT, load_model, sha256_of
+from tracker.networks.weights import DEFAULT, load_model, sha256_of
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = sorted(WEIGHTS.glob("*.pt"))

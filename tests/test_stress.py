@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker import ops
+from tracker.core import ops
 from tracker.eval import metrics
 from tracker.eval.datasets import load_otb, read_boxes
 from tracker.eval.stress import MARGIN, WINDOW, make_stress_set
-from tracker.synthetic import make_sequence
+from tracker.eval.synthetic import make_sequence
 
 from .helpers import siamtrack_cmd
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tracker import SiamFCTracker, TrackerConfig, ops
-from tracker.synthetic import make_sequence
+from tracker.eval.synthetic import make_sequence
 
 
 @pytest.fixture(scope="module")

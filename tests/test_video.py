@@ -1,4 +1,4 @@
-"""tracker.video: sources, the atomic writer, the FPS meter and the progress bar."""
+"""tracker.io.video: sources, the atomic writer, the FPS meter and the progress bar."""
 from __future__ import annotations
 
 import io
@@ -9,10 +9,18 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker.progress import ProgressBar
-from tracker.synthetic import make_sequence
-from tracker.video import (FPSMeter, SinkError, SourceError, VideoSink, check_writable, frames,
-                           natural_key, open_source)
+from tracker.eval.synthetic import make_sequence
+from tracker.io.progress import ProgressBar
+from tracker.io.video import (
+    FPSMeter,
+    SinkError,
+    SourceError,
+    VideoSink,
+    check_writable,
+    frames,
+    natural_key,
+    open_source,
+)
 
 
 @pytest.fixture(scope="module")

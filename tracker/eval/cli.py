@@ -15,8 +15,8 @@ from .datasets import AnnotationError, Sequence, load_got10k, load_otb
 from .report import found_trackers, pack_got10k_test, score, write_reports
 from .runner import Layout, parse_shard, run_benchmark, shard
 from .stress import KINDS, make_stress_set
-from .tre import make_tre_set
 from .trackers import TrackerSpecError, default_peers_dir, label_of
+from .tre import make_tre_set
 
 __all__ = ["register"]
 

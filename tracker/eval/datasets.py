@@ -1,7 +1,7 @@
 """Benchmark loaders: OTB-2013/2015 (and any folder in that simple layout) and GOT-10k.
 
 Both produce :class:`Sequence` objects with 0-based ``(x, y, w, h)`` ground truth (the
-files are 1-based; converted here with :func:`tracker.ops.one_based_to_zero_based`).
+files are 1-based; converted here with :func:`tracker.core.ops.one_based_to_zero_based`).
 One reader handles every annotation file (:func:`read_boxes`, :func:`read_labels`);
 the two layouts differ only in where they keep images and annotations.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import ops
+from ..core import ops
 
 __all__ = ["AnnotationError", "Sequence", "read_boxes", "read_labels", "load_otb", "load_got10k", "is_valid_box",
            "write_otb_sequence",
@@ -297,7 +297,7 @@ def write_otb_sequence(folder: Path, frames: list, gt: np.ndarray, link: bool = 
     complete. For derived sets (:mod:`tracker.eval.stress`, :mod:`tracker.eval.tre`)."""
     import cv2
 
-    from ..video import read_image
+    from ..io.video import read_image
 
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")

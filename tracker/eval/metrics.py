@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import ops
+from ..core import ops
 from .datasets import is_valid_box
 
 __all__ = ["SUCCESS_THRESHOLDS", "PRECISION_THRESHOLDS", "NORM_PRECISION_THRESHOLDS", "GOT10K_THRESHOLDS",

@@ -28,9 +28,9 @@ from typing import Callable, Iterable, TextIO
 import cv2
 import numpy as np
 
-from .. import ops
-from ..progress import ProgressBar
-from ..video import read_image
+from ..core import ops
+from ..io.progress import ProgressBar
+from ..io.video import read_image
 from .datasets import Sequence
 from .trackers import is_deterministic, label_of, make_tracker
 
@@ -147,7 +147,7 @@ def _run_job(spec: str, seq: Sequence, layout: Layout, reps: list[int], peers: s
     """Run the missing repetitions of one (tracker, sequence); returns (label, seq, frames, seconds)."""
     if threads:
         cv2.setNumThreads(threads)
-        from ..siamfc import HAS_TORCH
+        from ..core.siamfc import HAS_TORCH
 
         if HAS_TORCH:
             import torch

@@ -27,10 +27,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import ops
-from ..synthetic import texture
-from ..video import read_image
+from ..core import ops
+from ..io.video import read_image
 from .datasets import Sequence, load_otb, write_otb_sequence
+from .synthetic import texture
 
 __all__ = ["KINDS", "make_stress_set", "occlusion_spans", "occlude", "camera_path"]
 

@@ -69,7 +69,7 @@ def label_of(spec: str) -> str:
         return label
     if target.lower() in OPENCV_TRACKERS:
         return target.lower()
-    from ..config import parse_model_spec
+    from ..core.config import parse_model_spec
 
     weights, overrides = parse_model_spec(target)
     base = Path(weights).stem if weights.endswith(".pt") else Path(weights).name
@@ -137,13 +137,13 @@ class OpenCVTracker:
 
 
 class SiamFCEvalTracker:
-    """Our :class:`~tracker.siamfc.SiamFCTracker` behind the harness interface."""
+    """Our :class:`~tracker.core.siamfc.SiamFCTracker` behind the harness interface."""
 
     def __init__(self, name_or_path: str, device: str = "auto", name: str | None = None,
                  threads: int | None = None) -> None:
-        from ..siamfc import BACKENDS, SiamFCTracker
-        from ..config import parse_model_spec
-        from ..weights import WeightsError, expand_preset
+        from ..core.config import parse_model_spec
+        from ..core.siamfc import BACKENDS, SiamFCTracker
+        from ..networks.weights import WeightsError, expand_preset
 
         try:
             weights, overrides = parse_model_spec(name_or_path)

@@ -14,7 +14,7 @@ __all__ = ["register", "add_arguments", "main"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..models import ARCHITECTURES
+    from ..networks.models import ARCHITECTURES
     from .losses import LOSSES
 
     p.add_argument("--data", action="append", required=True, metavar="KIND:PATH",
@@ -55,10 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..models import ARCHITECTURES
+    from ..networks.models import ARCHITECTURES
     from .pairs import PairConfig, PairSampler
     from .sources import load_tracks
-    from .trainer import CheckpointError, Trainer, TrainConfig
+    from .trainer import CheckpointError, TrainConfig, Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models import response_positions
+from ..networks.models import response_positions
 
 __all__ = ["response_labels", "balanced_logistic", "center_window", "contrastive", "triplet", "box_targets", "box_giou",
            "LOSSES"]

@@ -19,8 +19,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .. import ops
-from ..video import read_image
+from ..core import ops
+from ..io.video import read_image
 
 __all__ = ["Track", "PairConfig", "PairSampler", "valid_boxes"]
 

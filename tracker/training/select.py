@@ -28,11 +28,11 @@ import time
 
 import numpy as np
 
-from ..config import PRESETS, TrackerConfig
+from ..core.config import PRESETS, TrackerConfig
+from ..core.siamfc import SiamFCTracker
 from ..eval import datasets, metrics
-from ..siamfc import SiamFCTracker
-from ..video import read_image
-from ..weights import load_model, save_weights
+from ..io.video import read_image
+from ..networks.weights import load_model, save_weights
 
 __all__ = ["evaluate", "evaluate_tracker", "lost_rates", "calibrate_lost_threshold", "main"]
 

@@ -19,10 +19,10 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from ..effnet import load_imagenet
-from ..models import ARCHITECTURES, SiamNet, build_model, fold_batchnorm
-from ..progress import ProgressBar
-from ..weights import load_model, save_weights
+from ..io.progress import ProgressBar
+from ..networks.effnet import load_imagenet
+from ..networks.models import ARCHITECTURES, SiamNet, build_model, fold_batchnorm
+from ..networks.weights import load_model, save_weights
 from .losses import LOSSES, balanced_logistic, box_giou, contrastive, triplet
 from .pairs import PairConfig, PairSampler
 

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TextIO
 
-from .siamfc import TrackResult
+from ..core.siamfc import TrackResult
 from .video import check_writable, part_path, remove_stale_parts
 
 __all__ = ["SKIPPED_LINE", "BoxLog", "MotLog", "ResultFiles", "target_path", "read_mot"]

@@ -19,7 +19,7 @@ module has plain convolutions with biases and no BatchNorm. Read off the graphs:
   (+1 px), as ``cv2.TrackerNano`` takes it.
 
 Inputs are float tensors ``(N, 3, H, W)``, BGR pixel values in [0, 255], no normalisation (as the release).
-:class:`NanoTrackV2Net` offers the tracking API of :class:`tracker.nanotrack.NanoTrackNet`; its response is
+:class:`NanoTrackV2Net` offers the tracking API of :class:`tracker.networks.nanotrack.NanoTrackNet`; its response is
 the score branch's logit difference (target minus background), so ``sigmoid(response)`` is the softmax
 probability that the target is at that cell. :func:`state_dict_from_onnx` reads the weights from the graphs
 (strictly: every weight used once, every parameter given one) and :func:`convert` writes them to a file.
@@ -140,7 +140,7 @@ class _PointwiseHead(nn.Module):
 
 
 class NanoTrackV2Net(BoxNet):
-    """Trunk + head (v2, 48 channels), with :class:`tracker.nanotrack.BoxNet`'s tracking API. The exemplar's
+    """Trunk + head (v2, 48 channels), with :class:`tracker.networks.nanotrack.BoxNet`'s tracking API. The exemplar's
     kernel is its embedding (1, 48, 8, 8); one kernel serves any number of search crops of the same target."""
 
     reference_cell = 8  # 16 cells for a 255 px crop: NanoTrack's tracker (and cv2.TrackerNano) centre cell 8

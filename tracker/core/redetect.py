@@ -57,7 +57,7 @@ def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz:
 
 
 class LongTermSearch:
-    """The long-term steps of :class:`tracker.siamfc.SiamFCTracker` (``config.long_term``), kept beside the
+    """The long-term steps of :class:`tracker.core.siamfc.SiamFCTracker` (``config.long_term``), kept beside the
     search geometry they use; the tracker calls them after each local step (``SiamFCTracker._after``)."""
 
     def _long_term(self, score: float, lost: bool) -> TrackResult:

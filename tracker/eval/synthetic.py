@@ -4,8 +4,8 @@ package (``tracker/data/demo.mp4``), so nothing here depends on third-party data
 """
 from __future__ import annotations
 
-import numpy as np
 import cv2
+import numpy as np
 
 __all__ = ["texture", "make_sequence"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import without_removed
+from ..core.config import without_removed
 
 if TYPE_CHECKING:  # torch is imported where weights are loaded, so a torch-free install can still resolve names
     import torch
@@ -29,7 +29,7 @@ __all__ = ["WeightsError", "WeightsInfo", "resolve", "preset_config", "expand_pr
 
 ENV_VAR = "SIAMTRACK_WEIGHTS"
 DEFAULT = "nanotrack-v2"  # the shipped default, on CPU and GPU (siamfc-effnet, the ImageNet network, by name)
-EXPORT_SUFFIX = "-onnx"  # <name>-onnx/: the ONNX export shipped beside <name>.pt (tracker.export)
+EXPORT_SUFFIX = "-onnx"  # <name>-onnx/: the ONNX export shipped beside <name>.pt (tracker.backends.export)
 
 
 class WeightsError(ValueError):
@@ -55,8 +55,9 @@ def search_dirs() -> list[Path]:
             raise WeightsError(f"${ENV_VAR}={env}: not a folder; it names a folder of weights (<name>.pt with "
                                f"<name>.json); to use one file, pass its path (--model {env}, or from_pretrained(path))")
         dirs.append(env)
-    dirs.append(Path(__file__).resolve().parent.parent / "weights")  # repository checkout
-    dirs.append(Path(__file__).resolve().parent / "_weights")  # installed package data
+    package = Path(__file__).resolve().parents[1]  # tracker/
+    dirs.append(package.parent / "weights")  # repository checkout
+    dirs.append(package / "_weights")  # installed package data
     return dirs
 
 

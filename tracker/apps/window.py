@@ -11,9 +11,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .multi import MultiTracker
-from .siamfc import TrackResult
-from .video import FPSMeter
+from ..core.multi import MultiTracker
+from ..core.siamfc import TrackResult
+from ..io.video import FPSMeter
 
 __all__ = ["WINDOW", "Window", "interact", "target_at"]
 

@@ -11,53 +11,20 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from .config import parse_model_spec  # noqa: F401 (re-exported)
-from .siamfc import BACKENDS
-from .weights import expand_preset
+from ..core.config import parse_model_spec  # noqa: F401 (re-exported)
+from ..core.siamfc import BACKENDS
+from ..networks.weights import expand_preset
+from .timing import each_tracker, hardware, load_average, load_clips, set_threads  # noqa: F401 (re-exported)
 
 __all__ = ["hardware", "load_average", "conv_gmacs", "update_gmacs", "stage_ms", "time_tracker", "parse_model_spec", "run_bench",
            "register"]
-
-
-def hardware() -> str:
-    """One line naming the CPU (and GPU) this process runs on, its vector instructions that set the speed of
-    the networks' kernels (AVX2, AVX-512, VNNI for 8-bit), its thread counts and the load average."""
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    simd = [name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_vnni", "AVX-512 VNNI"),
-                                    ("avx_vnni", "AVX-VNNI"), ("amx_int8", "AMX-INT8")) if flag in flags]
-    if simd:
-        cpu += f" ({', '.join(simd)})"
-    s = (f"CPU: {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-         f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), {load_average()}")
-    if torch.cuda.is_available():
-        s += f"; GPU: {torch.cuda.get_device_name(0)}"
-    return s
-
-
-def load_average() -> str:
-    """The 1/5/15-minute load average ("n/a" where the OS has none): other work on the machine."""
-    try:
-        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    except (AttributeError, OSError):
-        return "load average n/a"
 
 
 def conv_gmacs(convs: Iterable[torch.nn.Module], run: Callable[[], object]) -> float:
@@ -119,18 +86,6 @@ def stage_ms(tracker, frame: np.ndarray, box, repeats: int = 50) -> tuple[float,
     return crop / tracker.scale_every, net / tracker.scale_every
 
 
-def load_clips(root: Path, sequences: list[str], max_frames: int) -> list[tuple[list[np.ndarray], tuple]]:
-    """Decoded frames and the 0-based first box of each named OTB-layout sequence."""
-    from .eval.datasets import load_otb
-    from .video import read_image
-
-    clips = []
-    for seq in load_otb(root, sequences, max_frames=max_frames):
-        frames = [read_image(f) for f in seq.img_files]
-        clips.append((frames, seq.init_box))
-    return clips
-
-
 def time_tracker(make, clips, warmup: int = 10) -> tuple[float, float]:
     """Median and mean per-frame update latency in ms over all clips (first ``warmup`` updates of each clip excluded)."""
     a = np.array(latencies(make, clips, warmup)) * 1e3
@@ -151,22 +106,15 @@ def latencies(make, clips, warmup: int = 10) -> list[float]:
     return lat
 
 
-def set_threads(n: int | None) -> None:
-    """CPU threads for torch and OpenCV (None: leave theirs); ONNX Runtime sessions take theirs when made."""
-    if n:
-        torch.set_num_threads(n)
-        cv2.setNumThreads(n)
-
-
 def _torch_twin(model: str, overrides: dict):
     """The PyTorch network a model's ONNX Runtime row is counted on (multiply-adds, parameters): its own
     weights, or for an export folder the weights it was made from where its model.json names them
     and they are still those (``source_sha256``), with the export's tracking parameters; None where there
     are none."""
-    from .config import without_removed
-    from .runtime import META_NAME, is_export
-    from .siamfc import SiamFCTracker
-    from .weights import WeightsError, resolve
+    from ..backends.onnx_net import META_NAME, is_export
+    from ..core.config import without_removed
+    from ..core.siamfc import SiamFCTracker
+    from ..networks.weights import WeightsError, resolve
 
     if is_export(model):
         meta = json.loads((Path(model) / META_NAME).read_text())
@@ -191,11 +139,11 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
     are not installed is timed with untrained weights of its architecture. With ``rounds`` > 1 the rows of a
     thread count are timed in turn that many times and their latencies pooled, so a change in the machine's
     load during the run weighs on every row alike."""
-    from .eval.trackers import OpenCVTracker
-    from .models import build_model
-    from .siamfc import SiamFCTracker
-    from .runtime import is_export
-    from .weights import WeightsError
+    from ..backends.onnx_net import is_export
+    from ..core.siamfc import SiamFCTracker
+    from ..eval.trackers import OpenCVTracker
+    from ..networks.models import build_model
+    from ..networks.weights import WeightsError
 
     clips = load_clips(root, sequences, max_frames)
     n = sum(len(f) - 1 for f, _ in clips)
@@ -274,43 +222,17 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
     return rows
 
 
-def each_tracker(models: list[str], backends: tuple[str, ...], threads: tuple[int | None, ...], device: str,
-                 config: dict | None = None):
-    """For every thread count (set for torch and OpenCV; ONNX Runtime sessions take it when made), model spec
-    (``NAME[:key=value,...]``) and back-end: ``(threads, label, tracker)``, the tracker made with the spec's
-    overrides and ``config``. A spec whose weights are not installed is reported and skipped."""
-    from .siamfc import SiamFCTracker
-    from .weights import WeightsError
-
-    for nthreads in threads:
-        set_threads(nthreads)
-        shown = nthreads or torch.get_num_threads()
-        for spec in models:
-            m, overrides = parse_model_spec(spec)
-            overrides = expand_preset(m, overrides)
-            for backend in backends:
-                try:
-                    t = SiamFCTracker.from_pretrained(m, device="cpu" if backend == "onnxruntime" else device,
-                                                      config={**overrides, **(config or {})} or None,
-                                                      backend=backend, threads=shown)
-                except WeightsError as e:
-                    print(f"skipped {spec}: {e}")
-                    break
-                where = f"{t.device}" if backend == "torch" else "onnxruntime, cpu"
-                yield shown, f"{spec} ({where})", t
-
-
 LOST_SIZES = ((640, 480), (1280, 720))  # frame sizes the whole-frame search is timed at
 LOST_TARGETS = ((64, 48), (32, 24))  # target sizes (px): the search's tiles follow the target's scale
 
 
 def run_lost_bench(models: list[str], device: str, backends: tuple[str, ...], threads: tuple[int | None, ...],
                    repeats: int = 10) -> list[dict]:
-    """Time a lost frame in long-term mode, the exemplar searched over the whole frame (tracker.redetect),
+    """Time a lost frame in long-term mode, the exemplar searched over the whole frame (tracker.core.redetect),
     at each of :data:`LOST_SIZES` for targets of :data:`LOST_TARGETS`, against a local-tracking frame of
     the same tracker; print and return the rows. Frames: a random texture (timing only)."""
-    from .redetect import tile_centers
-    from .synthetic import texture
+    from ..core.redetect import tile_centers
+    from ..eval.synthetic import texture
 
     print(hardware())
     rows = []
@@ -402,7 +324,7 @@ def register(sub) -> None:
                         "onnxruntime is installed, pip install 'siamtrack[onnx]'; else torch)")
     p.add_argument("--targets", type=int, nargs="+", metavar="N",
                    help="time N targets per frame instead (e.g. 1 4 16): batched (MultiTracker), one after another, "
-                        "and TrackerNano x N, per model and back-end (tracker.bench_multi)")
+                        "and TrackerNano x N, per model and back-end (tracker.apps.bench_multi)")
     p.add_argument("--rounds", type=int, default=3, metavar="N",
                    help="time the rows in turn N times and pool them, so a change of load weighs on all alike "
                         "(default 3)")

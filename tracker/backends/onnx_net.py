@@ -1,5 +1,5 @@
-"""The network on ONNX Runtime: exported files (:mod:`tracker.export`) behind the same small
-inference API as :class:`tracker.models.SiamNet`, so :class:`tracker.siamfc.SiamFCTracker`'s
+"""The network on ONNX Runtime: exported files (:mod:`tracker.backends.export`) behind the same small
+inference API as :class:`tracker.networks.models.SiamNet`, so :class:`tracker.core.siamfc.SiamFCTracker`'s
 one frame loop runs on either.
 
 ``template(z)`` embeds and caches the exemplar; ``track(x)`` and ``track_boxes(x)`` score search
@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .config import TrackerConfig, without_removed
+from ..core.config import TrackerConfig, without_removed
 
 __all__ = ["FORMAT", "META_NAME", "OnnxNet", "OnnxExportError", "load_export", "is_export"]
 
@@ -90,7 +90,7 @@ class OnnxNet:
 
     def __init__(self, files: Mapping[str, bytes], meta: Mapping[str, Any], threads: int | None = None,
                  source: str = "exported model") -> None:
-        """``files``/``meta`` as :func:`tracker.export.export_model` makes them or :func:`load_export` reads
+        """``files``/``meta`` as :func:`tracker.backends.export.export_model` makes them or :func:`load_export` reads
         them; ``threads``: ONNX Runtime's intra-op threads (None: its default, one per core)."""
         ort = _import_ort()
         self.source = source
@@ -222,7 +222,7 @@ class OnnxNet:
         return "heads.onnx" in self._sessions
 
     def respond(self, xf: np.ndarray, zf: np.ndarray, boxes: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """:meth:`tracker.models.SiamNet.respond`: responses (S, 1, R, R) of kernel ``zf`` on features ``xf``
+        """:meth:`tracker.networks.models.SiamNet.respond`: responses (S, 1, R, R) of kernel ``zf`` on features ``xf``
         (S, C, H, W) and, with ``boxes``, edge distances. Several targets (B kernels ``zf``, each
         with its own consecutive crops' features, :attr:`many_kernels`): their responses in that order."""
         if boxes and not self.has_box_head:

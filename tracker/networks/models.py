@@ -7,7 +7,7 @@ correlation kernel (``exemplar``):
 
 * ``alexnet`` and ``lite`` are unpadded: a 127 px exemplar gives a 6x6 embedding, a 255 px
   search region a 22x22 one, and their correlation a 17x17 response.
-* ``effnet-lite0`` (:mod:`tracker.effnet`) is ImageNet-pretrained and padded: 129 px -> 17x17,
+* ``effnet-lite0`` (:mod:`tracker.networks.effnet`) is ImageNet-pretrained and padded: 129 px -> 17x17,
   cut to its central 7x7; 257 px -> 33x33; a 27x27 response.
 
 Inputs are float tensors ``(N, 3, H, W)`` holding BGR pixel values in [0, 255].
@@ -25,10 +25,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..core.ops import TOTAL_STRIDE
 from .effnet import EffNetLite0Backbone, EffNetLite0S2Backbone
 from .nanotrack import FusedNanoTrackNet, NanoTrackNet
 from .nanotrack_v2 import NanoTrackV2Net
-from .ops import TOTAL_STRIDE
 
 __all__ = ["AlexNet", "LiteNet", "BoxHead", "SiamNet", "xcorr", "xcorr_gather", "correlation_index", "xcorr_depthwise", "build_model", "ARCHITECTURES",
            "prepare_for_inference", "fold_batchnorm", "response_positions", "TOTAL_STRIDE", "NETWORKS",
@@ -362,7 +362,7 @@ def build_model(arch: str, box_head: bool = False) -> SiamNet | NanoTrackNet:
     """A freshly initialised :class:`SiamNet` with the named backbone (a key of :data:`ARCHITECTURES`),
     with a :class:`BoxHead` when ``box_head``; or a whole network of :data:`NETWORKS` (their own heads, so
     ``box_head`` is ignored). Pretrained backbones start random here too: training
-    loads their ImageNet weights (:func:`tracker.effnet.load_imagenet`), tracking loads a whole
+    loads their ImageNet weights (:func:`tracker.networks.effnet.load_imagenet`), tracking loads a whole
     trained network."""
     if arch in NETWORKS:
         return NETWORKS[arch](arch)

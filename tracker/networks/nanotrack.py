@@ -15,7 +15,7 @@ NanoTrack (HonglinChu/SiamTrackers, Apache-2.0) is a Siamese tracker after SiamB
 
 Inputs are float tensors ``(N, 3, H, W)``, BGR pixel values in [0, 255], no normalisation (as the release).
 The module and parameter names are those of the release, so ``nanotrackv3.pt`` loads with ``strict=True``.
-:class:`NanoTrackNet` offers the tracking API of :class:`tracker.models.SiamNet` (``embed``,
+:class:`NanoTrackNet` offers the tracking API of :class:`tracker.networks.models.SiamNet` (``embed``,
 ``embed_exemplar``, ``respond``, ``template``/``track_boxes``) so the same frame loop runs it; its response
 is the score branch's logit difference (target minus background), so ``sigmoid(response)`` is the
 softmax probability that the target is at that cell.
@@ -198,7 +198,7 @@ class _BanHead(nn.Module):
 
 class BoxNet(nn.Module):
     """The tracking API of networks with a score and box head of their own (NanoTrack's), as
-    :class:`tracker.models.SiamNet` offers it: ``embed``, ``embed_exemplar``, ``respond``, ``template`` /
+    :class:`tracker.networks.models.SiamNet` offers it: ``embed``, ``embed_exemplar``, ``respond``, ``template`` /
     ``track_boxes``. Subclasses define ``embed``, ``embed_exemplar``, ``score`` and ``box_edges``."""
 
     exemplar_sz = 127
@@ -251,7 +251,7 @@ class BoxNet(nn.Module):
             return int(self.score(xf, zf).shape[-1])
 
     def respond(self, xf: torch.Tensor, zf: torch.Tensor, boxes: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`tracker.models.SiamNet.respond` for one kernel ``zf`` (:meth:`embed_exemplar`) on search
+        """:meth:`tracker.networks.models.SiamNet.respond` for one kernel ``zf`` (:meth:`embed_exemplar`) on search
         features ``xf`` (S, C, H, W): responses (S, 1, R, R) and, with ``boxes``, edge distances (S, 4, R, R)."""
         if zf.shape[0] > 1:
             raise ValueError(f"{self.arch}: one exemplar kernel at a time, got {zf.shape[0]}")
@@ -301,7 +301,7 @@ class NanoTrackNet(BoxNet):
         return self.ban_head
 
     def for_inference(self) -> "FusedNanoTrackNet":
-        """The same network for tracking (BatchNorm folded first: :func:`tracker.models.prepare_for_inference`):
+        """The same network for tracking (BatchNorm folded first: :func:`tracker.networks.models.prepare_for_inference`):
         the head's two branches stacked into one pass and the exemplar's projections done once per kernel."""
         return FusedNanoTrackNet(self)
 

@@ -1,15 +1,15 @@
 """The SiamFC frame loop: crop, score, find the peak, move and rescale the box.
 
 A frame's path: :meth:`SiamFCTracker.update` validates it, crops ``scale_num`` search
-regions around the last centre (:mod:`tracker.ops`), embeds them (``net.embed``), scores them
+regions around the last centre (:mod:`tracker.core.ops`), embeds them (``net.embed``), scores them
 against the target's exemplar kernel (``net.respond``, the kernel being the tracker's state, so
-one network serves many targets: :mod:`tracker.multi`), upsamples the responses, penalises scale
+one network serves many targets: :mod:`tracker.core.multi`), upsamples the responses, penalises scale
 changes, blends in a Hann window, and converts the peak's offset back to image pixels
 (``scale_every`` > 1: the pyramid on every N-th frame, the current scale alone between). In
 long-term mode a target lost for a while is also searched for over the whole frame
-(:mod:`tracker.redetect`).
-Networks with a box head (:class:`tracker.models.BoxHead`) search one scale: every response
-cell proposes a box from its edge distances, and :func:`tracker.postprocess.find_box` picks
+(:mod:`tracker.core.redetect`).
+Networks with a box head (:class:`tracker.networks.models.BoxHead`) search one scale: every response
+cell proposes a box from its edge distances, and :func:`tracker.core.postprocess.find_box` picks
 one by score, size-change penalty and window; the box's centre, width and height follow it
 (its aspect ratio can change).
 On CUDA the crop, network and post-processing all run on the device; one small
@@ -30,6 +30,8 @@ try:  # a deployment install (numpy, OpenCV, ONNX Runtime) tracks exported model
 except ImportError:
     torch = None
 
+from ..backends.loading import BACKENDS
+from ..backends.onnx_net import OnnxNet
 from . import ops, postprocess, redetect
 from .config import TrackerConfig
 from .device import CPU_TORCH_BATCH, HAS_TORCH, embed_in_batches, resolve_device
@@ -37,12 +39,9 @@ from .device import to_host as _host
 from .inputs import as_bgr_frame, as_box
 from .ops import TOTAL_STRIDE
 from .result import REACQUIRED, SEARCHING, TRACKING, TrackResult
-from .runtime import OnnxNet
 
 if TYPE_CHECKING:
-    from .models import SiamNet
-
-BACKENDS = ("torch", "onnxruntime")
+    from ..networks.models import SiamNet
 
 __all__ = ["SiamFCTracker", "TrackResult", "resolve_device", "embed_in_batches", "BACKENDS", "HAS_TORCH",
            "TRACKING", "SEARCHING", "REACQUIRED", "CPU_TORCH_BATCH"]
@@ -56,7 +55,7 @@ class SiamFCTracker(redetect.LongTermSearch):
 
     def __init__(self, net: SiamNet | OnnxNet, config: TrackerConfig | None = None, device: str | torch.device = "auto",
                  pipeline: str = "auto", name: str | None = None) -> None:
-        """``net``: a :class:`SiamNet` (torch, CPU or CUDA) or an :class:`tracker.runtime.OnnxNet` (ONNX
+        """``net``: a :class:`SiamNet` (torch, CPU or CUDA) or an :class:`tracker.backends.onnx_net.OnnxNet` (ONNX
         Runtime, CPU; its exported crop sizes and scales must match ``config``).
         ``pipeline``: ``"numpy"`` (OpenCV crops, host post-processing), ``"torch"`` (all on
         ``device``) or ``"auto"`` (torch on CUDA, numpy on CPU)."""
@@ -74,7 +73,7 @@ class SiamFCTracker(redetect.LongTermSearch):
             net.check_config(self.config)
             self.net = net
         else:
-            from .models import prepare_for_inference
+            from ..networks.models import prepare_for_inference
 
             self.device = resolve_device(device)
             self.pipeline = ("torch" if self.device.type == "cuda" else "numpy") if pipeline == "auto" else pipeline
@@ -160,7 +159,7 @@ class SiamFCTracker(redetect.LongTermSearch):
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device = "auto",
                         config: TrackerConfig | dict | None = None, backend: str = "auto",
                         threads: int | None = None, preset: str | None = None, **kwargs) -> "SiamFCTracker":
-        """Load shipped or user weights by name or path (default: :data:`tracker.weights.DEFAULT`).
+        """Load shipped or user weights by name or path (default: :data:`tracker.networks.weights.DEFAULT`).
         Tracking parameters: the paper's defaults, then those stored with the weights, then ``config``
         (a :class:`TrackerConfig` replaces, a dict overrides); crop sizes left unset are the network's.
         A folder made by ``siamtrack export`` is loaded with :meth:`from_onnx`.
@@ -170,10 +169,10 @@ class SiamFCTracker(redetect.LongTermSearch):
         network with ONNX Runtime on the CPU (``threads``: its intra-op threads; None: its default): from the
         export shipped beside the weights (``<name>-onnx/``) when it was made from this very file and serves
         ``config``, else exported in memory
-        (:func:`tracker.export.export_model`, ~10 s). Without torch installed, only exports can run: the
+        (:func:`tracker.backends.export.export_model`, ~10 s). Without torch installed, only exports can run: the
         shipped export of a name is then used whatever ``backend`` says. ``preset``: a named set of overrides
         the weights' ``.json`` lists (``nanotrack-v2``: ``"fast"``), applied before ``config``."""
-        from .loading import from_pretrained
+        from ..backends.loading import from_pretrained
 
         return from_pretrained(cls, name_or_path, device, config, backend, threads, preset, **kwargs)
 
@@ -184,7 +183,7 @@ class SiamFCTracker(redetect.LongTermSearch):
         "auto" or "cpu"). Tracking parameters: those in its ``model.json``, then ``config`` overrides (crop
         sizes are fixed by the export, but for the NanoTrack networks' search size). ``threads``: ONNX Runtime's
         intra-op threads."""
-        from .loading import from_onnx
+        from ..backends.loading import from_onnx
 
         return from_onnx(cls, path, config, threads, device, **kwargs)
 

@@ -10,7 +10,7 @@ weights. As OpenCV does for NanoTrack, the export splits it where the features m
 * ``head.onnx``: ``zf`` (1, C, k, k) and ``xf`` (N, C, H, W) -> responses (N, 1, R, R);
 * ``heads.onnx``: the same for B kernels (B, C, k, k), each on its N / B consecutive maps (several targets);
 * ``box_head.onnx`` (SiamNet with a box head): ``zf`` and ``xf`` -> edge distances (N, 4, R, R);
-* ``head_boxes.onnx`` (networks with a head of their own, :data:`tracker.models.NETWORKS`, e.g. NanoTrack):
+* ``head_boxes.onnx`` (networks with a head of their own, :data:`tracker.networks.models.NETWORKS`, e.g. NanoTrack):
   ``zf`` and ``xf`` -> responses and edge distances from one pass (``head.onnx``: the responses alone), and
   ``track.onnx``: ``zf`` and the search crops -> both, backbone included (one call per tracked frame);
 * ``model.json``: format, architecture, crop sizes, input layout and normalisation, opset,
@@ -19,7 +19,7 @@ weights. As OpenCV does for NanoTrack, the export splits it where the features m
 
 Crops are float32 NCHW holding BGR pixel values in [0, 255], exactly what the torch
 network takes: normalisation is inside the graphs. BatchNorm is folded before export.
-:class:`tracker.runtime.OnnxNet` runs the files with ONNX Runtime.
+:class:`tracker.backends.onnx_net.OnnxNet` runs the files with ONNX Runtime.
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ import io
 import json
 import logging
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .config import TrackerConfig
-from .models import SiamNet, correlation_index, prepare_for_inference, xcorr_gather, xcorr_gather_many
-from .runtime import FORMAT, META_NAME, is_export
+from ..core.config import TrackerConfig
+from ..networks.models import (
+    SiamNet,
+    correlation_index,
+    prepare_for_inference,
+    xcorr_gather,
+    xcorr_gather_many,
+)
+from .onnx_net import FORMAT, META_NAME
 
-__all__ = ["FORMAT", "META_NAME", "OPSET", "export_model", "write_export", "max_differences", "opencv_check", "register"]
+__all__ = ["FORMAT", "META_NAME", "OPSET", "export_model", "write_export", "max_differences", "opencv_check"]
 
 OPSET = 18
 
@@ -63,7 +68,7 @@ class _Backbone(_Exemplar):
 
 class _Head(nn.Module):
     """:meth:`SiamNet.head` for one exemplar kernel (1, C, k, k) and features (N, C, H, W) of fixed H, W,
-    as the tracker computes it (:func:`tracker.models.xcorr_gather`: a matrix product and a gather, which
+    as the tracker computes it (:func:`tracker.networks.models.xcorr_gather`: a matrix product and a gather, which
     ONNX Runtime ran in half the time of a convolution whose kernel is a graph input)."""
 
     def __init__(self, net: SiamNet, kernel_shape: tuple[int, ...], feature_shape: tuple[int, ...]) -> None:
@@ -77,7 +82,7 @@ class _Head(nn.Module):
 
 class _Heads(_Head):
     """:class:`_Head` for several targets: B kernels (B, C, k, k), each on its N / B consecutive feature maps
-    of ``xf`` (N, C, H, W) (:func:`tracker.models.xcorr_gather_many`), one call for every target."""
+    of ``xf`` (N, C, H, W) (:func:`tracker.networks.models.xcorr_gather_many`), one call for every target."""
 
     def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
         return xcorr_gather_many(zf, xf, self.index) * self.net.out_scale + self.net.bias
@@ -89,7 +94,7 @@ class _BoxHead(_Exemplar):
 
 
 class _OwnScore(_Exemplar):
-    """The response of a network with a head of its own (:data:`tracker.models.NETWORKS`), one kernel."""
+    """The response of a network with a head of its own (:data:`tracker.networks.models.NETWORKS`), one kernel."""
 
     def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
         return self.net.score(xf, zf)
@@ -162,7 +167,7 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
                                        ["zf", "xf"], "response", {"zf": {0: "b"}, "xf": batch})
         if net.has_box_head:
             files["box_head.onnx"] = _to_onnx(_BoxHead(net), (zf, xf), ["zf", "xf"], "edges", {"xf": batch})
-    else:  # a network with a head of its own (tracker.models.NETWORKS): the score alone, and score and box together,
+    else:  # a network with a head of its own (tracker.networks.models.NETWORKS): the score alone, and score and box together,
         # for search features of any size (so the export serves any search crop size: instance_sz)
         spatial = {"xf": {0: "n", 2: "h", 3: "w"}}
         files["head.onnx"] = _to_onnx(_OwnScore(net), (zf, xf), ["zf", "xf"], "response", spatial)
@@ -265,66 +270,3 @@ def opencv_check(out_dir: str | os.PathLike) -> dict[str, str]:
             msg = [line for line in str(e).splitlines() if line.strip()]
             report[fname] = "fails: " + (msg[-1].strip() if msg else "cv2.error")
     return report
-
-
-def _main(args) -> int:
-    try:
-        import onnx
-    except ImportError:
-        print("siamtrack export: needs onnx, onnxruntime and onnxscript: pip install 'siamtrack[onnx]'", file=sys.stderr)
-        return 2
-
-    from .demo import DemoError, demo_clip, parse_config
-    from .siamfc import SiamFCTracker
-    from .video import open_source
-    from .weights import WeightsError, resolve
-
-    out = Path(args.out)
-    if args.model and is_export(args.model):
-        print(f"siamtrack export: --model {args.model} is an export already; give weights (a name or a .pt file)",
-              file=sys.stderr)
-        return 2
-    if out.exists() and not out.is_dir():
-        print(f"siamtrack export: --out {out}: exists and is not a folder", file=sys.stderr)
-        return 2
-    try:
-        config = parse_config(args.config) if args.config else None
-        ref = SiamFCTracker.from_pretrained(args.model, device="cpu", config=config, backend="torch")
-    except DemoError as e:
-        print(f"siamtrack export: {e}", file=sys.stderr)
-        return 2
-    except (WeightsError, ValueError) as e:
-        print(f"siamtrack export: {'--config' if str(e).startswith('TrackerConfig') else '--model'}: {e}", file=sys.stderr)
-        return 2
-    name = args.model or ref.name
-    files, meta = export_model(ref.net, ref.config, Path(str(name)).stem, resolve(name).sha256)
-    for fname, data in files.items():
-        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
-    path = write_export(files, meta, out)
-    print(f"wrote {', '.join(files)} and {META_NAME} to {out.resolve()} ({ref.net.arch}, opset {OPSET}, "
-          f"crops {meta['exemplar_sz']}/{meta['instance_sz']} px, {ref.config.scale_num} search crop(s))")
-    print("ONNX checker: every file passes")
-    clip, box = demo_clip()
-    with open_source(str(clip)) as src:
-        frame = src.first_frame
-    diffs = max_differences(ref, SiamFCTracker.from_onnx(path.parent), frame, box)
-    print("ONNX Runtime vs PyTorch on the bundled clip's first frame, max abs difference: "
-          + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
-    if not args.no_opencv:
-        for fname, status in opencv_check(path.parent).items():
-            print(f"OpenCV DNN (cv2.dnn.readNet) {fname}: {status}")
-    return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("export", help="export a model to ONNX (backbone and head files) for ONNX Runtime or OpenCV",
-                       description="Write exemplar.onnx, backbone.onnx, head.onnx (box_head.onnx for a model with "
-                                   "a box head; head_boxes.onnx and track.onnx for the NanoTrack networks) with model.json into --out, check them "
-                                   "with the ONNX checker, compare ONNX Runtime with PyTorch on real crops and try "
-                                   "OpenCV's DNN module. Track with it: siamtrack track --model DIR.")
-    p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: nanotrack-v2)")
-    p.add_argument("--config", metavar="JSON", help="tracking-parameter overrides to export for (they fix the crop "
-                                                    "sizes)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created; an older export in it is replaced)")
-    p.add_argument("--no-opencv", action="store_true", help="skip the OpenCV DNN check")
-    p.set_defaults(func=_main)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .siamfc import TrackResult
+from ..core.siamfc import TrackResult
 
 __all__ = ["TRACKED_COLOR", "LOST_COLOR", "BANNER_COLOR", "TARGET_COLORS", "target_color", "draw_overlay",
            "draw_targets", "skipped_frame"]
@@ -26,7 +26,7 @@ def target_color(target_id: int) -> tuple[int, int, int]:
 
 def skipped_frame(last: np.ndarray, number: int) -> np.ndarray:
     """The output-video frame for source frame ``number`` (1-based) that could not be decoded: the
-    last frame shown, darkened, saying so (its box-file line is :data:`tracker.demo.SKIPPED_LINE`)."""
+    last frame shown, darkened, saying so (its box-file line is :data:`tracker.apps.demo.SKIPPED_LINE`)."""
     img = (last // 3).astype(np.uint8)
     _text(img, f"frame {number}: could not be decoded, skipped", (10, max(30, img.shape[0] // 2)),
           max(0.4, img.shape[1] / 1200), LOST_COLOR)

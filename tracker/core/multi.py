@@ -1,6 +1,6 @@
 """Several targets in one stream: one batched network pass per frame.
 
-:class:`MultiTracker` keeps one :class:`tracker.siamfc.SiamFCTracker` per target, all sharing one
+:class:`MultiTracker` keeps one :class:`tracker.core.siamfc.SiamFCTracker` per target, all sharing one
 network (:meth:`SiamFCTracker.spawn`: no copy of the weights). A frame's path: every target's
 search crops are cut into one batch (OpenCV on the CPU, one ``grid_sample`` on the device), the
 backbone embeds the whole batch in one call, and each target's head (its own exemplar kernel),

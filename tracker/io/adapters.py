@@ -14,7 +14,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .siamfc import SiamFCTracker
+from ..core.siamfc import SiamFCTracker
 from .video import read_image
 
 __all__ = ["GOT10kTracker", "OpenCVStyleTracker"]

@@ -1,6 +1,6 @@
 """Video I/O for the demos: one frame source over cameras, files, image folders and
 streams; an atomically finalised video writer and an FPS meter (the progress bar is
-:class:`tracker.progress.ProgressBar`).
+:class:`tracker.io.progress.ProgressBar`).
 
 Frames are BGR ``uint8`` ``(H, W, 3)`` arrays, as OpenCV gives them. A *source* is
 

@@ -11,10 +11,13 @@ Everything here is pure: no state, no configuration.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "TOTAL_STRIDE",

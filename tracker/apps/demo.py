@@ -5,11 +5,11 @@ Outputs: ``--output`` an annotated video (boxes, confidence, fps, model and devi
 ``--boxes`` a text file: for one target one ``x,y,w,h,score`` line per frame (0-based pixels; the
 first frame's line is the initial box with score 1); for several targets (several ``--box``, several
 boxes dragged on the first frame, or ``--mot``) the MOTChallenge format
-``frame,id,x,y,w,h,score,-1,-1,-1``, one line per target per frame (:mod:`tracker.outputs`);
+``frame,id,x,y,w,h,score,-1,-1,-1``, one line per target per frame (:mod:`tracker.io.outputs`);
 ``--boxes-per-target`` also one ``x,y,w,h,score`` file per target. All are finalised on a normal end,
 ``q``/Esc, a closed window, Ctrl-C or SIGTERM, and hold every frame done.
 
-Keys in the window (:mod:`tracker.window`): SPACE pause/resume, ``r`` re-select the target,
+Keys in the window (:mod:`tracker.apps.window`): SPACE pause/resume, ``r`` re-select the target,
 ``a`` add a target, ``d`` + click remove one, ``q`` or Esc quit.
 """
 from __future__ import annotations
@@ -27,22 +27,42 @@ from typing import Iterator, Sequence, TextIO
 
 import numpy as np
 
-from .inputs import as_box
-from .multi import MultiTracker
-from .outputs import SKIPPED_LINE, ResultFiles, target_path  # noqa: F401 (SKIPPED_LINE re-exported)
-from .overlay import (BANNER_COLOR, LOST_COLOR, TRACKED_COLOR, draw_overlay, draw_targets,  # noqa: F401
-                      skipped_frame)
-from .progress import ProgressBar
-from .runtime import is_export
-from .siamfc import BACKENDS, HAS_TORCH, SiamFCTracker, TrackResult, resolve_device
-from .video import FPSMeter, SinkError, SourceError, VideoSink, check_writable, open_source, same_file
-from .weights import WeightsError
+from ..backends.onnx_net import is_export
+from ..core.inputs import as_box
+from ..core.multi import MultiTracker
+from ..core.siamfc import (
+    BACKENDS,
+    HAS_TORCH,
+    SiamFCTracker,
+    TrackResult,
+    resolve_device,
+)
+from ..io.outputs import SKIPPED_LINE, ResultFiles, target_path  # noqa: F401 (SKIPPED_LINE re-exported)
+from ..io.progress import ProgressBar
+from ..io.video import (
+    FPSMeter,
+    SinkError,
+    SourceError,
+    VideoSink,
+    check_writable,
+    open_source,
+    same_file,
+)
+from ..networks.weights import WeightsError
+from .overlay import (  # noqa: F401
+    BANNER_COLOR,
+    LOST_COLOR,
+    TRACKED_COLOR,
+    draw_overlay,
+    draw_targets,
+    skipped_frame,
+)
 from .window import WINDOW, Window, interact  # noqa: F401 (WINDOW re-exported)
 
 __all__ = ["DEMO_CLIP", "DEMO_OUTPUT", "DemoOptions", "DemoError", "run", "register", "parse_box",
            "draw_overlay", "has_display", "demo_clip"]
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"  # tracker/data
 DEMO_CLIP = DATA_DIR / "demo.mp4"
 DEMO_OUTPUT = "siamtrack_demo.mp4"
 

@@ -18,7 +18,7 @@ class TrackerConfig:
     Sizes are in pixels. ``scale_lr`` and ``window_influence`` are blend factors in [0, 1]
     (``scale_lr``: how far the box size moves towards the new estimate each frame, from the
     scale pyramid or, for weights with a box head, towards the chosen proposal, scaled by its
-    penalised score: see :func:`tracker.postprocess.find_box`).
+    penalised score: see :func:`tracker.core.postprocess.find_box`).
     ``lost_threshold`` applies to :attr:`TrackResult.score` in [0, 1] (the network's probability for the
     NanoTrack networks, the peak relative to the first frame's for the others).
     """
@@ -43,7 +43,7 @@ class TrackerConfig:
     # scale_lr stays a rate per frame: a scale frame moves the size 1 - (1 - scale_lr) ** N of the way. Ignored by
     # box heads (one crop per frame already)
     psr_score: bool = False  # score = peak score x the response's peak-to-sidelobe ratio relative to the first frame's
-    long_term: bool = False  # when lost: hold the last box, then search the whole frame and re-acquire (tracker.redetect)
+    long_term: bool = False  # when lost: hold the last box, then search the whole frame and re-acquire (tracker.core.redetect)
     lost_frames: int = 3  # long_term: consecutive lost frames before the whole-frame search starts
     redetect_threshold: float = 0.5  # long_term: score a whole-frame peak needs to be re-acquired (>= lost_threshold)
     search_tiles: int = 0  # long_term: at most this many search crops per lost frame, in turn over the frame; 0: all
@@ -110,7 +110,7 @@ class TrackerConfig:
 
     def with_crop_sizes(self, net) -> "TrackerConfig":
         """This config with unset crop sizes (None) filled in with ``net``'s own (``exemplar_sz``/``instance_sz``
-        of a :class:`tracker.models.SiamNet` or an ONNX export's network)."""
+        of a :class:`tracker.networks.models.SiamNet` or an ONNX export's network)."""
         if self.exemplar_sz is not None and self.instance_sz is not None:
             return self
         return self.replace(exemplar_sz=self.exemplar_sz or net.exemplar_sz, instance_sz=self.instance_sz or net.instance_sz)

@@ -1,4 +1,4 @@
-"""Building a :class:`tracker.siamfc.SiamFCTracker` from weights or an export (what its
+"""Building a :class:`tracker.core.siamfc.SiamFCTracker` from weights or an export (what its
 ``from_pretrained`` and ``from_onnx`` do): which back-end runs the network, which tracking
 parameters apply, and the shipped ONNX export of a weights file."""
 from __future__ import annotations
@@ -10,12 +10,21 @@ import os
 import warnings
 from pathlib import Path
 
-from .config import TrackerConfig, without_removed
-from .runtime import META_NAME, OnnxNet, is_export
-from .siamfc import BACKENDS, resolve_device, torch
-from .weights import DEFAULT, find_export, load_model, preset_config, resolve, sha256_of
+from ..core.config import TrackerConfig, without_removed
+from ..core.device import resolve_device, torch
+from ..networks.weights import (
+    DEFAULT,
+    find_export,
+    load_model,
+    preset_config,
+    resolve,
+    sha256_of,
+)
+from .onnx_net import META_NAME, OnnxNet, is_export
 
-__all__ = ["from_pretrained", "from_onnx"]
+__all__ = ["BACKENDS", "from_pretrained", "from_onnx"]
+
+BACKENDS = ("torch", "onnxruntime")  # what runs the network: PyTorch (CPU or CUDA), ONNX Runtime (CPU)
 
 # In-memory exports already made in this process, by the weights' sha256 and the tracking parameters:
 # an evaluation builds one tracker per sequence, and an export takes seconds.
@@ -50,7 +59,7 @@ def _shipped_export(name: str, config: TrackerConfig | dict | None,
 
 
 def from_pretrained(cls, name_or_path, device, config, backend, threads, preset=None, **kwargs):
-    """:meth:`tracker.siamfc.SiamFCTracker.from_pretrained` (``cls``: the tracker class)."""
+    """:meth:`tracker.core.siamfc.SiamFCTracker.from_pretrained` (``cls``: the tracker class)."""
     if preset is not None:
         if isinstance(config, TrackerConfig):
             raise ValueError(f"preset {preset!r}: pass config as a dict of overrides to apply on top of it")
@@ -87,7 +96,7 @@ def from_pretrained(cls, name_or_path, device, config, backend, threads, preset=
         warnings.warn(f"{info.path}: no {info.path.with_suffix('.json').name} beside it, so no tracking parameters "
                       f"were chosen for these weights; tracking with the defaults "
                       f"{TrackerConfig.from_dict({**({'scale_num': 1} if net.has_box_head else {}), **(config or {})})}"
-                      " (write the .json, as tracker.weights.save_weights does, or pass config= to set them)",
+                      " (write the .json, as tracker.networks.weights.save_weights does, or pass config= to set them)",
                       stacklevel=3)
     if isinstance(config, TrackerConfig):
         cfg = config
@@ -114,7 +123,7 @@ def from_pretrained(cls, name_or_path, device, config, backend, threads, preset=
 
 
 def from_onnx(cls, path, config, threads, device, **kwargs):
-    """:meth:`tracker.siamfc.SiamFCTracker.from_onnx` (``cls``: the tracker class)."""
+    """:meth:`tracker.core.siamfc.SiamFCTracker.from_onnx` (``cls``: the tracker class)."""
     net = OnnxNet.from_dir(path, threads=threads)
     cfg = TrackerConfig.from_dict({**net.meta["config"], **(config or {})})
     return cls(net, cfg, device, name=str(net.meta.get("name") or Path(path).name), **kwargs)

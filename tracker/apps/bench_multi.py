@@ -1,7 +1,7 @@
 """``siamtrack bench --targets 1 4 16``: the cost of several targets per frame.
 
 For each target count N and each model and back-end, these ways in one run, on the same frames:
-:class:`tracker.multi.MultiTracker` batched (one network call per frame for all targets), the same
+:class:`tracker.core.multi.MultiTracker` batched (one network call per frame for all targets), the same
 targets one after another
 (``batched=False``: N network calls, as N separate trackers), and, for reference, N OpenCV
 TrackerNano instances one after another (OpenCV's ``MultiTracker`` does just that). Targets: the
@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .bench import each_tracker, hardware, load_average, load_clips, set_threads
+from .timing import each_tracker, hardware, load_average, load_clips, set_threads
 
 __all__ = ["spread_boxes", "time_targets", "run_multi_bench"]
 
@@ -83,8 +83,8 @@ def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences
                     targets: tuple[int, ...]) -> list[dict]:
     """Time every target count in ``targets`` for each model and back-end, batched and one after another,
     with TrackerNano x N when ``peers`` is given; print and return the rows."""
-    from .eval.trackers import OpenCVTracker
-    from .multi import MultiTracker
+    from ..core.multi import MultiTracker
+    from ..eval.trackers import OpenCVTracker
 
     clips = load_clips(root, sequences, max_frames)
     print(hardware())
