@@ -152,6 +152,7 @@ def assert_clean_exit(proc: subprocess.Popen, stderr_lines: Lines) -> None:
     assert "Traceback" not in err, err
 
 
+@pytest.mark.slow
 def test_window_keys_and_reselect(xdisplay, tmp_path):
     frames, gt = make_sequence(60, (W, H), target=(48, 36), seed=11)
     clip = encode(frames * 5, tmp_path / "clip.mp4")  # 300 frames: long enough to still be running
@@ -227,6 +228,7 @@ def _outline(img: np.ndarray, color) -> tuple[int, int, int, int] | None:
     return int(vx.min()), int(hy.min()), int(vx.max()), int(hy.max())
 
 
+@pytest.mark.slow
 def test_window_adds_and_removes_targets(xdisplay, tmp_path):
     """With --mot: 'a' plus a drag adds a second target, 'd' plus a click on its box removes it; the MOT
     file has its lines from the frame after it was added to the frame it was removed on."""
@@ -298,6 +300,7 @@ def test_window_adds_and_removes_targets(xdisplay, tmp_path):
     assert sorted(mot[2]) == list(range(added_at + 1, removed_at + 1))
 
 
+@pytest.mark.slow
 def test_several_targets_dragged_on_the_first_frame(xdisplay, tmp_path):
     """No --box: drag two boxes on the first frame (ENTER after each, Esc when done): two targets, MOT file."""
     from tracker.io.outputs import read_mot

@@ -50,6 +50,7 @@ def _toolkit_otb(root: Path, results: Path, report: Path):
     return exp.report(["csrt", "kcf"])
 
 
+@pytest.mark.slow
 def test_otb_scores_equal_toolkit(otb_run, tmp_path: Path) -> None:
     root, results = otb_run
     theirs = _toolkit_otb(root, results, tmp_path)
@@ -94,6 +95,7 @@ def got_run(training_root: Path, tmp_path_factory) -> tuple[Path, Path]:
     return tmp, layout.root
 
 
+@pytest.mark.slow
 def test_got10k_scores_equal_toolkit(got_run, tmp_path: Path) -> None:
     root, results = got_run
     assert len(list((results / "mil" / GOT_SEQS[0]).glob("*_00[0-9].txt"))) == 3  # MIL: 3 repetitions

@@ -133,6 +133,7 @@ def test_keyboard_interrupt_then_resume_recomputes_nothing_finished(otb_root: Pa
     assert run_benchmark(seqs, ["kcf"], layout, progress=False).ran == [] and calls == []
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_keeps_finished_files(tmp_path: Path) -> None:
     root = _write_otb(tmp_path / "OTBslow", 6, 40)
     out = tmp_path / "out"

@@ -153,6 +153,7 @@ def test_demo_box_file_carries_the_state_in_long_term_mode(tmp_path):
     assert "x,y,w,h,score,state per frame" in p.stdout
 
 
+@pytest.mark.slow
 def test_bench_times_a_lost_frame_against_a_tracked_one(capsys):
     from tracker.apps.bench import LOST_SIZES, LOST_TARGETS, run_lost_bench
 

@@ -123,5 +123,3 @@ def test_a_batch_of_search_crops_equals_single_calls(net, crops):
         assert torch.allclose(resp[i:i + 1], r, atol=1e-4) and torch.allclose(edges[i:i + 1], e, rtol=1e-4)
     # other crop sizes: a 223 px search crop gives 14x14 cells
     assert net.response_size(127, 223) == 14 and net.track(torch.zeros(1, 3, 223, 223)).shape == (1, 1, 14, 14)
-    with pytest.raises(ValueError, match="pyramid"):
-        net.respond(net.embed(torch.from_numpy(xs)), net._zf, scales=[1.0])

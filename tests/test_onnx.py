@@ -91,6 +91,7 @@ def test_from_pretrained_takes_the_shipped_export_by_default_on_a_cpu(effnet_exp
     assert SiamFCTracker.from_pretrained(device="cpu", backend="torch").backend == "torch"
 
 
+@pytest.mark.slow
 def test_lite_in_memory_export_tracks_as_torch_does(david):
     frames, box = david
     ours = SiamFCTracker.from_pretrained("siamfc-lite", backend="onnxruntime")
@@ -162,6 +163,7 @@ def test_missing_onnxruntime_names_the_extra(monkeypatch, effnet_export):
         SiamFCTracker.from_onnx(effnet_export)
 
 
+@pytest.mark.slow
 def test_cli_export_then_track_with_the_folder(tmp_path):
     out = tmp_path / "lite"
     r = subprocess.run([*siamtrack_cmd(), "export", "--model", "siamfc-lite", "--out", str(out)],
@@ -271,6 +273,7 @@ def test_several_targets_share_one_head_call_and_an_older_export_runs_one_per_ta
     assert np.abs(boxes[0] - boxes[1]).max() <= 1e-3
 
 
+@pytest.mark.slow
 def test_an_in_memory_export_is_made_once_per_weights_and_config(monkeypatch):
     """An evaluation builds one tracker per sequence: a config the shipped export cannot serve is exported
     once, not once per sequence; other settings or other weights get their own export."""

@@ -139,6 +139,7 @@ def test_long_term_measures_against_a_direct_count():
     assert always.recall == pytest.approx(1.0) and always.precision < 0.9 and always.f_score < perfect.f_score
 
 
+@pytest.mark.slow
 def test_eval_reports_the_long_term_block(stress, tmp_path):
     _, out, _ = stress
     res = tmp_path / "res"

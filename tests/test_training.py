@@ -213,6 +213,7 @@ torch.save(tr.net.state_dict(), os.path.join({out!r}, f"rank{{tr.rank}}.pt"))
 """
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_keep_replicas_equal(tmp_path):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     script = tmp_path / "ddp.py"
@@ -230,6 +231,7 @@ def test_ddp_two_processes_keep_replicas_equal(tmp_path):
     assert changed  # they trained, and stayed equal
 
 
+@pytest.mark.slow
 def test_train_cli_on_real_data(tmp_path, training_root):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "tracker.apps.cli", "train", "--data", f"got10k:{training_root}", "--model", "lite",

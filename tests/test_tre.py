@@ -46,6 +46,7 @@ def test_the_set_holds_each_segment_from_its_start_with_its_ground_truth(tmp_pat
         make_tre_set(src, src)
 
 
+@pytest.mark.slow
 def test_cli_writes_a_set_that_eval_scores(tmp_path):
     src = _otb_set(tmp_path / "src", n_frames=40)
     r = subprocess.run([*siamtrack_cmd(), "eval", "tre", "--root", str(src), "--out", str(tmp_path / "tre"),
