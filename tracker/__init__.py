@@ -4,7 +4,9 @@ Images are BGR ``uint8`` arrays as OpenCV gives them; boxes are ``(x, y, w, h)``
 0-based pixels. Start with :meth:`SiamFCTracker.from_pretrained` (one target) or
 :meth:`MultiTracker.from_pretrained` (several, one batched network pass per frame).
 """
-from .core import ops  # crops and box conversions, shared by the tracker, training and evaluation
+from .core import (
+    ops,  # crops and box conversions, shared by the tracker, training and evaluation
+)
 from .core.config import TrackerConfig
 from .core.multi import MultiTracker
 from .core.siamfc import SiamFCTracker, TrackResult

@@ -21,7 +21,14 @@ import torch
 from ..core.config import parse_model_spec  # noqa: F401 (re-exported)
 from ..core.siamfc import BACKENDS
 from ..networks.weights import expand_preset
-from .timing import each_tracker, hardware, load_average, load_clips, set_threads  # noqa: F401 (re-exported)
+from .timing import (  # noqa: F401
+    each_tracker,
+    hardware,
+    load_average,
+    load_clips,
+    set_threads,
+    update_latencies,
+)
 
 __all__ = ["hardware", "load_average", "conv_gmacs", "update_gmacs", "stage_ms", "time_tracker", "parse_model_spec", "run_bench",
            "register"]
@@ -98,11 +105,7 @@ def latencies(make, clips, warmup: int = 10) -> list[float]:
     for frames, box in clips:
         t = make()
         t.init(frames[0], box)
-        for k, f in enumerate(frames[1:]):
-            s = time.perf_counter()
-            t.update(f)
-            if k >= warmup:
-                lat.append(time.perf_counter() - s)
+        lat += update_latencies(t, frames[1:], warmup)
     return lat
 
 

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .timing import each_tracker, hardware, load_average, load_clips, set_threads
+from . import timing
 
 __all__ = ["spread_boxes", "time_targets", "run_multi_bench"]
 
@@ -58,18 +58,12 @@ def time_targets(make, clips, n: int, warmup: int = 5) -> float:
     """Median ms per frame of ``make()`` (with ``add``/``update``) tracking ``n`` targets over ``clips``
     (first ``warmup`` updates of each clip excluded; the median, as a moment of other load on a shared
     machine moves the mean of a few hundred frames)."""
-    import time
-
     lat = []
     for frames, box in clips:
         t = make()
         for b in spread_boxes(box, (frames[0].shape[1], frames[0].shape[0]), n):
             t.add(frames[0], b)
-        for k, f in enumerate(frames[1:]):
-            s = time.perf_counter()
-            t.update(f)
-            if k >= warmup:
-                lat.append(time.perf_counter() - s)
+        lat += timing.update_latencies(t, frames[1:], warmup)
     return float(np.median(lat)) * 1e3
 
 
@@ -86,13 +80,13 @@ def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences
     from ..core.multi import MultiTracker
     from ..eval.trackers import OpenCVTracker
 
-    clips = load_clips(root, sequences, max_frames)
-    print(hardware())
+    clips = timing.load_clips(root, sequences, max_frames)
+    print(timing.hardware())
     print(f"{len(clips)} sequences from {root}, {sum(len(f) - 1 for f, _ in clips)} frames per row, frames pre-decoded; "
           f"targets: the first box and N - 1 more of its size on a grid")
     warm = [(f[:15], b) for f, b in clips[:1]]  # a short warm-up run before each tracker's rows, not kept
     rows: list[dict] = []
-    for shown, model, base in each_tracker(models, backends, threads, device):
+    for shown, model, base in timing.each_tracker(models, backends, threads, device):
         ways = {"batched": dict(batched=True), "one after another": dict(batched=False)}
         for kw in ways.values():  # warm-up at the largest count (a GPU's clocks and kernels for that batch)
             time_targets(lambda kw=kw: MultiTracker(base, **kw), warm, max(targets))
@@ -102,7 +96,7 @@ def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences
                 rows.append({"tracker": f"{model}, {way}", "model": model, "threads": shown, "targets": n, "ms": ms})
                 _progress(rows[-1])
     for nthreads in threads if peers is not None else ():
-        set_threads(nthreads)
+        timing.set_threads(nthreads)
         shown = nthreads or torch.get_num_threads()
         nano = lambda: _OneAfterAnother(lambda: OpenCVTracker("nano", peers))  # noqa: E731
         time_targets(nano, warm, 1)
@@ -124,5 +118,5 @@ def run_multi_bench(root: Path, peers: Path | None, models: list[str], sequences
               f"{1000.0 / r['ms']:7.1f} {ratio:>11s}")
     print("ms/frame: median over the frames; vs 1 target: the row's ms per frame / the same model's with one target "
           "and a plain single-target tracker (--targets must include 1), same run")
-    print(f"after the run: {load_average()}")
+    print(f"after the run: {timing.load_average()}")
     return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,7 @@ import torch
 from ..core.config import parse_model_spec
 from ..networks.weights import expand_preset
 
-__all__ = ["hardware", "load_average", "load_clips", "set_threads", "each_tracker"]
+__all__ = ["hardware", "load_average", "load_clips", "set_threads", "each_tracker", "update_latencies"]
 
 
 def hardware() -> str:
@@ -58,6 +59,18 @@ def load_clips(root: Path, sequences: list[str], max_frames: int) -> list[tuple[
         frames = [read_image(f) for f in seq.img_files]
         clips.append((frames, seq.init_box))
     return clips
+
+
+def update_latencies(tracker, frames: list[np.ndarray], warmup: int) -> list[float]:
+    """Seconds each ``tracker.update(frame)`` took over ``frames`` (already started on the frame before), the first
+    ``warmup`` left out."""
+    lat = []
+    for k, f in enumerate(frames):
+        s = time.perf_counter()
+        tracker.update(f)
+        if k >= warmup:
+            lat.append(time.perf_counter() - s)
+    return lat
 
 
 def set_threads(n: int | None) -> None:

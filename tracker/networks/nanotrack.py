@@ -75,6 +75,27 @@ _V3_BLOCKS = ((16, 16, 3, 2, 8, False), (72, 24, 3, 2, 0, False), (88, 24, 3, 1,
               (120, 48, 5, 1, 32, True), (144, 48, 5, 1, 40, True), (288, 96, 5, 1, 72, True))
 
 
+def pointwise_corr(k: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Every exemplar cell's vector (``k``: (B, C, h, w)) dotted with every search cell's (``s``: (N, C, H, W)):
+    (N, h*w, H, W); one exemplar (B = 1) serves N search crops."""
+    n, _, h, w = s.shape
+    kk = k.flatten(2).transpose(1, 2)  # (B, k*k, C)
+    if kk.shape[0] != n:
+        kk = kk.expand(n, -1, -1)
+    return torch.matmul(kk, s.flatten(2)).reshape(n, kk.shape[1], h, w)
+
+
+def inverted_residual_trunk(stem: nn.Module, blocks, block: type[nn.Module]) -> nn.Sequential:
+    """A MobileNetV3-style trunk: ``stem`` (16 channels out), then one ``block`` per row of ``blocks``
+    ((hidden, out, kernel, stride, squeeze-excite hidden, hard swish)), each taking the previous one's channels."""
+    layers: list[nn.Module] = [stem]
+    cin = 16
+    for hidden, cout, k, stride, se, hs in blocks:
+        layers.append(block(cin, hidden, cout, k, stride, se, hs))
+        cin = cout
+    return nn.Sequential(*layers)
+
+
 class NanoTrackV3Backbone(nn.Module):
     """NanoTrack v3's trunk: a 3x3 stride-2 stem (16 channels, hard swish) and nine inverted-residual blocks;
     96 channels at stride 16 (255 px -> 16x16, 127 px -> 8x8, padded convolutions)."""
@@ -83,12 +104,8 @@ class NanoTrackV3Backbone(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Sequential(*_bn_conv(3, 16, 3, 2), nn.Hardswish())]
-        cin = 16
-        for hidden, cout, k, stride, se, hs in _V3_BLOCKS:
-            layers.append(_InvertedResidual(cin, hidden, cout, k, stride, se, hs))
-            cin = cout
-        self.features = nn.Sequential(*layers)
+        self.features = inverted_residual_trunk(nn.Sequential(*_bn_conv(3, 16, 3, 2), nn.Hardswish()), _V3_BLOCKS,
+                                                _InvertedResidual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -135,12 +152,7 @@ class _PointwiseCorr(_Project):
                                   *_bn_conv(cells, cells, bias=True))
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        k, s = self.conv_kernel(z), self.conv_search(x)
-        n, c, h, w = s.shape
-        kk = k.flatten(2).transpose(1, 2)  # (B, k*k, C)
-        if kk.shape[0] != n:  # one exemplar for several search crops
-            kk = kk.expand(n, -1, -1)
-        corr = torch.matmul(kk, s.flatten(2)).reshape(n, kk.shape[1], h, w)
+        corr = pointwise_corr(self.conv_kernel(z), self.conv_search(x))
         return self.conv(self.CA_layer(corr))
 
 

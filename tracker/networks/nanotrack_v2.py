@@ -33,7 +33,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .nanotrack import BoxNet, _ChannelAttention, _SqueezeExcite
+from .nanotrack import (
+    BoxNet,
+    _ChannelAttention,
+    _SqueezeExcite,
+    inverted_residual_trunk,
+    pointwise_corr,
+)
 
 __all__ = ["NanoTrackV2Backbone", "NanoTrackV2Net", "state_dict_from_onnx", "convert"]
 
@@ -77,12 +83,8 @@ class NanoTrackV2Backbone(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Sequential(_conv(3, 16, 3, 2), nn.Hardswish())]
-        cin = 16
-        for hidden, cout, k, stride, se, hs in _V2_BLOCKS:
-            layers.append(_InvertedResidual(cin, hidden, cout, k, stride, se, hs))
-            cin = cout
-        self.features = nn.Sequential(*layers)
+        self.features = inverted_residual_trunk(nn.Sequential(_conv(3, 16, 3, 2), nn.Hardswish()), _V2_BLOCKS,
+                                                _InvertedResidual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -100,12 +102,7 @@ class _PointwiseCorr(nn.Module):
         self.CA_layer = _ChannelAttention(cells)
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        k, s = self.conv_kernel(z), self.conv_search(x)
-        n, c, h, w = s.shape
-        kk = k.flatten(2).transpose(1, 2)  # (B, k*k, C)
-        if kk.shape[0] != n:  # one exemplar for several search crops
-            kk = kk.expand(n, -1, -1)
-        return self.CA_layer(torch.matmul(kk, s.flatten(2)).reshape(n, kk.shape[1], h, w))
+        return self.CA_layer(pointwise_corr(self.conv_kernel(z), self.conv_search(x)))
 
 
 def _tower(cin: int, channels: int, blocks: int) -> nn.Sequential:
