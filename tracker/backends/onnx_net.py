@@ -84,8 +84,8 @@ def load_export(path: str | os.PathLike) -> tuple[dict[str, bytes], dict[str, An
 
 
 class OnnxNet:
-    """SiamNet's tracking API (``template``, ``update_template``, ``track``, ``track_boxes``,
-    ``track_zoomed_boxes``, and the stateless ``embed_exemplar``, ``embed``, ``respond``) on ONNX Runtime
+    """SiamNet's tracking API (``template``, ``update_template``, ``track``, ``track_boxes``, and the
+    stateless ``embed_exemplar``, ``embed``, ``respond``, ``respond_crops``) on ONNX Runtime
     sessions, one per exported file (CPU)."""
 
     def __init__(self, files: Mapping[str, bytes], meta: Mapping[str, Any], threads: int | None = None,
