@@ -44,3 +44,35 @@ def training_root() -> Path:
 def peers_dir() -> Path:
     """ONNX models for cv2.TrackerNano / TrackerVit (../shared/peers)."""
     return _need(SHARED / "peers")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A factory of small real file systems: ``small_disk(kb)`` mounts a tmpfs of ``kb`` KiB at a fresh folder
+    under ``tmp_path`` and returns it (unmounted at teardown), for full-disk tests. Skips with a reason where this
+    machine cannot mount one (not root, or no mount permission in the container)."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def mount(kb: int) -> Path:
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kb}k", "tmpfs", str(where)],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here for a full-disk test ({p.stderr.strip() or 'mount failed'})")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def fill(folder: Path, leave_kb: int) -> None:
+    """Fill the file system holding ``folder`` until about ``leave_kb`` KiB are left (a file named ``.filler``)."""
+    st = os.statvfs(folder)
+    free = st.f_bavail * st.f_frsize - leave_kb * 1024
+    if free > 0:
+        (folder / ".filler").write_bytes(b"\0" * free)
