@@ -69,10 +69,3 @@ def small_disk(tmp_path):
     for where in reversed(mounted):
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
-
-def fill(folder: Path, leave_kb: int) -> None:
-    """Fill the file system holding ``folder`` until about ``leave_kb`` KiB are left (a file named ``.filler``)."""
-    st = os.statvfs(folder)
-    free = st.f_bavail * st.f_frsize - leave_kb * 1024
-    if free > 0:
-        (folder / ".filler").write_bytes(b"\0" * free)

@@ -2,6 +2,7 @@
 test videos with plain OpenCV (independent of tracker.io.video)."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -50,3 +51,11 @@ def write_frames(frames: list[np.ndarray], folder: Path) -> Path:
     for i, f in enumerate(frames, 1):
         cv2.imwrite(str(folder / f"{i:03d}.png"), f)
     return folder
+
+
+def fill(folder: Path, leave_kb: int) -> None:
+    """Fill the file system holding ``folder`` until about ``leave_kb`` KiB are left (a file named ``.filler``)."""
+    st = os.statvfs(folder)
+    free = st.f_bavail * st.f_frsize - leave_kb * 1024
+    if free > 0:
+        (folder / ".filler").write_bytes(b"\0" * free)
