@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -145,8 +146,8 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
     from ..backends.onnx_net import is_export
     from ..core.siamfc import SiamFCTracker
     from ..eval.trackers import OpenCVTracker
-    from ..networks.models import build_model
-    from ..networks.weights import WeightsError
+    from ..networks.models import build_model, known_architectures
+    from ..networks.weights import WeightsError, available
 
     clips = load_clips(root, sequences, max_frames)
     n = sum(len(f) - 1 for f, _ in clips)
@@ -186,10 +187,16 @@ def run_bench(root: Path, peers: Path | None, models: list[str], sequences: list
                 try:
                     t = make()
                 except WeightsError:
-                    # Speed does not depend on the weights' values: time the architecture itself.
+                    # Speed does not depend on the weights' values: time the architecture itself, saying so.
+                    arch = m.replace("siamfc-", "")
+                    if arch not in known_architectures():
+                        raise ValueError(f"--models {spec}: no weights of that name (installed: "
+                                         f"{', '.join(available())}) and no architecture {arch!r} (untrained, for "
+                                         f"speed alone: {', '.join(known_architectures())})") from None
                     if backend != "torch":
                         continue
-                    arch = m.replace("siamfc-", "")
+                    print(f"{spec}: no weights of that name; timing the untrained {arch!r} architecture (speed does "
+                          "not depend on the weights' values)")
                     add(f"{arch} arch, untrained ({device})", lambda a=arch: SiamFCTracker(build_model(a), device=device),
                         shown)
                     continue
@@ -279,12 +286,12 @@ def run_lost_bench(models: list[str], device: str, backends: tuple[str, ...], th
 def _main(args: argparse.Namespace) -> int:
     root = Path(args.root)
     if not root.is_dir():
-        print(f"siamtrack bench: --root {root}: not a directory of OTB-layout sequences")
+        print(f"siamtrack bench: --root {root}: not a directory of OTB-layout sequences", file=sys.stderr)
         return 2
     peers = None if args.no_peer else Path(args.peers)
     backends = tuple(args.backends or (["torch", "onnxruntime"] if importlib.util.find_spec("onnxruntime") else ["torch"]))
     if args.targets and min(args.targets) < 1:
-        print(f"siamtrack bench: --targets must be counts >= 1, got {args.targets}")
+        print(f"siamtrack bench: --targets must be counts >= 1, got {args.targets}", file=sys.stderr)
         return 2
     try:
         if args.lost_frames:
@@ -300,7 +307,7 @@ def _main(args: argparse.Namespace) -> int:
             run_bench(root, peers, args.models, args.sequences, args.max_frames, args.device, backends,
                       tuple(args.threads or [None]), args.rounds)
     except ValueError as e:  # a bad --models spec or tracking parameter, a missing peer model
-        print(f"siamtrack bench: {e}")
+        print(f"siamtrack bench: {e}", file=sys.stderr)
         return 2
     return 0
 
