@@ -20,6 +20,7 @@ from tracker.core import ops
 from tracker.eval import cli as eval_cli
 from tracker.eval import runner
 from tracker.eval.datasets import AnnotationError, load_got10k, load_otb
+from tracker.eval.provenance import SettingsMismatch
 from tracker.eval.report import load_boxes
 from tracker.eval.runner import Layout, parse_shard, run_benchmark, shard
 from tracker.eval.synthetic import make_sequence
@@ -162,15 +163,23 @@ def test_killed_run_resumes_and_keeps_finished_files(tmp_path: Path) -> None:
     assert len(list((out / "mil").glob("Seq*.txt"))) == 6
 
 
-def test_truncated_result_is_rerun_and_rejected_by_report(otb_root: Path, tmp_path: Path) -> None:
+def test_truncated_result_is_kept_apart_and_rejected_by_report(otb_root: Path, tmp_path: Path) -> None:
     seqs = load_otb(otb_root, names=["Seq0"])
     layout = Layout("otb", tmp_path)
-    run_benchmark([s.truncated(5) for s in seqs], ["kcf"], layout, progress=False)
+    run_benchmark([s.truncated(5) for s in seqs], ["kcf"], layout, progress=False, max_frames=5)
     with pytest.raises(AnnotationError, match=r"Seq0\.txt: 5 boxes but sequence Seq0 has 12 frames"):
         load_boxes(layout.record_file("kcf", "Seq0"), seqs[0])
     assert not layout.finished("kcf", seqs[0])
-    assert len(run_benchmark(seqs, ["kcf"], layout, progress=False).ran) == 1
-    assert len(load_boxes(layout.record_file("kcf", "Seq0"), seqs[0])) == 12
+    smoke = layout.record_file("kcf", "Seq0").read_bytes()
+    # a run with other settings neither replaces nor mixes with them: by its manifest, or (without one) by length
+    with pytest.raises(SettingsMismatch, match="max_frames: 5 there, all now"):
+        run_benchmark(seqs, ["kcf"], layout, progress=False)
+    (tmp_path / "kcf" / "manifest.json").unlink()
+    with pytest.raises(SettingsMismatch, match=r"Seq0\.txt: holds 5 boxes but Seq0 has 12 frames"):
+        run_benchmark(seqs, ["kcf"], layout, progress=False)
+    assert layout.record_file("kcf", "Seq0").read_bytes() == smoke
+    assert len(run_benchmark(seqs, ["full=kcf"], layout, progress=False).ran) == 1  # kept apart under a label
+    assert len(load_boxes(layout.record_file("full", "Seq0"), seqs[0])) == 12
 
 
 def test_shard_selection_and_cli_shard(otb_root: Path, tmp_path: Path, capsys) -> None:

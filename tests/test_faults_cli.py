@@ -1,6 +1,8 @@
 """New-user paths of the command line outside the tracker itself: a mistyped model name in ``siamtrack bench``."""
 import subprocess
 
+import pytest
+
 from .helpers import siamtrack_cmd
 
 
@@ -16,6 +18,7 @@ def test_bench_names_the_shipped_weights_for_a_mistyped_model(dev_root):
     assert "siamfc-efnet" in p.stderr and "nanotrack-v2" in p.stderr and "siamfc-effnet" in p.stderr
 
 
+@pytest.mark.slow
 def test_bench_says_when_a_row_is_an_untrained_architecture(dev_root):
     p = _bench("--models", "siamfc-alexnet", dev_root=dev_root)
     assert p.returncode == 0, p.stderr

@@ -7,7 +7,11 @@ first frame's line is the initial box with score 1); for several targets (severa
 boxes dragged on the first frame, or ``--mot``) the MOTChallenge format
 ``frame,id,x,y,w,h,score,-1,-1,-1``, one line per target per frame (:mod:`tracker.io.outputs`);
 ``--boxes-per-target`` also one ``x,y,w,h,score`` file per target. All are finalised on a normal end,
-``q``/Esc, a closed window, Ctrl-C or SIGTERM, and hold every frame done.
+``q``/Esc, a closed window, Ctrl-C, SIGTERM or SIGHUP, and hold every frame done; an output that cannot be
+written (a full disk) is dropped, its previous file kept, and the run ends with an error naming it
+(:mod:`tracker.io.outputs`). ``--boxes -`` (or a device, a FIFO) streams the box lines there; with them on
+stdout the other messages go to stderr. No output may be an input, however either is spelt
+(:mod:`tracker.io.files`).
 
 Keys in the window (:mod:`tracker.apps.window`): SPACE pause/resume, ``r`` re-select the target,
 ``a`` add a target, ``d`` + click remove one, ``q`` or Esc quit.
@@ -37,17 +41,10 @@ from ..core.siamfc import (
     TrackResult,
     resolve_device,
 )
-from ..io.outputs import SKIPPED_LINE, ResultFiles, target_path  # noqa: F401 (SKIPPED_LINE re-exported)
+from ..io.files import SinkError, check_writable, input_files, is_stdout, is_stream, refuse_clobbering
+from ..io.outputs import SKIPPED_LINE, RunOutputs, target_path  # noqa: F401 (SKIPPED_LINE re-exported)
 from ..io.progress import ProgressBar
-from ..io.video import (
-    FPSMeter,
-    SinkError,
-    SourceError,
-    VideoSink,
-    check_writable,
-    open_source,
-    same_file,
-)
+from ..io.video import FPSMeter, SourceError, check_source, open_source
 from ..networks.weights import WeightsError
 from .overlay import (  # noqa: F401
     BANNER_COLOR,
@@ -135,15 +132,22 @@ def demo_clip() -> tuple[Path, tuple[float, float, float, float]]:
     return DEMO_CLIP, box
 
 
-# -- outputs -----------------------------------------------------------------------------
+# -- signals and messages ------------------------------------------------------------------
+
+def _stop_signals() -> list[int]:
+    """The signals that stop a run with its outputs finalised: Ctrl-C, SIGTERM and SIGHUP (a terminal or SSH
+    connection gone), each unless it is ignored (``nohup`` ignores SIGHUP: the run then goes on)."""
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    return [s for s in sigs if signal.getsignal(s) is not signal.SIG_IGN]
+
 
 @contextmanager
 def _interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C / SIGTERM until the block ends, so a frame's outputs are written together
+    """Hold Ctrl-C / SIGTERM / SIGHUP until the block ends, so a frame's outputs are written together
     (video frame, box line, count) or not at all; a signal that came meanwhile then raises
     KeyboardInterrupt. Off the main thread (no signal handlers there): no-op."""
     caught: list[int] = []
-    sigs = (signal.SIGINT, signal.SIGTERM)
+    sigs = _stop_signals()
     try:
         old = [signal.signal(s, lambda signum, frame: caught.append(signum)) for s in sigs]
     except ValueError:
@@ -160,54 +164,62 @@ def _interrupts_held() -> Iterator[None]:
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while the loop runs, so outputs are finalised."""
+    """Treat SIGTERM and SIGHUP like Ctrl-C while the loop runs, so outputs are finalised."""
     def handler(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt
+    sigs = [s for s in _stop_signals() if s != signal.SIGINT]
     try:
-        old = signal.signal(signal.SIGTERM, handler)
+        old = [signal.signal(s, handler) for s in sigs]
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in zip(sigs, old):
+            signal.signal(s, h)
+
+
+def _say(msg: str, progress: ProgressBar | None = None, stream: TextIO | None = None) -> None:
+    """Print a message (after ending the progress bar's line); a terminal that is gone (SIGHUP) is ignored."""
+    try:
+        if progress is not None:
+            progress.clear()
+        print(msg, file=stream or sys.stdout, flush=True)
+    except OSError:
+        stream = stream or sys.stdout
+        try:  # nothing more can be shown there: spare the interpreter's final flush
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):
+            pass
+
+
+def _inputs(source: str | None, model: str | None, images: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """The files a run reads, described for the guard's messages (:func:`tracker.io.files.refuse_clobbering`)."""
+    found = [(p, f"the source {source} itself") for p in input_files(source)]
+    found += [(img, f"one of the source images ({img})") for img in images]
+    if model and os.path.isfile(model):
+        found.append((model, f"the --model file {model}"))
+    return found
 
 
 # -- the loop ----------------------------------------------------------------------------
 
-def _say(msg: str, progress: ProgressBar | None = None, stream: TextIO | None = None) -> None:
-    if progress is not None:
-        progress.clear()
-    print(msg, file=stream or sys.stdout, flush=True)
-
-
-def _refuse_clobbering(source, outputs: list[tuple[str | None, str]], images: list[str] = ()) -> None:
-    """DemoError when an output is the source file, one of the source images, or the other output."""
-    outs = [(p, what) for p, what in outputs if p]
-    if source is not None and os.path.isfile(str(source)):
-        for p, what in outs:
-            if same_file(p, source):
-                raise DemoError(f"{what} {p} is the source {source} itself; choose another output file")
-    for p, what in outs:
-        for img in images:
-            if same_file(p, img):
-                raise DemoError(f"{what} {p} is one of the source images ({img}); choose another output file")
-    if len(outs) == 2 and same_file(outs[0][0], outs[1][0]):
-        (a, what_a), (b, what_b) = outs
-        raise DemoError(f"{what_a} {a} and {what_b} {b} are the same file; give them different names")
-
-
 def run(opts: DemoOptions) -> int:
-    """Track as ``opts`` says; returns the exit code (0 done or quit, 130 interrupted).
+    """Track as ``opts`` says; returns the exit code (0 done or quit, 130 interrupted: Ctrl-C, SIGTERM, SIGHUP).
 
-    Raises :class:`DemoError` for bad input, before anything is tracked.
+    Raises :class:`DemoError` for bad input, before anything is tracked, and for an output that could not be
+    written (a full disk; the others are finalised, holding the frames done).
     """
     default_clip = opts.source is None
     source, boxes = opts.source, list(opts.init_boxes)
     if default_clip:
         clip, clip_box = demo_clip()
         source, boxes = str(clip), boxes or [clip_box]
+    try:
+        check_source(source)  # a missing file is the first thing to say
+    except SourceError as e:
+        raise DemoError(str(e)) from None
     output = opts.output or (DEMO_OUTPUT if default_clip else None)
     display = opts.display
     if display and not has_display():
@@ -223,34 +235,39 @@ def run(opts: DemoOptions) -> int:
         raise DemoError(f"--max-frames must be at least 1, got {opts.max_frames}")
     if opts.per_target and not opts.boxes:
         raise DemoError("--boxes-per-target names its files after --boxes: give --boxes TXT too")
+    info = sys.stderr if opts.boxes and is_stdout(opts.boxes) else sys.stdout  # stdout may carry the box lines
     progress: ProgressBar | None = None
 
     def on_skip(msg: str) -> None:
         _say(f"warning: {msg}", progress, sys.stderr)
 
-    _refuse_clobbering(source, [(output, "--output"), (opts.boxes, "--boxes")])
+    named = [(output, "--output"), (opts.boxes, "--boxes")]
     try:
-        for path, what in ((output, "--output"), (opts.boxes, "--boxes")):
-            if path:
-                check_writable(path, what)
+        refuse_clobbering(_inputs(source, opts.model), named)
+        if output:
+            check_writable(output, "--output", stream_ok=False)
+        if opts.boxes:
+            check_writable(opts.boxes, "--boxes")
         src = open_source(source, on_skip=on_skip)
     except (SinkError, SourceError) as e:
         raise DemoError(str(e)) from None
-    if src.kind == "images":
-        _refuse_clobbering(None, [(output, "--output"), (opts.boxes, "--boxes")], images=src.image_paths)
+    inputs = _inputs(source, opts.model, src.image_paths)
+    try:
+        refuse_clobbering(inputs, named)
+    except SinkError as e:
+        raise DemoError(str(e)) from None
 
     def check_target_file(path: Path) -> None:  # a per-target box file may not be an input or an output
-        _refuse_clobbering(source, [(str(path), "--boxes-per-target file"), (output, "--output")],
-                           images=src.image_paths if src.kind == "images" else [])
-        if same_file(path, opts.boxes):
-            raise DemoError(f"--boxes-per-target file {path} is --boxes {opts.boxes} itself")
+        refuse_clobbering(inputs, [(str(path), "--boxes-per-target file"), (output, "--output"),
+                                   (opts.boxes, "--boxes")])
         check_writable(path, "--boxes-per-target file")
 
     with ExitStack() as stack:
         stack.enter_context(src)
         first = src.first_frame
         try:
-            boxes = [as_box(b, src.size, name="--box" if opts.init_boxes else "demo box") for b in boxes]
+            boxes = [as_box(b, src.size, name="--box" if opts.init_boxes else "demo box", min_inside=0.5)
+                     for b in boxes]
         except ValueError as e:
             raise DemoError(f"{e} (first frame of {src.name})") from None
         # ONNX Runtime (asked for, an export folder, or no torch installed): no torch device to resolve
@@ -274,29 +291,29 @@ def run(opts: DemoOptions) -> int:
         if window is not None:
             stack.callback(window.close)
         if not boxes:  # drag them on the first frame
-            print("drag a box around each target, pressing ENTER or SPACE after each; Esc when done", flush=True)
+            _say("drag a box around each target, pressing ENTER or SPACE after each; Esc when done", None, info)
             boxes = window.select_many(first)
             if not boxes:
                 raise DemoError("no target selected on the first frame; nothing to track")
         mot = opts.mot or len(boxes) > 1
-        if opts.per_target:  # the first targets' files, before anything is opened (later ones: when added)
-            for target_id in range(1, len(boxes) + 1):
-                check_target_file(target_path(opts.boxes, target_id))
         try:
-            sink = stack.enter_context(VideoSink(output, fps=src.fps or 30.0)) if output else None
-            log = stack.enter_context(ResultFiles(opts.boxes, mot, opts.per_target, check_target_file,
-                                                  states=tracker.config.long_term)) if opts.boxes else None
+            if opts.per_target and not is_stream(opts.boxes):  # the first targets' files, before anything is opened
+                for target_id in range(1, len(boxes) + 1):
+                    check_target_file(target_path(opts.boxes, target_id))
+            outs = RunOutputs(output, opts.boxes, src.fps or 30.0, mot, opts.per_target, check_target_file,
+                              tracker.config.long_term)
         except SinkError as e:
             raise DemoError(str(e)) from None
-        for part in (sink.removed_parts if sink is not None else []) + (log.removed_parts if log is not None else []):
-            print(f"removed {part}, a partial output left by an earlier run that was killed", file=sys.stderr)
+        stack.callback(outs.abort)  # whatever is not finalised by the end (an unexpected error) is dropped
+        for part in outs.removed_parts:
+            _say(f"removed {part}, a partial output left by an earlier run that was killed", None, sys.stderr)
         what = f"{len(boxes)} targets" if len(boxes) > 1 else "one target"
-        print(f"tracking {what} in {src.name} ({src.size[0]}x{src.size[1]}) with {tracker.name} on {device}", flush=True)
+        _say(f"tracking {what} in {src.name} ({src.size[0]}x{src.size[1]}) with {tracker.name} on {device}", None, info)
         if src.frame_count and src.kind in ("video", "images"):
             progress = ProgressBar(src.frame_count if not opts.max_frames else min(src.frame_count, opts.max_frames))
-            stack.callback(progress.close)
+            stack.callback(lambda: _say_safely(progress.close))
         stack.enter_context(_sigterm_as_interrupt())
-        code, n, t0 = 0, 0, time.perf_counter()
+        code, n, t0, failed, written, box_files = 0, 0, time.perf_counter(), None, None, []
         meter = FPSMeter()
         frames = src.with_gaps()  # None: a frame of the source that was skipped; it still gets its lines
         last_shown = np.zeros((src.size[1], src.size[0], 3), np.uint8)
@@ -309,10 +326,7 @@ def run(opts: DemoOptions) -> int:
         def emit(annotated: np.ndarray, results: dict[int, TrackResult] | None) -> None:
             nonlocal n
             with _interrupts_held():
-                if sink is not None:
-                    sink.write(annotated)
-                if log is not None:
-                    log.write(n + 1, results, tracker.ids)
+                outs.write(n + 1, annotated, results, tracker.ids)
                 n += 1
 
         try:
@@ -329,11 +343,11 @@ def run(opts: DemoOptions) -> int:
                     last_shown = draw(frame, results, fps)
                     emit(last_shown, results)
                 if progress is not None:
-                    progress.update(n, meter.fps)
+                    _say_safely(lambda: progress.update(n, meter.fps))
                 if window is not None and frame is not None:
                     results, quit_now = interact(window, tracker, frame, results, meter.fps, n, meter, draw,
-                                                 can_edit=mot or log is None,
-                                                 say=lambda msg: _say(msg, progress))
+                                                 can_edit=mot or outs.log is None,
+                                                 say=lambda msg: _say(msg, progress, info))
                     if quit_now:
                         break
                 if opts.max_frames and n >= opts.max_frames:
@@ -346,30 +360,50 @@ def run(opts: DemoOptions) -> int:
         except KeyboardInterrupt:
             code = 130
             _say(f"interrupted after {n} frames", progress, sys.stderr)
+        except SinkError as e:  # an output cannot be written (a full disk): it is dropped, the others finalised
+            code, failed = 1, e
         elapsed = time.perf_counter() - t0
-        written = sink.close() if sink is not None else None
-        box_files = log.close() if log is not None else []
+        try:
+            with _interrupts_held():
+                written, box_files = outs.close()
+        except KeyboardInterrupt:
+            code = 130
     if progress is not None:
-        progress.close()
-    print(f"tracked {n} frames in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} fps) with {tracker.name} on {device}")
+        _say_safely(progress.close)
+    errors = ([failed] if failed else []) + outs.errors
+    _say(f"tracked {n} frames in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} fps) with {tracker.name} on {device}",
+         None, info)
     if written is not None:
-        print(f"wrote annotated video: {Path(written).resolve()}")
+        _say(f"wrote annotated video: {Path(written).resolve()}", None, info)
     for k, path in enumerate(box_files):
         form = "frame,id,x,y,w,h,score,-1,-1,-1 per target per frame" if mot and k == 0 else \
             "x,y,w,h,score,state per frame" if tracker.config.long_term else "x,y,w,h,score per frame"
-        print(f"wrote boxes ({form}): {Path(path).resolve()}")
+        _say(f"wrote boxes ({form}): {path if is_stream(path) else Path(path).resolve()}", None, info)
+    if errors:
+        for e in errors[1:]:
+            _say(f"also not written: {e}", None, sys.stderr)
+        raise DemoError(f"{errors[0]} (stopped after {n} frames)" if failed else str(errors[0]))
     return code
+
+
+def _say_safely(call) -> None:
+    """Run a progress-bar call; a terminal that is gone (SIGHUP) is ignored."""
+    try:
+        call()
+    except OSError:
+        pass
 
 
 # -- command line ------------------------------------------------------------------------
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--box", metavar="X,Y,W,H", action="append",
-                   help="initial box in 0-based pixels; repeat it for several targets (--box A --box B); "
+                   help="initial box in 0-based pixels, at least half of it inside the first frame; repeat it "
+                        "for several targets (--box A --box B); "
                         "default: drag them on the first frame (ENTER or SPACE after each, Esc when done)")
     p.add_argument("--output", "-o", metavar="VIDEO", help="write the annotated video here (.mp4 or .avi)")
     p.add_argument("--boxes", metavar="TXT",
-                   help="write the boxes here: one target, one x,y,w,h,score line per frame of the source (0-based px; "
+                   help="write the boxes here ('-' for stdout; a device or FIFO is written straight to): one target, one x,y,w,h,score line per frame of the source (0-based px; "
                         "'nan,nan,nan,nan,0' for a frame that could not be decoded; with --config '{\"long_term\": true}' a 6th "
                         "field: tracking, searching or reacquired); several targets (or --mot), the "
                         "MOTChallenge format frame,id,x,y,w,h,score,-1,-1,-1, one line per target per frame (frame "

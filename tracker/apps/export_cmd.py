@@ -2,7 +2,9 @@
 checker, compare ONNX Runtime with PyTorch on the bundled clip and try OpenCV's DNN module."""
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 __all__ = ["register"]
@@ -17,6 +19,7 @@ def _main(args) -> int:
 
     from ..backends.export import (
         OPSET,
+        ExportFolderError,
         export_model,
         max_differences,
         opencv_check,
@@ -33,8 +36,9 @@ def _main(args) -> int:
         print(f"siamtrack export: --model {args.model} is an export already; give weights (a name or a .pt file)",
               file=sys.stderr)
         return 2
-    if out.exists() and not out.is_dir():
-        print(f"siamtrack export: --out {out}: exists and is not a folder", file=sys.stderr)
+    problem = _out_problem(out)  # before the export, which takes a while
+    if problem:
+        print(f"siamtrack export: --out {problem}", file=sys.stderr)
         return 2
     try:
         config = parse_config(args.config) if args.config else None
@@ -49,7 +53,18 @@ def _main(args) -> int:
     files, meta = export_model(ref.net, ref.config, Path(str(name)).stem, resolve(name).sha256)
     for fname, data in files.items():
         onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
-    path = write_export(files, meta, out)
+    had = is_export(out)
+    try:
+        path = write_export(files, meta, out)
+    except ExportFolderError as e:
+        print(f"siamtrack export: --out {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        kept = "; the earlier export in it is unchanged" if had else "; nothing was written"
+        where = "" if str(e.filename) == str(out.absolute()) else f"{e.filename}: "
+        print(f"siamtrack export: --out {out}: cannot write the export ({where}{e.strerror or e}){kept}",
+              file=sys.stderr)
+        return 2
     print(f"wrote {', '.join(files)} and {META_NAME} to {out.resolve()} ({ref.net.arch}, opset {OPSET}, "
           f"crops {meta['exemplar_sz']}/{meta['instance_sz']} px, {ref.config.scale_num} search crop(s))")
     print("ONNX checker: every file passes")
@@ -65,6 +80,23 @@ def _main(args) -> int:
     return 0
 
 
+def _out_problem(out: Path) -> str | None:
+    """Why ``--out`` cannot take an export (a file, a folder of other files, a place that cannot be written),
+    as ``PATH: cause``; None when it can. Creates the parent folders."""
+    from ..backends.export import ExportFolderError, check_export_folder
+
+    try:
+        check_export_folder(out.absolute())
+    except ExportFolderError as e:
+        return str(e)
+    try:
+        out.absolute().parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe", dir=out.absolute().parent))
+    except OSError as e:
+        return f"{out}: cannot write there ({e.filename}: {e.strerror or e})"
+    return None
+
+
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a model to ONNX (backbone and head files) for ONNX Runtime or OpenCV",
                        description="Write exemplar.onnx, backbone.onnx, head.onnx (box_head.onnx for a model with "
@@ -74,6 +106,7 @@ def register(sub) -> None:
     p.add_argument("--model", metavar="NAME|PATH", help="weights name or .pt file (default: nanotrack-v2)")
     p.add_argument("--config", metavar="JSON", help="tracking-parameter overrides to export for (they fix the crop "
                                                     "sizes)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created; an older export in it is replaced)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created; an earlier export in it is replaced whole, once the new one is "
+                                                          "complete)")
     p.add_argument("--no-opencv", action="store_true", help="skip the OpenCV DNN check")
     p.set_defaults(func=_main)

@@ -3,13 +3,15 @@ banner with the model, device, speed, confidence and state; for several targets 
 own colour with its id; the stand-in for a frame that could not be decoded."""
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 
 from ..core.siamfc import TrackResult
 
 __all__ = ["TRACKED_COLOR", "LOST_COLOR", "BANNER_COLOR", "TARGET_COLORS", "target_color", "draw_overlay",
-           "draw_targets", "skipped_frame"]
+           "draw_targets", "skipped_frame", "banner_text", "header_choices", "fps_text"]
 
 TRACKED_COLOR = (0, 255, 0)  # BGR: solid box while the target is held
 LOST_COLOR = (0, 0, 255)  # BGR: dashed box when the score says the target is lost
@@ -66,15 +68,46 @@ def _draw_box(img: np.ndarray, result: TrackResult, color: tuple, tag: str, scal
     _text(img, tag, org, scale, color)
 
 
-def _banners(img: np.ndarray, info: str, state: str, state_color: tuple, keys: str | None, scale: float, base: int,
-             line: int) -> None:
-    """Top banner (``info`` then ``state`` in its colour, on one or two lines) and the key help at the bottom."""
+def fps_text(fps: float) -> str:
+    """The banner's speed: ``"-- fps"`` until it is measured (the first frame), then e.g. ``"24.8 fps"``."""
+    return f"{fps:.1f} fps" if fps > 0 and np.isfinite(fps) else "-- fps"
+
+
+def header_choices(model: str, device: str, fps: float, score: float | None = None) -> list[list[str]]:
+    """The banner's parts from the fullest to the shortest: the device goes first, then the model, then the
+    fps; the confidence (one target) stays."""
+    tail = [fps_text(fps)] + ([f"conf {score:.2f}"] if score is not None else [])
+    return [[f"{model} on {device}", *tail], [model, *tail], tail, tail[1:], []]
+
+
+def banner_text(choices: list[list[str]], state: str, width: int, scale: float) -> tuple[str, int]:
+    """The one-line header that fits ``width`` px: the first of ``choices`` (lists of parts, fullest first) that
+    fits with ``state`` after it. Whether it fits is judged with room for a 4-digit fps and every digit as a
+    0, so the header does not change as the numbers do. Returns the info text and the x of the state word."""
+    def width_of(text: str) -> int:
+        return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+
+    def widest(text: str) -> str:
+        return re.sub(r"\d", "0", re.sub(r"(\d+\.\d|--) fps", "0000.0 fps", text))
+
+    for k, parts in enumerate(choices):
+        info = "   ".join(parts)
+        gap = "   " if info else ""
+        if width_of(widest(info + gap + state)) + 12 <= width or k == len(choices) - 1:
+            return info, 6 + width_of(info + gap) if info else 6
+    return "", 6
+
+
+def _banners(img: np.ndarray, choices: list[list[str]], state: str, state_color: tuple, keys: str | None, scale: float,
+             base: int, line: int) -> None:
+    """Top banner on one line of fixed height (:func:`banner_text`: the fullest of ``choices`` that fits, then
+    ``state`` in its colour) and the key help at the bottom."""
     h, w = img.shape[:2]
-    one_line = cv2.getTextSize(f"{info}   {state}", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] + 12 <= w
-    cv2.rectangle(img, (0, 0), (w - 1, line * (1 if one_line else 2) - 1), BANNER_COLOR, -1)
-    _text(img, info, (6, line - base - 2), scale)
-    sx = 6 + cv2.getTextSize(info + "   ", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] if one_line else 6
-    _text(img, state, (sx, line * (1 if one_line else 2) - base - 2), scale, state_color)
+    info, sx = banner_text(choices, state, w, scale)
+    cv2.rectangle(img, (0, 0), (w - 1, line - 1), BANNER_COLOR, -1)
+    if info:
+        _text(img, info, (6, line - base - 2), scale)
+    _text(img, state, (sx, line - base - 2), scale, state_color)
     if keys:
         cv2.rectangle(img, (0, h - line), (w - 1, h - 1), BANNER_COLOR, -1)
         _text(img, keys, (6, h - base - 2), scale)
@@ -109,8 +142,8 @@ def draw_overlay(frame: np.ndarray, result: TrackResult, fps: float, model: str,
     color = LOST_COLOR if result.lost else TRACKED_COLOR
     _draw_box(img, result, color, f"lost {result.score:.2f}" if result.lost else f"{result.score:.2f}", scale, th,
               base, line)
-    _banners(img, f"{model} on {device}   {fps:5.1f} fps   conf {result.score:.2f}",
-             _state_word(result), color, keys, scale, base, line)
+    _banners(img, header_choices(model, device, fps, result.score), _state_word(result), color, keys, scale, base,
+             line)
     return img
 
 
@@ -127,6 +160,6 @@ def draw_targets(frame: np.ndarray, results: dict[int, TrackResult], fps: float,
     lost = sum(r.lost for r in results.values())
     n = len(results)
     state = f"{n} target{'s' if n != 1 else ''}" + (f", {lost} LOST" if lost else "")
-    _banners(img, f"{model} on {device}   {fps:5.1f} fps", state, LOST_COLOR if lost else TRACKED_COLOR, keys,
-             scale, base, line)
+    _banners(img, header_choices(model, device, fps), state, LOST_COLOR if lost else TRACKED_COLOR, keys, scale,
+             base, line)
     return img

@@ -24,11 +24,14 @@ network takes: normalisation is inside the graphs. BatchNorm is folded before ex
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import io
 import json
 import logging
 import os
+import re
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -47,7 +50,7 @@ from ..networks.models import (
 )
 from .onnx_net import FORMAT, META_NAME
 
-__all__ = ["FORMAT", "META_NAME", "OPSET", "export_model", "write_export", "max_differences", "opencv_check"]
+__all__ = ["FORMAT", "META_NAME", "OPSET", "ExportFolderError", "check_export_folder", "export_model", "write_export", "max_differences", "opencv_check"]
 
 OPSET = 18
 
@@ -200,18 +203,92 @@ def export_model(net: SiamNet, config: TrackerConfig, name: str,
     return files, meta
 
 
+class ExportFolderError(ValueError):
+    """``--out`` cannot take an export: a file, or a folder holding files that are not an earlier export's."""
+
+
+def _pid_alive(text: str) -> bool:
+    try:
+        os.kill(int(text), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tidy_siblings(out: Path) -> None:
+    """What a killed :func:`write_export` left beside ``out``: its temporary folders (``.NAME.tmpPID``, removed)
+    and, killed between the two renames of the swap, the old export set aside (``.NAME.oldPID``: put back when
+    ``out`` is missing, else removed). Folders of a process still running are left alone."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(tmp|old)(\d+)")
+    for p in sorted(out.parent.glob(f".{glob.escape(out.name)}.*")):
+        m = pattern.fullmatch(p.name)
+        if not m or not p.is_dir() or _pid_alive(m.group(2)):
+            continue
+        if m.group(1) == "old" and not out.exists() and (p / META_NAME).is_file():
+            os.rename(p, out)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def check_export_folder(out: Path) -> None:
+    """``out`` may take a new export: absent, an empty folder, or a folder holding an earlier export (its files
+    only); an :class:`ExportFolderError` naming it otherwise (a new export replaces the whole folder)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ExportFolderError(f"{out}: exists and is not a folder")
+    ours = {META_NAME}
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+        ours |= set(json.loads((out / META_NAME).read_text()).get("sha256", {}))
+    # An export's files, and the temporary files older versions wrote inside the folder (.NAME.tmpPID).
+    others = sorted(p.name for p in out.iterdir()
+                    if p.name not in ours and not (p.is_file() and (p.suffix == ".onnx" or ".tmp" in p.name)))
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise ExportFolderError(f"{out}: holds files that are not an export's ({shown}); an export replaces the "
+                                "whole folder, so give an empty or new folder, or an earlier export's")
+
+
 def write_export(files: dict[str, bytes], meta: dict[str, Any], out_dir: str | os.PathLike) -> Path:
-    """Write :func:`export_model`'s output into ``out_dir`` (created), each file atomically and
-    ``model.json`` last, so a folder with a ``model.json`` is complete. Returns its path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stale = out / META_NAME
-    if stale.exists():  # an older export here: not complete again until the new model.json lands
-        stale.unlink()
-    for fname, data in [*files.items(), (META_NAME, (json.dumps(meta, indent=2) + "\n").encode())]:
-        tmp = out / f".{fname}.tmp{os.getpid()}"
-        tmp.write_bytes(data)
-        os.replace(tmp, out / fname)
+    """Write :func:`export_model`'s output as the folder ``out_dir``: into a temporary folder beside it
+    (``.NAME.tmpPID``), then swapped in whole (an earlier export set aside, the new one renamed in, the
+    earlier one removed), so ``out_dir`` always holds one complete export, the old or the new. On any failure
+    (a full disk, a read-only folder) the temporary folder is removed, an earlier export stays as it was and an
+    :class:`OSError` naming the path and the cause is raised; :class:`ExportFolderError` for an ``out_dir``
+    that holds other files. Returns the path of its ``model.json``."""
+    out = Path(out_dir).absolute()
+    if out.is_symlink():  # swap the folder it points to; the link stays
+        out = out.resolve()
+    check_export_folder(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _tidy_siblings(out)
+    tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
+    old = out.parent / f".{out.name}.old{os.getpid()}"
+    try:
+        tmp.mkdir()
+        for fname, data in [*files.items(), (META_NAME, (json.dumps(meta, indent=2) + "\n").encode())]:
+            with open(tmp / fname, "wb") as f:  # model.json last
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        if out.exists():
+            os.rename(out, old)
+            try:
+                os.rename(tmp, out)
+            except BaseException:
+                os.rename(old, out)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            where = e.filename if e.filename and not str(e.filename).startswith(str(tmp)) else out
+            raise OSError(e.errno, e.strerror or str(e), str(where)) from None
+        raise
     return out / META_NAME
 
 

@@ -20,7 +20,7 @@ from ..networks.weights import (
     resolve,
     sha256_of,
 )
-from .onnx_net import META_NAME, OnnxNet, is_export
+from .onnx_net import META_NAME, OnnxNet, is_export, read_meta
 
 __all__ = ["BACKENDS", "from_pretrained", "from_onnx"]
 
@@ -40,7 +40,7 @@ def _shipped_export(name: str, config: TrackerConfig | dict | None,
     folder = find_export(name)
     if folder is None:
         return None
-    meta = json.loads((folder / META_NAME).read_text())
+    meta = read_meta(folder)  # an invalid one is an error naming the file
     info = resolve(name)
     if meta.get("source_sha256") is None or meta["source_sha256"] != info.sha256:
         return None  # the weights changed since (or are unrecorded): not this network

@@ -12,7 +12,6 @@ are all that tracking needs.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,8 +19,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..core.config import TrackerConfig, without_removed
+from ..core.storage import read_json
 
-__all__ = ["FORMAT", "META_NAME", "OnnxNet", "OnnxExportError", "load_export", "is_export"]
+__all__ = ["FORMAT", "META_NAME", "OnnxNet", "OnnxExportError", "load_export", "read_meta", "is_export"]
 
 FORMAT = "siamtrack-onnx"  # model.json's "format"
 META_NAME = "model.json"
@@ -46,40 +46,73 @@ def _import_ort():
     return onnxruntime
 
 
-def load_export(path: str | os.PathLike) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """Read an export folder (or its ``model.json``): ``(files, meta)``, every file's sha256 checked
-    against ``model.json``; a clear :class:`OnnxExportError` naming the file otherwise."""
+def _check_meta(meta: Any, meta_path: Path) -> dict[str, Any]:
+    """``model.json``'s content, its shape checked: an :class:`OnnxExportError` naming ``meta_path`` otherwise."""
+    def bad(msg: str) -> OnnxExportError:
+        return OnnxExportError(f"{meta_path}: {msg}")
+
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise bad(f"not a {FORMAT} description (format: "
+                  f"{meta.get('format') if isinstance(meta, dict) else type(meta).__name__!r})")
+    hashes = meta.get("sha256")
+    if not isinstance(hashes, dict):
+        raise bad("no sha256 table")
+    for fname, want in hashes.items():
+        if Path(fname).name != fname or not fname.endswith(".onnx") or not isinstance(want, str):
+            raise bad(f"sha256 table entry {fname!r}: {want!r} is not a file name in this folder with its sha256")
+    kinds = {"arch": (str,), "box_head": (bool,), "exemplar_sz": (int,), "instance_sz": (int,),
+             "response_size": (int,), "stride": (int,), "centre_cell": (int, float), "name": (str, type(None)),
+             "kernel_shape": (list,), "feature_shape": (list,), "config": (dict,)}
+    for key, types in kinds.items():
+        v = meta.get(key)
+        if key in meta and (not isinstance(v, types) or (isinstance(v, bool) and bool not in types)):
+            raise bad(f"{key!r} is {type(v).__name__} {v!r}, expected {' or '.join(t.__name__ for t in types)}")
+    for key in ("kernel_shape", "feature_shape"):
+        if key in meta and not all(isinstance(d, int) and not isinstance(d, bool) for d in meta[key]):
+            raise bad(f"{key!r} must be a list of ints, got {meta[key]!r}")
+    try:
+        meta["config"] = without_removed(meta.get("config") or {}, str(meta_path))
+        crops = {k: meta[k] for k in ("exemplar_sz", "instance_sz") if k in meta}
+        TrackerConfig.from_dict({**meta["config"], **crops})
+    except ValueError as e:
+        raise OnnxExportError(str(e) if str(e).startswith(str(meta_path)) else f"{meta_path}: {e}") from None
+    return meta
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """An export folder's ``model.json`` (``path``: the folder or the file), read and its shape checked;
+    a one-line :class:`OnnxExportError` naming the file otherwise. The ONNX files are not read."""
     p = Path(path)
     folder = p.parent if p.name == META_NAME else p
     meta_path = folder / META_NAME
     if not meta_path.is_file():
         raise OnnxExportError(f"{folder}: no {META_NAME} here; not a siamtrack ONNX export "
                               "(make one with: siamtrack export --out DIR)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise OnnxExportError(f"{meta_path}: not valid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise OnnxExportError(f"{meta_path}: not a {FORMAT} description (format: "
-                              f"{meta.get('format') if isinstance(meta, dict) else type(meta).__name__!r})")
-    hashes = meta.get("sha256")
-    if not isinstance(hashes, dict):
-        raise OnnxExportError(f"{meta_path}: no sha256 table")
+    meta = read_json(meta_path, OnnxExportError)
+    return _check_meta(meta, meta_path)
+
+
+def load_export(path: str | os.PathLike) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """Read an export folder (or its ``model.json``): ``(files, meta)``, every file's sha256 checked
+    against ``model.json``; a clear :class:`OnnxExportError` naming the file otherwise."""
+    p = Path(path)
+    folder = p.parent if p.name == META_NAME else p
+    meta_path = folder / META_NAME
+    meta = read_meta(folder)
     files = {}
-    for fname, want in hashes.items():
+    for fname, want in meta["sha256"].items():
         f = folder / fname
         if not f.is_file():
             raise OnnxExportError(f"{f}: missing (listed in {meta_path})")
-        data = f.read_bytes()
+        try:
+            data = f.read_bytes()
+        except OSError as e:
+            raise OnnxExportError(f"{f}: cannot read it ({e.strerror or e})") from None
         got = hashlib.sha256(data).hexdigest()
         if got != want:
             raise OnnxExportError(f"{f}: sha256 {got} does not match {want} recorded in {meta_path} "
                                   "(file truncated or altered; export again)")
         files[fname] = data
-    try:
-        meta["config"] = without_removed(meta.get("config") or {}, str(meta_path))
-    except ValueError as e:
-        raise OnnxExportError(str(e)) from None
     return files, meta
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -54,9 +55,23 @@ class TrackerConfig:
             if not cond:
                 raise ValueError(f"TrackerConfig: {msg}")
 
+        # Types first (values from JSON or --config can be anything): the range checks below compare numbers.
+        for f in dataclasses.fields(self):
+            v, kind = getattr(self, f.name), _KINDS[f.name]
+            if kind is None:
+                continue
+            if kind == "bool":
+                ok = isinstance(v, (bool, np.bool_))
+            elif kind == "int":
+                ok = isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+            else:
+                ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+            need(ok, f"{f.name} must be {_KIND_WORDS[kind]}, got {v!r} ({type(v).__name__})")
+
         for name in ("exemplar_sz", "instance_sz"):
             v = getattr(self, name)
-            need(v is None or (isinstance(v, int) and v > 0), f"{name} must be a positive int or None, got {v!r}")
+            need(v is None or (isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v > 0),
+                 f"{name} must be a positive int or None, got {v!r}")
         if self.exemplar_sz is not None and self.instance_sz is not None:
             need(self.instance_sz > self.exemplar_sz,
                  f"instance_sz ({self.instance_sz}) must exceed exemplar_sz ({self.exemplar_sz})")
@@ -84,6 +99,9 @@ class TrackerConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrackerConfig":
         """Build from a mapping; an unknown key is an error (never silently dropped)."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"TrackerConfig: expected an object of tracking parameters (name: value), got "
+                             f"{type(values).__name__} {values!r}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         removed = sorted(set(unknown) & set(REMOVED))
@@ -123,6 +141,18 @@ class TrackerConfig:
         return self.scale_step ** np.linspace(-(n // 2), n // 2, n)
 
 
+# Each field's type, checked on construction: "int" (sizes, counts), "float" (rates, factors: an int is a float
+# too), "bool" (flags); None: checked by its own rule (the crop sizes, which may be None).
+_KINDS: dict[str, str | None] = {
+    "exemplar_sz": None, "instance_sz": None, "scale_num": "int", "response_up": "int", "scale_every": "int",
+    "lost_frames": "int", "search_tiles": "int", "box_head": "bool", "size_bias": "bool", "psr_score": "bool",
+    "long_term": "bool", "half": "bool",
+    **{k: "float" for k in ("context", "scale_step", "scale_penalty", "scale_lr", "window_influence", "min_scale",
+                            "max_scale", "lost_threshold", "template_lr", "penalty_k", "redetect_threshold")},
+}
+_KIND_WORDS = {"int": "an int", "float": "a number", "bool": "true or false"}
+assert set(_KINDS) == {f.name for f in dataclasses.fields(TrackerConfig)}, "a TrackerConfig field has no type check"
+
 # Options that were measured, lost on held-out data and were removed (docs/experiments.md), with the value that
 # turned each off (or its default): named in the error; saved configs holding them at these values still load.
 REMOVED: dict[str, Any] = {"feature_pyramid": False, "box_size_lr": 0.0, "dcf_weight": 0.0, "dcf_lambda": 1e-2,
@@ -134,6 +164,9 @@ REMOVED: dict[str, Any] = {"feature_pyramid": False, "box_size_lr": 0.0, "dcf_we
 def without_removed(values: Mapping[str, Any], source: str) -> dict[str, Any]:
     """A saved config (an export's ``model.json``, a weights ``.json``) without the removed options it holds at
     their off values, which older files record; one set otherwise is an error naming ``source``."""
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{source}: its config must be an object of tracking parameters, got "
+                         f"{type(values).__name__} {values!r}")
     on = {k: v for k, v in values.items() if k in REMOVED and v != REMOVED[k]}
     if on:
         raise ValueError(f"{source}: made with {on}, options removed from siamtrack (docs/experiments.md, "

@@ -42,11 +42,15 @@ def as_bgr_frame(frame: object, name: str = "frame") -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def as_box(box: Sequence[float], image_size: tuple[int, int] | None = None, name: str = "box") -> tuple[float, float, float, float]:
+def as_box(box: Sequence[float], image_size: tuple[int, int] | None = None, name: str = "box",
+           min_inside: float = 0.0) -> tuple[float, float, float, float]:
     """Validate an ``(x, y, w, h)`` box (0-based pixels) and return it as floats.
 
     Raises ``ValueError`` for a box that is not four finite numbers, has ``w <= 0`` or
-    ``h <= 0``, or (when ``image_size=(W, H)`` is given) lies entirely outside the image.
+    ``h <= 0``, or (when ``image_size=(W, H)`` is given) lies entirely outside the image, or has
+    less than ``min_inside`` of its area inside it (the demos ask for half: a box mostly outside
+    the frame, such as ``0,0,5000,5000`` on a 360x240 frame, holds no target to follow; the message
+    suggests the box clipped to the frame).
     """
     try:
         vals = [float(v) for v in np.asarray(box, dtype=np.float64).reshape(-1)]
@@ -63,4 +67,12 @@ def as_box(box: Sequence[float], image_size: tuple[int, int] | None = None, name
         iw, ih = image_size
         if x >= iw or y >= ih or x + w <= 0 or y + h <= 0:
             raise ValueError(f"{name}: {tuple(vals)} lies outside the {iw}x{ih} image")
+        x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, float(iw)), min(y + h, float(ih))
+        inside = (x1 - x0) * (y1 - y0) / (w * h)
+        if inside < min_inside:
+            clipped = ",".join(f"{v:g}" for v in (x0, y0, x1 - x0, y1 - y0))
+            share = f"{inside:.1%}" if inside < 0.1 else f"{inside:.0%}"
+            raise ValueError(f"{name}: {tuple(vals)} extends past the {iw}x{ih} image: only {share} of its "
+                             f"area is inside, and at least {min_inside:.0%} must be; the box clipped to the image "
+                             f"is {clipped}")
     return x, y, w, h

@@ -27,7 +27,14 @@ from .device import CPU_TORCH_BATCH, embed_in_batches, to_host
 from .inputs import as_bgr_frame
 from .siamfc import SiamFCTracker, TrackResult
 
-__all__ = ["MultiTracker", "CPU_TORCH_BATCH"]
+__all__ = ["MultiTracker", "CPU_TORCH_BATCH", "ONNX_BATCH"]
+
+# Crops per backbone call on ONNX Runtime. Its CPU memory arena keeps the largest activations it was ever asked for,
+# so one call with every target's crops grew the process by ~20-30 MB a target for good (siamfc-effnet: 20 targets,
+# 60 crops, +394 MB; the network is shared, nothing else is copied per target). In calls of 6 the arena stays at
+# the size of 6 crops (~+50 MB in all) and a target costs ~1 MB; ONNX Runtime's time per crop is flat from 1 to 48
+# crops a call (tracker.core.device.CPU_TORCH_BATCH), so nothing is lost.
+ONNX_BATCH = 6
 
 
 class MultiTracker:
@@ -42,7 +49,8 @@ class MultiTracker:
         target, if it has one, is not tracked). ``batched=False`` updates the targets one after another,
         one network call each, as N separate trackers would (same results; for comparison).
         ``max_batch``: search crops per backbone call (None: :data:`CPU_TORCH_BATCH` with torch on a CPU, where
-        the cost per crop grows with larger batches, else all of them)."""
+        the cost per crop grows with larger batches; :data:`ONNX_BATCH` on ONNX Runtime, whose memory grows with
+        them; else all of them)."""
         if not isinstance(tracker, SiamFCTracker):
             raise TypeError(f"MultiTracker needs a SiamFCTracker, got {type(tracker).__name__}")
         if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
@@ -50,7 +58,8 @@ class MultiTracker:
         self._proto = tracker
         self.batched = bool(batched)
         cpu_torch = tracker.backend == "torch" and str(tracker.device) == "cpu"
-        self.max_batch = max_batch or (CPU_TORCH_BATCH if cpu_torch else None)
+        onnx = tracker.backend == "onnxruntime"
+        self.max_batch = max_batch or (CPU_TORCH_BATCH if cpu_torch else ONNX_BATCH if onnx else None)
         self._targets: dict[int, SiamFCTracker] = {}
         self._next_id = 1
 

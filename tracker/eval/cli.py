@@ -4,6 +4,13 @@ long-term stress set (:mod:`tracker.eval.stress`) or a temporal-robustness set (
 Output folder layout (``--out DIR``): ``DIR/results/`` holds the official result files
 (see :mod:`tracker.eval.runner`), ``DIR/report/`` the table, JSON, CSV and plots
 (see :mod:`tracker.eval.report`), and for the GOT-10k test split ``DIR/report/<tracker>.zip``.
+Each ``DIR/results/<tracker>/manifest.json`` records what produced those results; a run with other settings
+(weights, tracking parameters, back-end, ``--max-frames``) into the same folder is refused
+(:mod:`tracker.eval.provenance`): use another ``--out`` or ``LABEL=SPEC``.
+
+Errors are one line on stderr: bad input (arguments, files, an ``--out`` that is not a writable folder,
+results made with other settings) exits 2, checked before anything runs; a write that fails (a full disk)
+exits 1, naming the file, with no partial file left under its name and earlier results untouched.
 """
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from pathlib import Path
 
 from .datasets import AnnotationError, Sequence, load_got10k, load_otb
 from .report import found_trackers, pack_got10k_test, score, write_reports
-from .runner import Layout, parse_shard, run_benchmark, shard
+from .runner import Layout, check_out_folder, parse_shard, run_benchmark, shard
 from .stress import KINDS, make_stress_set
 from .trackers import TrackerSpecError, default_peers_dir, label_of
 from .tre import make_tre_set
@@ -127,18 +134,28 @@ def _finish(args, sequences: list[Sequence], layout: Layout, trackers: list[str]
     return 0
 
 
+def _oneline(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename and e.strerror:
+        return f"{e.filename}: {e.strerror}"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 def _guard(fn):
     def wrapped(args) -> int:
         try:
             return fn(args)
         except (AnnotationError, TrackerSpecError, ValueError, FileNotFoundError) as e:
-            print(f"siamtrack eval: error: {e}", file=sys.stderr)
+            print(f"siamtrack eval: error: {_oneline(e)}", file=sys.stderr)
             return 2
+        except OSError as e:  # a write that failed: a full disk, a folder made read-only meanwhile
+            print(f"siamtrack eval: error: {_oneline(e)}", file=sys.stderr)
+            return 1
     return wrapped
 
 
 @_guard
 def _run(args) -> int:
+    check_out_folder(args.out, ("results", "report"))
     sequences = _load(args)
     if args.shard:
         sequences = shard(sequences, *parse_shard(args.shard))
@@ -146,7 +163,7 @@ def _run(args) -> int:
     specs = _names(args.trackers) or []
     summary = run_benchmark(sequences, specs, layout, workers=args.workers,
                             peers=args.peers if args.peers is not None else default_peers_dir(),
-                            device=args.device, progress=not args.no_progress)
+                            device=args.device, progress=not args.no_progress, max_frames=args.max_frames)
     print(f"ran {len(summary.ran)} tracker-sequence runs, skipped {len(summary.skipped)} already finished; "
           f"results in {layout.root}")
     if args.shard:
@@ -157,6 +174,7 @@ def _run(args) -> int:
 
 @_guard
 def _report(args) -> int:
+    check_out_folder(args.out, ("report",))
     sequences = _load(args)
     layout = Layout(args.benchmark, Path(args.out) / "results")
     trackers = _names(args.trackers) or found_trackers(layout)
@@ -167,6 +185,7 @@ def _report(args) -> int:
 
 @_guard
 def _stress(args) -> int:
+    check_out_folder(args.out)
     manifest = make_stress_set(args.root, args.out, args.seed, tuple(args.kinds), _names(args.sequences))
     seqs = manifest["sequences"].values()
     print(f"wrote {len(manifest['sequences'])} sequences ({sum(v['frames'] for v in seqs)} frames, target absent on "
@@ -176,6 +195,7 @@ def _stress(args) -> int:
 
 @_guard
 def _tre(args) -> int:
+    check_out_folder(args.out)
     manifest = make_tre_set(args.root, args.out, args.segments, _names(args.sequences))
     seqs = manifest["sequences"].values()
     print(f"wrote {len(manifest['sequences'])} segments ({sum(v['frames'] for v in seqs)} frames) to {args.out}; "

@@ -19,6 +19,7 @@ test split holds only the first box (later frames are NaN).
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -303,23 +304,30 @@ def write_otb_sequence(folder: Path, frames: list, gt: np.ndarray, link: bool = 
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    (tmp / "img").mkdir(parents=True)
-    for k, item in enumerate(frames, 1):
-        dst = tmp / "img" / f"{k:04d}.jpg"
-        if not isinstance(item, np.ndarray) and Path(item).suffix.lower() in (".jpg", ".jpeg"):
-            try:
-                if not link:
-                    raise OSError
-                os.link(item, dst)
-            except OSError:  # another file system, or copies asked for
-                shutil.copyfile(item, dst)
-        elif not cv2.imwrite(str(dst), item if isinstance(item, np.ndarray) else read_image(item),
-                             [cv2.IMWRITE_JPEG_QUALITY, 95]):
-            raise OSError(f"{dst}: could not write")
-    rows = ops.zero_based_to_one_based(np.asarray(gt, dtype=np.float64).reshape(-1, 4))
-    (tmp / "groundtruth_rect.txt").write_text(
-        "".join(("nan,nan,nan,nan" if not np.isfinite(r).all() else ",".join(f"{v:.2f}" for v in r)) + "\n"
-                for r in rows))
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    try:
+        (tmp / "img").mkdir(parents=True)
+        for k, item in enumerate(frames, 1):
+            dst = tmp / "img" / f"{k:04d}.jpg"
+            if not isinstance(item, np.ndarray) and Path(item).suffix.lower() in (".jpg", ".jpeg"):
+                try:
+                    if not link:
+                        raise OSError
+                    os.link(item, dst)
+                except OSError:  # another file system, or copies asked for
+                    shutil.copyfile(item, dst)
+            elif not cv2.imwrite(str(dst), item if isinstance(item, np.ndarray) else read_image(item),
+                                 [cv2.IMWRITE_JPEG_QUALITY, 95]):
+                raise OSError(errno.EIO, "could not write (a full disk?)", str(dst))
+        rows = ops.zero_based_to_one_based(np.asarray(gt, dtype=np.float64).reshape(-1, 4))
+        (tmp / "groundtruth_rect.txt").write_text(
+            "".join(("nan,nan,nan,nan" if not np.isfinite(r).all() else ",".join(f"{v:.2f}" for v in r)) + "\n"
+                    for r in rows))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except OSError as e:  # a full disk: name the sequence written (copyfile names its source, or nothing)
+        if e.filename and e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise OSError(e.errno, e.strerror or str(e), str(folder)) from None
+    finally:  # a failed write leaves no half-written sequence behind
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -19,9 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..core.storage import write_atomic
 from . import metrics
 from .datasets import AnnotationError, Sequence, read_boxes
-from .runner import Layout, write_atomic
+from .runner import Layout
 
 __all__ = ["load_boxes", "load_times", "load_scores", "has_absences", "score", "score_otb", "score_got10k", "format_table", "write_reports",
            "pack_got10k_test", "found_trackers"]
@@ -204,9 +205,14 @@ def _plot(results: dict[str, dict], kind: str, which: str, path: Path, title: st
     ax.legend(loc="lower left" if which == "success" else "lower right", fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=150, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=150, format="png")
+        os.replace(tmp, path)
+    except OSError as e:  # a full disk: no partial plot, the error names the plot
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
 
 
 def write_reports(results: dict[str, dict], kind: str, report_dir: str | Path, title: str = "") -> list[Path]:
@@ -271,7 +277,8 @@ def pack_got10k_test(sequences: list[Sequence], layout: Layout, tracker: str, zi
                 if t.is_file():
                     z.write(t, f"{s.name}/{t.name}")
         os.replace(tmp, zip_path)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(zip_path)) from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     return zip_path

@@ -15,10 +15,20 @@ per frame, 1 on frame 1; the long-term measures read them):
 * GOT-10k: ``<results>/<tracker>/<seq>/<seq>_001.txt`` (``_002``, ``_003`` for trackers that
   are not deterministic), ``<seq>_time.txt`` with one column per repetition, and
   ``<seq>_001_confidence.value`` per repetition (as VOT-LT names them).
+
+Each tracker folder also holds ``manifest.json``, what produced its results (weights sha256, tracking
+parameters, back-end, protocol): a run with other settings into the same folder is refused rather than
+mixing or replacing results (:mod:`tracker.eval.provenance`). Worker processes (``workers > 1``) exit when
+the process that started them dies, killed or not (Linux: ``PR_SET_PDEATHSIG``; elsewhere a watchdog thread).
+A write that fails (a full disk, a read-only folder) raises an :class:`OSError` naming the file, and leaves
+no partial file under it.
 """
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -29,12 +39,14 @@ import cv2
 import numpy as np
 
 from ..core import ops
+from ..core.storage import write_atomic
 from ..io.progress import ProgressBar
 from ..io.video import read_image
+from . import provenance
 from .datasets import Sequence
 from .trackers import is_deterministic, label_of, make_tracker
 
-__all__ = ["Layout", "RunSummary", "parse_shard", "shard", "run_benchmark", "write_atomic",
+__all__ = ["Layout", "RunSummary", "parse_shard", "shard", "run_benchmark", "write_atomic", "check_out_folder",
            "GOT10K_REPETITIONS"]
 
 GOT10K_REPETITIONS = 3
@@ -50,6 +62,10 @@ class Layout:
     def __post_init__(self) -> None:
         if self.kind not in ("otb", "got10k"):
             raise ValueError(f"layout kind must be 'otb' or 'got10k', got {self.kind!r}")
+
+    def folder(self, tracker: str) -> Path:
+        """One tracker's results folder (it holds the :data:`provenance.MANIFEST` too)."""
+        return self.root / tracker
 
     def record_file(self, tracker: str, seq: str, rep: int = 1) -> Path:
         if self.kind == "otb":
@@ -80,19 +96,27 @@ class Layout:
             return sum(1 for line in fh if line.strip()) == len(seq)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never a partial file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def check_out_folder(out: str | Path, subfolders: tuple[str, ...] = (), what: str = "--out") -> None:
+    """Fail at once, with a one-line :class:`ValueError` naming ``what``, where ``out`` cannot take output: it
+    (or the nearest existing folder above it, where it does not exist yet) is not a folder or not writable, or
+    one of ``subfolders`` under it exists but is a file or read-only. Writes nothing that stays."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{what} {out}: not a folder")
+    base = out
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise ValueError(f"{what} {out}: {base} is not a folder")
+    for d in [base] + [out / s for s in subfolders if (out / s).exists()]:
+        if not d.is_dir():
+            raise ValueError(f"{what} {out}: {d} is not a folder")
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".siamtrack-probe-", dir=d)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise ValueError(f"{what} {out}: cannot write in {d} ({e.strerror or e})") from None
 
 
 def _format_boxes(boxes: np.ndarray) -> str:
@@ -167,6 +191,46 @@ def _run_job(spec: str, seq: Sequence, layout: Layout, reps: list[int], peers: s
     return name, seq.name, len(seq) * len(reps), spent
 
 
+def _lines(path: Path) -> int:
+    with open(path) as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def check_lengths(layout: Layout, tracker: str, seq: Sequence, reps: list[int]) -> None:
+    """Refuse to replace a result file that exists but does not fit ``seq`` as this run has it (another
+    ``--max-frames``, or another annotation): since results are written atomically, such a file is a complete
+    result of other settings, not an unfinished one."""
+    for rep in reps:
+        f = layout.record_file(tracker, seq.name, rep)
+        if f.is_file():
+            raise provenance.SettingsMismatch(
+                f"{f}: holds {_lines(f)} boxes but {seq.name} has {len(seq)} frames in this run: results made with "
+                f"other settings (e.g. --max-frames); use another --out or a LABEL= (e.g. --trackers "
+                f"{tracker}-2=SPEC) to keep both, or delete {f} to run it again")
+
+
+def _worker_init(parent: int) -> None:
+    """Worker processes die with the process that started them: ``PR_SET_PDEATHSIG`` (Linux; SIGKILL when
+    the parent dies, killed or not), and a watchdog thread that exits when the parent changes (everywhere)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # it died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="siamtrack-parent-watchdog", daemon=True).start()
+
+
+def _watch_parent(parent: int, every: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
     try:
@@ -191,26 +255,37 @@ class RunSummary:
 
 def run_benchmark(sequences: list[Sequence], specs: Iterable[str], layout: Layout, *, workers: int = 1,
                   peers: str | Path | None = None, device: str = "auto", progress: bool = True,
-                  stream: TextIO | None = None) -> RunSummary:
+                  stream: TextIO | None = None, max_frames: int | None = None) -> RunSummary:
     """Run every tracker spec over ``sequences`` (missing results only) into ``layout``.
 
     ``workers > 1`` runs sequences in that many processes. Trackers are built first once,
-    so a bad spec or missing model fails before any work starts.
+    so a bad spec or missing model fails before any work starts. ``max_frames``: how ``sequences`` were
+    truncated (part of the protocol the results are keyed by). Each tracker's folder is checked against this
+    run's settings (:mod:`tracker.eval.provenance`) before anything runs: results made with other settings
+    raise :class:`provenance.SettingsMismatch` and are left as they are.
     """
     specs = list(specs)
-    for spec in specs:
-        make_tracker(spec, peers, device)  # validate early, with a clear message
+    built = [make_tracker(spec, peers, device) for spec in specs]  # validate early, with a clear message
     labels = [label_of(s) for s in specs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"--trackers: two trackers share a results name ({', '.join(labels)}); use LABEL=SPEC")
+    keys = []
+    for spec, tracker in zip(specs, built):
+        key, info = tracker.settings()
+        keys.append((provenance.results_key(key, layout.kind, max_frames), {"spec": spec, **info}))
+    for name, (key, _) in zip(labels, keys):  # check every folder before writing to any
+        provenance.check(layout.folder(name), key)
     jobs, summary = [], RunSummary([], [])
     for spec in specs:
         name = label_of(spec)
         for seq in sequences:
             reps = [r for r in range(1, layout.repetitions(spec) + 1) if not layout.finished(name, seq, r)]
+            check_lengths(layout, name, seq, reps)
             (summary.ran if reps else summary.skipped).append((name, seq.name))
             if reps:
                 jobs.append((spec, seq, reps))
+    for name, (key, info) in zip(labels, keys):
+        provenance.claim(layout.folder(name), key, info, write_atomic)
     bar = ProgressBar(sum(len(seq) * len(reps) for _, seq, reps in jobs), stream, enabled=progress)
     peers_s = str(peers) if peers is not None else None
     try:
@@ -224,7 +299,10 @@ def run_benchmark(sequences: list[Sequence], specs: Iterable[str], layout: Layou
             import multiprocessing as mp
 
             threads = max(1, (os.cpu_count() or 1) // workers)
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            # Workers are spawned by submit() in this thread, which outlives them (PR_SET_PDEATHSIG follows the
+            # thread that started a process, not the process).
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                     initargs=(os.getpid(),)) as pool:
                 futures = [pool.submit(_run_job, spec, seq, layout, reps, peers_s, device, threads)
                            for spec, seq, reps in jobs]
                 try:

@@ -20,7 +20,6 @@ written as JPEG (quality 95). ``stress.json`` in ``DST`` lists what was made and
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 from ..core import ops
 from ..io.video import read_image
 from .datasets import Sequence, load_otb, write_otb_sequence
+from .runner import write_atomic
 from .synthetic import texture
 
 __all__ = ["KINDS", "make_stress_set", "occlusion_spans", "occlude", "camera_path"]
@@ -193,7 +193,5 @@ def make_stress_set(root: str | Path, out: str | Path, seed: int = 0, kinds: tup
             manifest["sequences"][name] = {"source": seq.name, "kind": kind, "frames": len(frames),
                                            "absent_frames": len(absent), **info}
             log(f"{name}: {len(frames)} frames, target absent on {len(absent)}")
-    tmp = out / ".stress.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, out / "stress.json")
+    write_atomic(out / "stress.json", json.dumps(manifest, indent=1) + "\n")
     return manifest

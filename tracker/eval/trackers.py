@@ -11,7 +11,8 @@ Every tracker answers ``init(frame, box)`` and ``update(frame) -> (x, y, w, h)``
 ``uint8`` frames with 0-based pixel boxes, and after each call holds in ``confidence`` how sure it
 is that the target is in the box, in [0, 1] (1 after ``init``): our score (0 while a long-term tracker
 searches the whole frame); TrackerNano's and TrackerVit's tracking score; for OpenCV's other trackers 1
-or 0 as they report success or failure.
+or 0 as they report success or failure. ``settings()`` gives ``(key, info)``: what decides its results (compared
+before finished results are reused, :mod:`tracker.eval.provenance`) and what is only recorded beside them.
 """
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ class EvalTracker(Protocol):
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]: ...
 
     confidence: float
+
+    def settings(self) -> tuple[dict, dict]: ...
 
 
 def default_peers_dir() -> Path:
@@ -118,6 +121,14 @@ class OpenCVTracker:
                                    "(install opencv-contrib-python)")
         return factory()
 
+    def settings(self) -> tuple[dict, dict]:
+        """``(key, info)``: the tracker's name and its model files' sha256; OpenCV's version and the files' paths."""
+        from ..networks.weights import sha256_of
+
+        files = getattr(self, "_files", {})
+        key = {"kind": "opencv", "tracker": self.kind, "models": {k: sha256_of(f) for k, f in files.items()}}
+        return key, {"opencv": cv2.__version__, "models": {k: str(Path(f).resolve()) for k, f in files.items()}}
+
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         # A fresh OpenCV tracker per sequence; OpenCV wants integer pixel boxes.
         self._tracker = self._make()
@@ -162,6 +173,24 @@ class SiamFCEvalTracker:
         self.name = name or label_of(name_or_path)
         self.is_deterministic = True
         self.confidence = 1.0
+        self._spec, self._weights = name_or_path, weights
+
+    def settings(self) -> tuple[dict, dict]:
+        """``(key, info)``: the weights' sha256 (an export folder's: its ``model.json``'s, which lists every
+        file's), the back-end and the tracking parameters in effect; the weights' path, the device and the arch."""
+        from ..backends.onnx_net import META_NAME, is_export
+        from ..networks.weights import resolve, sha256_of
+
+        t = self.tracker
+        if is_export(self._weights):
+            path = Path(self._weights)
+            source = {"export_sha256": sha256_of(path / META_NAME)}
+        else:
+            path = resolve(self._weights).path
+            source = {"weights_sha256": sha256_of(path)}
+        key = {"kind": "siamfc", **source, "backend": t.backend, "config": t.config.to_dict()}
+        return key, {"spec": self._spec, "weights": str(path.resolve()), "device": str(t.device),
+                     "arch": getattr(t.net, "arch", None)}
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         self.tracker.init(frame, box)

@@ -14,11 +14,11 @@ partly independent trajectories from the same frames.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..core.storage import write_atomic
 from .datasets import is_valid_box, load_otb, write_otb_sequence
 
 __all__ = ["segment_starts", "make_tre_set"]
@@ -58,7 +58,5 @@ def make_tre_set(root: str | Path, out: str | Path, segments: int = 5, names: li
             write_otb_sequence(out / name, list(seq.img_files[start:]), seq.gt[start:], link=True)
             manifest["sequences"][name] = {"source": seq.name, "start": start, "frames": len(seq) - start}
         log(f"{seq.name}: {len(starts)} segments")
-    tmp = out / ".tre.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, out / "tre.json")
+    write_atomic(out / "tre.json", json.dumps(manifest, indent=1) + "\n")
     return manifest

@@ -1,4 +1,9 @@
-"""Box files the demos write, each atomically (a part file renamed on close, also on an interruption).
+"""The files the demos write: box files, and :class:`RunOutputs`, a run's video and box files together.
+
+Each regular file is written atomically: into a hidden part file renamed onto its name at the end (also on an
+interruption); a file that cannot be written completely (a full disk) is dropped, and a previous file of that
+name kept. A stream target (``-`` for standard output, ``/dev/stdout``, a device, a FIFO) is written to
+directly, never replaced.
 
 * :class:`BoxLog`, one target: one ``x,y,w,h,score`` line per source frame (0-based px; the first
   line is the initial box with score 1; :data:`SKIPPED_LINE` for a frame that could not be decoded).
@@ -15,54 +20,119 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TextIO
 
-from ..core.siamfc import TrackResult
-from .video import check_writable, part_path, remove_stale_parts
+import numpy as np
 
-__all__ = ["SKIPPED_LINE", "BoxLog", "MotLog", "ResultFiles", "target_path", "read_mot"]
+from ..core.siamfc import TrackResult
+from .files import SinkError, check_writable, is_stream, kept, part_path, remove_stale_parts, std_fd
+from .video import VideoSink
+
+__all__ = ["SKIPPED_LINE", "BoxLog", "MotLog", "ResultFiles", "RunOutputs", "target_path", "read_mot"]
 
 SKIPPED_LINE = "nan,nan,nan,nan,0"  # box-file line of a source frame that could not be decoded (not tracked)
 
 
 class _AtomicLines:
-    """A text file written line by line into a part file (flushed as it goes) that ``close()`` moves
-    onto ``path``; part files of earlier killed runs to the same path are removed first."""
+    """A text file written line by line into a part file (flushed as it goes) that :meth:`finish` moves
+    onto ``path``; part files of earlier killed runs to the same path are removed first. A stream target
+    (``-``, /dev/stdout, a device, a FIFO: :func:`tracker.io.files.is_stream`) is written to directly instead,
+    never replaced. A write that fails (a full disk) raises :class:`SinkError` naming the file and the cause,
+    after :meth:`abort` (the part file removed, a previous file at ``path`` kept)."""
 
     what = "box file"
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, what: str | None = None) -> None:
+        self.what = what or self.what
         self.path = check_writable(path, self.what)
-        self.removed_parts = remove_stale_parts(self.path)  # left by killed runs
-        self._tmp = part_path(self.path)
-        self._f: TextIO | None = open(self._tmp, "w", encoding="ascii")
+        self.stream, std = is_stream(path), std_fd(path)
+        self.to_stdout, self._std = std == 1, {1: sys.stdout, 2: sys.stderr}.get(std)
+        self.removed_parts = [] if self.stream else remove_stale_parts(self.path)  # left by killed runs
+        self._tmp: Path | None = None if self.stream else part_path(self.path)
         self.lines = 0
+        self.complete = False  # every line written and the file closed (renamed by finish())
+        try:
+            self._f: TextIO | None = self._std or \
+                (open(self._tmp, "w", encoding="ascii") if self._tmp else open(path, "a", encoding="ascii"))
+        except OSError as e:  # a FIFO opened by nobody is waited for, as any writer to it does
+            raise SinkError(f"{self.what} {self.path}: cannot write there ({e.strerror or e})") from None
+
+    def _error(self, e: OSError) -> SinkError:
+        self.abort()
+        if self._std is not None:  # nothing more can be printed there: spare the interpreter's final flush
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self._std.fileno())
+            except OSError:
+                pass
+        return SinkError(f"{self.what} {self.path}: cannot write ({e.strerror or e})"
+                         f"{'' if self.stream else kept(self.path)}")
 
     def _write(self, text: str) -> None:
-        self._f.write(text)
-        self._f.flush()
+        if self._f is None:
+            raise SinkError(f"{self.what} {self.path}: already closed")
+        try:
+            self._f.write(text)
+            self._f.flush()
+        except OSError as e:
+            raise self._error(e) from None
         self.lines += text.count("\n")
 
-    def close(self) -> Path:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+    def end(self) -> None:
+        """Every line is written: make them durable and close the file (a regular file is renamed by finish())."""
+        if self._f is None:
+            return
+        try:
+            self._f.flush()
+            if not self.stream:
+                os.fsync(self._f.fileno())
+            if self._std is None:
+                self._f.close()
+        except OSError as e:
+            raise self._error(e) from None
+        self._f, self.complete = None, True
+
+    def finish(self) -> Path:
+        """:meth:`end`, then move the part file onto ``path``; returns ``path``."""
+        self.end()
+        if self._tmp is not None and self.complete:
             os.replace(self._tmp, self.path)
+            self._tmp = None
         return self.path
+
+    close = finish
+
+    def abort(self) -> None:
+        """Drop the part file (a previous file at ``path`` stays); nothing more is written."""
+        f, self._f, self.complete = self._f, None, False
+        if f is not None and self._std is None:
+            try:
+                f.close()
+            except OSError:
+                pass
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        if exc[0] is None:
+            self.finish()
+        else:  # an exception is on its way: finalise what was written, but never mask it
+            try:
+                self.finish()
+            except SinkError:
+                pass
 
 
 class BoxLog(_AtomicLines):
     """One target's ``x,y,w,h,score`` line per frame (``x,y,w,h,score,state`` with ``states``)."""
 
-    def __init__(self, path: str | os.PathLike, states: bool = False) -> None:
-        super().__init__(path)
+    def __init__(self, path: str | os.PathLike, states: bool = False, what: str | None = None) -> None:
+        super().__init__(path, what)
         self.states = states
 
     def write(self, result: TrackResult | None) -> None:
@@ -100,21 +170,27 @@ def target_path(path: str | os.PathLike, target_id: int) -> Path:
 class ResultFiles:
     """A demo run's box files: ``path`` as a :class:`MotLog` (``mot``) or a one-target :class:`BoxLog`, and with
     ``per_target`` one :class:`BoxLog` per target (:func:`target_path`), opened on the frame the target is
-    added and finalised on the frame it is removed. ``check(path)`` vets each per-target file before it is
-    opened (e.g. that it is not the source)."""
+    added, ended on the frame it is removed, and like every output renamed onto its name only by :meth:`close`.
+    ``check(path)`` vets each per-target file before it is opened (e.g. that it is not an input; it raises
+    :class:`SinkError`). A file that cannot be written is dropped (its previous version kept); :meth:`close`
+    finalises the others and lists the failures in ``errors``."""
 
     def __init__(self, path: str | os.PathLike, mot: bool, per_target: bool = False,
                  check: Callable[[Path], None] | None = None, states: bool = False) -> None:
         """``states``: the one-target files carry the tracker's state (long-term mode; see :class:`BoxLog`)."""
         self.mot, self.per_target, self._check, self.states = mot, per_target, check, states
-        self.main: MotLog | BoxLog = MotLog(path) if mot else BoxLog(path, states)
+        if per_target and is_stream(path):
+            raise SinkError(f"--boxes-per-target names its files after --boxes, which is not a regular file "
+                            f"({path}): give --boxes a file name")
+        self.main: MotLog | BoxLog = MotLog(path, "--boxes") if mot else BoxLog(path, states, "--boxes")
         self.removed_parts = list(self.main.removed_parts)
         self._targets: dict[int, BoxLog] = {}
-        self.finished: list[Path] = []
+        self._ended: list[BoxLog] = []  # targets removed: their files complete, renamed by close()
+        self.errors: list[SinkError] = []
 
     def write(self, frame: int, results: Mapping[int, TrackResult] | None, ids: Sequence[int]) -> None:
         """Source frame ``frame`` (1-based): the targets' results, or None when the frame could not be
-        decoded (``ids``: the targets tracked then)."""
+        decoded (``ids``: the targets tracked then). :class:`SinkError` when a file cannot be written."""
         rows: dict[int, TrackResult | None] = dict(results) if results is not None else dict.fromkeys(ids)
         if self.mot:
             self.main.write(frame, rows)
@@ -123,27 +199,90 @@ class ResultFiles:
         if not self.per_target:
             return
         for target_id in [i for i in self._targets if i not in rows]:  # removed since the last frame
-            self.finished.append(self._targets.pop(target_id).close())
+            log = self._targets.pop(target_id)
+            self._ended.append(log)
+            log.end()
         for target_id, r in rows.items():
             if target_id not in self._targets:
                 p = target_path(self.main.path, target_id)
                 if self._check is not None:
                     self._check(p)
-                self._targets[target_id] = log = BoxLog(p, self.states)
+                self._targets[target_id] = log = BoxLog(p, self.states, "--boxes-per-target file")
                 self.removed_parts += log.removed_parts
             self._targets[target_id].write(r)
 
     def close(self) -> list[Path]:
-        """Finalise every file; returns them, the main one first."""
-        self.finished += [log.close() for log in self._targets.values()]
+        """Finalise every file still whole; returns them, the main one first (failures go to ``errors``)."""
+        done = []
+        for log in [self.main, *self._ended, *self._targets.values()]:
+            if log.complete or log._f is not None:
+                try:
+                    done.append(log.finish())
+                except SinkError as e:
+                    self.errors.append(e)
         self._targets.clear()
-        return [self.main.close(), *self.finished]
+        self._ended.clear()
+        return done
+
+    def abort(self) -> None:
+        """Drop every part file (previous files stay)."""
+        for log in [self.main, *self._ended, *self._targets.values()]:
+            log.abort()
 
     def __enter__(self) -> "ResultFiles":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RunOutputs:
+    """All the outputs of one tracking run, written frame by frame and finalised together at the end: the
+    annotated video (``video``, a :class:`VideoSink`) and the box files (``boxes``, :class:`ResultFiles`).
+    :meth:`write` raises :class:`SinkError` for an output that cannot be written (e.g. a full disk): that
+    output is dropped at once (its part file removed, a previous file kept); :meth:`close` finalises the
+    others, with every failure in ``errors``."""
+
+    def __init__(self, video: str | None, boxes: str | None, fps: float, mot: bool, per_target: bool = False,
+                 check: Callable[[Path], None] | None = None, states: bool = False) -> None:
+        self.sink = VideoSink(video, fps=fps) if video else None
+        try:
+            self.log = ResultFiles(boxes, mot, per_target, check, states) if boxes else None
+        except BaseException:
+            if self.sink is not None:
+                self.sink.abort()
+            raise
+        self.removed_parts = (self.sink.removed_parts if self.sink is not None else []) + \
+            (self.log.removed_parts if self.log is not None else [])
+        self.to_stdout = self.log is not None and self.log.main.to_stdout  # box lines on stdout: say things on stderr
+        self.errors: list[SinkError] = []
+
+    def write(self, frame: int, annotated: np.ndarray, results: Mapping[int, TrackResult] | None,
+              ids: Sequence[int]) -> None:
+        """Source frame ``frame`` (1-based): its annotated picture and the targets' results (None: not decoded)."""
+        if self.sink is not None:
+            self.sink.write(annotated)
+        if self.log is not None:
+            self.log.write(frame, results, ids)
+
+    def close(self) -> tuple[Path | None, list[Path]]:
+        """Finalise what can be: ``(the video or None, the box files written)``; failures go to ``errors``."""
+        video = None
+        if self.sink is not None and not self.sink.closed:
+            try:
+                video = self.sink.close()
+            except SinkError as e:
+                self.errors.append(e)
+        boxes = self.log.close() if self.log is not None else []
+        self.errors += self.log.errors if self.log is not None else []
+        return video, boxes
+
+    def abort(self) -> None:
+        """Drop every output (previous files stay)."""
+        if self.sink is not None:
+            self.sink.abort()
+        if self.log is not None:
+            self.log.abort()
 
 
 def read_mot(path: str | os.PathLike) -> dict[int, dict[int, tuple[float, float, float, float, float]]]:

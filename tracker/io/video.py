@@ -16,20 +16,33 @@ through ``on_skip`` and skipped.
 """
 from __future__ import annotations
 
+import errno
 import glob
 import logging
 import os
 import re
 import time
 from collections import deque
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 
-__all__ = ["read_image", "decode_image", "SourceError", "SinkError", "FrameSource", "open_source", "frames", "natural_key",
+from .files import (
+    SinkError,
+    check_writable,
+    free_bytes,
+    input_files,
+    kept,
+    part_path,
+    remove_stale_parts,
+    same_file,
+)
+from .images import _captured_stderr, _quiet_opencv, decode_image, read_image
+
+__all__ = ["read_image", "decode_image", "SourceError", "SinkError", "FrameSource", "check_source", "open_source",
+           "frames", "natural_key",
            "VideoSink", "check_writable", "FPSMeter", "IMAGE_EXTENSIONS", "part_path", "remove_stale_parts", "same_file"]
 
 log = logging.getLogger(__name__)
@@ -40,56 +53,13 @@ _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi
 _MAX_BAD_IN_A_ROW = 25  # consecutive undecodable frames before a video is declared finished
 
 
-def decode_image(path: str | os.PathLike) -> tuple[np.ndarray | None, str]:
-    """One image file as a BGR ``uint8`` array, or ``(None, why)`` when it cannot be read or is
-    damaged. A JPEG without its end-of-image marker (cut off partway, which OpenCV would decode
-    into a half-grey picture with only a warning) counts as damaged."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        return None, f"cannot read it ({e.strerror or e})"
-    if data[:2] == b"\xff\xd8" and data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
-        return None, "truncated JPEG (no end-of-image marker)"
-    with _quiet_opencv():
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if img is None:
-        return None, "not a readable image"
-    return img, ""
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """One image file as a BGR ``uint8`` array; ``ValueError`` naming the file if it cannot be read
-    or is damaged (see :func:`decode_image`)."""
-    img, why = decode_image(path)
-    if img is None:
-        raise ValueError(f"{path}: {why}")
-    return img
-
-
 class SourceError(ValueError):
     """A frame source cannot be opened or read; the message names the source."""
-
-
-class SinkError(ValueError):
-    """An output file cannot be written; the message names the file."""
 
 
 def natural_key(path: str) -> list:
     """Sort key that orders embedded numbers by value: ``a2`` < ``a10``."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(path))]
-
-
-@contextmanager
-def _quiet_opencv() -> Iterator[None]:
-    # OpenCV logs its backends' failures (e.g. every camera backend it tried) at WARN/ERROR;
-    # the caller turns a failed open into one clear SourceError instead.
-    lg = cv2.utils.logging
-    old = lg.getLogLevel()
-    lg.setLogLevel(lg.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        lg.setLogLevel(old)
 
 
 class FrameSource:
@@ -146,7 +116,7 @@ class FrameSource:
             while self._index < len(self._paths):
                 p = self._paths[self._index]
                 self._index += 1
-                img, why = decode_image(p)
+                img, why = decode_image(p, strict=True)
                 if img is None:
                     self._skip(f"{p}: {why}; skipped")
                     continue
@@ -236,6 +206,42 @@ def _image_paths(pattern_or_dir: str) -> list[str]:
     return sorted(paths, key=natural_key)
 
 
+def _local(source: str | int | os.PathLike) -> str:
+    """The source as text, a ``file:`` URL as the local file it names (:class:`SourceError` if there is none)."""
+    s = str(source).strip()
+    if s[:5].lower() == "file:":
+        found = input_files(s)
+        if not found:
+            raise SourceError(f"{s}: no such file")
+        return found[0]
+    return s
+
+
+def check_source(source: str | int | os.PathLike) -> str:
+    """What kind of source this is (``"camera"``, ``"stream"``, ``"images"``, ``"file"``; a ``file:`` URL is the
+    file it names), after the checks that need no decoding: :class:`SourceError` naming it when the file or
+    folder is missing, unreadable, empty, or the folder/glob holds no images. :func:`open_source` runs it first."""
+    s = _local(source)
+    if isinstance(source, int) or s.isdigit():
+        return "camera"
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", s):
+        return "stream"
+    if os.path.isdir(s) or (any(c in s for c in "*?[") and not os.path.exists(s)):
+        if not _image_paths(s):
+            what = "folder holds no images" if os.path.isdir(s) else "pattern matches no files"
+            raise SourceError(f"{s}: {what} ({', '.join(IMAGE_EXTENSIONS)})")
+        return "images"
+    if not os.path.exists(s):
+        raise SourceError(f"{s}: no such file or directory")
+    if not os.path.isfile(s):
+        raise SourceError(f"{s}: not a regular file")
+    if not os.access(s, os.R_OK):
+        raise SourceError(f"{s}: permission denied")
+    if os.path.splitext(s)[1].lower() not in IMAGE_EXTENSIONS and os.path.getsize(s) == 0:
+        raise SourceError(f"{s}: empty file (0 bytes), not a video")
+    return "file"
+
+
 def open_source(source: str | int | os.PathLike, on_skip: Callable[[str], None] | None = None) -> FrameSource:
     """Open a camera index, video file, image folder/glob or stream URL (see module docstring).
 
@@ -243,36 +249,25 @@ def open_source(source: str | int | os.PathLike, on_skip: Callable[[str], None] 
     when it is missing, cannot be opened, or holds no readable frame. ``on_skip(message)``
     is called for each frame reported and skipped later (default: a logging warning).
     """
-    s = str(source).strip()
-    if isinstance(source, int) or s.isdigit():
+    kind = check_source(source)
+    s = _local(source)
+    if kind == "camera":
         idx = int(s)
         with _quiet_opencv():
             cap = cv2.VideoCapture(idx)
         if not cap.isOpened():
             raise SourceError(f"camera {idx}: cannot open it (no such camera, or it is in use)")
         return FrameSource(f"camera {idx}", "camera", cap=cap, on_skip=on_skip)
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", s):
+    if kind == "stream":
         with _quiet_opencv():
             cap = cv2.VideoCapture(s)
         if not cap.isOpened():
             raise SourceError(f"{s}: cannot open this stream URL")
         return FrameSource(s, "stream", cap=cap, on_skip=on_skip)
-    if os.path.isdir(s) or (any(c in s for c in "*?[") and not os.path.exists(s)):
-        paths = _image_paths(s)
-        if not paths:
-            what = "folder holds no images" if os.path.isdir(s) else "pattern matches no files"
-            raise SourceError(f"{s}: {what} ({', '.join(IMAGE_EXTENSIONS)})")
-        return FrameSource(s, "images", paths=paths, on_skip=on_skip)
-    if not os.path.exists(s):
-        raise SourceError(f"{s}: no such file or directory")
-    if not os.path.isfile(s):
-        raise SourceError(f"{s}: not a regular file")
-    if not os.access(s, os.R_OK):
-        raise SourceError(f"{s}: permission denied")
+    if kind == "images":
+        return FrameSource(s, "images", paths=_image_paths(s), on_skip=on_skip)
     if os.path.splitext(s)[1].lower() in IMAGE_EXTENSIONS:
         return FrameSource(s, "images", paths=[s], on_skip=on_skip)
-    if os.path.getsize(s) == 0:
-        raise SourceError(f"{s}: empty file (0 bytes), not a video")
     with _quiet_opencv():
         cap = cv2.VideoCapture(s)
     if not cap.isOpened():
@@ -286,72 +281,27 @@ def frames(source: str | int | os.PathLike, on_skip: Callable[[str], None] | Non
         yield from src
 
 
-def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
-    """Raise :class:`SinkError` naming ``path`` unless a file can be created there."""
-    p = Path(path)
-    if p.is_dir():
-        raise SinkError(f"{what} {p}: is a directory, not a file name")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise SinkError(f"{what} {p}: folder {parent} does not exist")
-    probe = parent / f".{p.name}.{os.getpid()}.probe"
-    try:
-        with open(probe, "wb"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        raise SinkError(f"{what} {p}: cannot write there ({e.strerror or e})") from None
-    return p
-
-
-def part_path(path: Path) -> Path:
-    """The hidden file an output is written to until it is complete: ``.<stem>.part<PID><suffix>`` beside it."""
-    return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def remove_stale_parts(path: Path) -> list[Path]:
-    """Delete the partial files of ``path`` left by runs that were killed (their PID is gone); returns them."""
-    removed = []
-    pattern = re.compile(rf"\.{re.escape(path.stem)}\.part(\d+){re.escape(path.suffix)}")
-    parent = path.parent if str(path.parent) else Path(".")
-    for p in parent.glob(f".{glob.escape(path.stem)}.part*"):
-        m = pattern.fullmatch(p.name)
-        if m and int(m[1]) != os.getpid() and not _alive(int(m[1])):
-            p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
-
-
-def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """Whether two paths name one file (same path, ``./x`` vs ``x``, a symlink, a hard link)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist yet
-        return os.path.realpath(a) == os.path.realpath(b)
+def _no_space(where: Path) -> bool:
+    free = free_bytes(where)
+    return free is not None and free == 0
 
 
 class VideoSink:
     """Context-managed video writer, finalised atomically.
 
     Frames go to a temporary file beside ``path``; ``close()`` (also on an exception or
-    Ctrl-C inside ``with``) releases the encoder, which makes the file playable, then
-    moves it onto ``path`` with ``os.replace``. The frame size is taken from the first
-    frame; later frames must match it. The codec follows the extension: ``.mp4``/``.mov``/
-    ``.mkv`` use MPEG-4 Part 2 (``mp4v``), ``.avi`` Motion-JPEG.
+    Ctrl-C inside ``with``) releases the encoder, which makes the file playable, checks that it
+    holds every frame, then moves it onto ``path`` with ``os.replace``. A frame that cannot be
+    written (a full disk: OpenCV only logs "Failed to write frame") raises :class:`SinkError`
+    naming the file and the cause; so does a file that is incomplete at ``close()``. Then the
+    part file is removed and a previous file at ``path`` is kept. The frame size is taken from the
+    first frame; later frames must match it. The codec follows the extension: ``.mp4``/``.mov``/
+    ``.mkv`` use MPEG-4 Part 2 (``mp4v``), ``.avi`` Motion-JPEG. ``path`` must be a regular file
+    name: a device, FIFO or standard output is refused (the rename would replace it).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 30.0) -> None:
-        self.path = check_writable(path, "output video")
+        self.path = check_writable(path, "output video", stream_ok=False)
         ext = self.path.suffix.lower()
         if ext not in _FOURCC:
             raise SinkError(f"output video {self.path}: unsupported extension {ext or '(none)'!r}; "
@@ -367,40 +317,96 @@ class VideoSink:
         self.frames_written = 0
         self.closed = False
 
+    def _fail(self, why: str) -> SinkError:
+        """Give up on the file: drop the part file (a previous file at ``path`` stays); the error to raise."""
+        self.abort()
+        return SinkError(f"output video {self.path}: {why}{kept(self.path)}")
+
+    def _cause(self, what: str) -> str:
+        return os.strerror(errno.ENOSPC) if _no_space(self._tmp.parent) else what
+
     def write(self, frame: np.ndarray) -> None:
-        """Append one BGR ``uint8`` frame."""
+        """Append one BGR ``uint8`` frame; :class:`SinkError` when it cannot be written."""
+        if self.closed:
+            raise SinkError(f"output video {self.path}: already closed")
         h, w = frame.shape[:2]
         if self._writer is None:
             self.size = (w, h)
             with _quiet_opencv():
                 self._writer = cv2.VideoWriter(str(self._tmp), self._fourcc, self.fps, (w, h))
             if not self._writer.isOpened():
-                self._writer = None
-                raise SinkError(f"output video {self.path}: OpenCV cannot encode {w}x{h} video to it")
+                raise self._fail(self._cause(f"OpenCV cannot encode {w}x{h} video to it"))
         elif (w, h) != self.size:
             raise SinkError(f"output video {self.path}: frame is {w}x{h} but the video is {self.size[0]}x{self.size[1]}")
-        self._writer.write(frame)
+        with _quiet_opencv():  # a failed write is only logged by OpenCV: its result (if any) or free space tells
+            ok = self._writer.write(frame)
+        if ok is False or ((ok is None or self.frames_written % 10 == 0) and _no_space(self._tmp.parent)):
+            raise self._fail(f"frame {self.frames_written + 1} could not be written "
+                             f"({self._cause('the encoder failed')})")
         self.frames_written += 1
 
+    def _check_complete(self) -> str:
+        """Why the released part file is not a playable video of every frame written ("" if it is)."""
+        try:
+            with open(self._tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        except OSError as e:
+            return e.strerror or str(e)
+        with _quiet_opencv(), _captured_stderr([]):  # FFmpeg's own complaints ("moov atom not found") too
+            cap = cv2.VideoCapture(str(self._tmp))
+            try:
+                n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+                slack = 1 if self.path.suffix.lower() == ".mkv" else 0  # its count is estimated from the duration
+                if n < self.frames_written - slack:
+                    return f"the file holds {max(n, 0)} of {self.frames_written} frames"
+                cap.set(cv2.CAP_PROP_POS_FRAMES, self.frames_written - 1 - slack)
+                if not cap.read()[0]:
+                    return "its last frame cannot be decoded"
+            finally:
+                cap.release()
+        return ""
+
     def close(self) -> Path | None:
-        """Finish the file; returns its path, or ``None`` when no frame was written."""
+        """Finish the file; returns its path, or ``None`` when no frame was written. :class:`SinkError` (the
+        part file removed, a previous file kept) when the file is not complete, e.g. on a full disk."""
         if self.closed:
             return self.path if self.frames_written else None
         self.closed = True
         if self._writer is not None:
-            self._writer.release()
+            with _quiet_opencv():
+                self._writer.release()
             self._writer = None
         if self.frames_written == 0:
             self._tmp.unlink(missing_ok=True)
             return None
+        why = self._check_complete()
+        if why:
+            self.frames_written = 0
+            raise self._fail(f"incomplete, not written ({self._cause(why)})")
         os.replace(self._tmp, self.path)
         return self.path
+
+    def abort(self) -> None:
+        """Drop what was written (the part file); a previous file at ``path`` stays."""
+        self.closed = True
+        if self._writer is not None:
+            with _quiet_opencv(), _captured_stderr([]):
+                self._writer.release()
+            self._writer = None
+        self.frames_written = 0
+        self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> "VideoSink":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        if exc[0] is None:
+            self.close()
+            return
+        try:  # an exception is on its way: finalise what was written, but never mask it
+            self.close()
+        except SinkError:
+            pass
 
 
 class FPSMeter:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.config import without_removed
+from ..core.config import TrackerConfig, without_removed
+from ..core.storage import read_json, write_atomic
 
 if TYPE_CHECKING:  # torch is imported where weights are loaded, so a torch-free install can still resolve names
     import torch
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # torch is imported where weights are loaded, so a torch-free
     from .models import SiamNet
 
 __all__ = ["WeightsError", "WeightsInfo", "resolve", "preset_config", "expand_preset", "load_model", "save_weights", "sha256_of", "search_dirs", "available",
-           "find_export"]
+           "find_export", "torch_bytes", "write_atomic"]
 
 ENV_VAR = "SIAMTRACK_WEIGHTS"
 DEFAULT = "nanotrack-v2"  # the shipped default, on CPU and GPU (siamfc-effnet, the ImageNet network, by name)
@@ -51,7 +52,10 @@ def search_dirs() -> list[Path]:
     dirs = []
     if os.environ.get(ENV_VAR):
         env = Path(os.environ[ENV_VAR])
-        if env.exists() and not env.is_dir():
+        if not env.exists():
+            raise WeightsError(f"${ENV_VAR}={env}: no such folder; set it to a folder of weights (<name>.pt with "
+                               f"<name>.json), or unset it to use the shipped weights")
+        if not env.is_dir():
             raise WeightsError(f"${ENV_VAR}={env}: not a folder; it names a folder of weights (<name>.pt with "
                                f"<name>.json); to use one file, pass its path (--model {env}, or from_pretrained(path))")
         dirs.append(env)
@@ -94,22 +98,38 @@ def _read_meta(pt: Path) -> WeightsInfo:
     meta = pt.with_suffix(".json")
     if not meta.exists():
         return WeightsInfo(pt, has_meta=False)
+    d = read_json(meta, WeightsError)
+    if not isinstance(d, dict):
+        raise WeightsError(f"{meta}: expected an object (arch, sha256, config), got {type(d).__name__}")
+    for key, kind in (("arch", str), ("sha256", str), ("config", dict), ("presets", dict)):
+        if d.get(key) is not None and not isinstance(d[key], kind):
+            raise WeightsError(f"{meta}: {key!r} must be {'an object' if kind is dict else 'a string'}, "
+                               f"got {type(d[key]).__name__} {d[key]!r}")
+    presets = d.get("presets") or {}
+    bad = [k for k, v in presets.items() if not isinstance(v, dict)]
+    if bad:
+        raise WeightsError(f"{meta}: presets {bad} must be objects of tracking parameters")
     try:
-        d = json.loads(meta.read_text())
-    except json.JSONDecodeError as e:
-        raise WeightsError(f"{meta}: not valid JSON ({e})") from None
-    try:
-        config = without_removed(dict(d.get("config", {})), str(meta))
+        config = without_removed(d.get("config") or {}, str(meta))
     except ValueError as e:
         raise WeightsError(str(e)) from None
+    for name, values in [(None, {}), *presets.items()]:  # every set of values a tracker would be built with
+        try:
+            TrackerConfig.from_dict({**config, **values})
+        except ValueError as e:
+            raise WeightsError(f"{meta}{'' if name is None else f' (preset {name!r})'}: {e}") from None
     return WeightsInfo(pt, d.get("arch"), d.get("sha256"), config,
-                       presets={str(k): dict(v) for k, v in d.get("presets", {}).items()})
+                       presets={str(k): dict(v) for k, v in presets.items()})
 
 
 def resolve(name_or_path: str | os.PathLike) -> WeightsInfo:
     """Find a weights file by explicit path or by name (see module docstring)."""
     p = Path(name_or_path)
     if p.suffix == ".pt" or p.exists() or os.sep in str(name_or_path):
+        if p.is_dir():
+            raise WeightsError(f"{p}: a folder without model.json: not a complete siamtrack ONNX export "
+                               "(model.json missing; export again with siamtrack export --out DIR), nor a weights "
+                               "file (.pt)")
         if not p.is_file():
             raise WeightsError(f"{p}: weights file not found")
         return _read_meta(p)
@@ -197,16 +217,25 @@ def load_model(name_or_path: str | os.PathLike) -> tuple[SiamNet, WeightsInfo]:
 
 
 def save_weights(net: SiamNet, path: str | Path, config: dict[str, Any] | None = None, **extra: Any) -> Path:
-    """Write ``net``'s state_dict to ``path`` and its ``.json`` (sha256, arch, config), both atomically."""
-    import torch
-
+    """Write ``net``'s state_dict to ``path`` and its ``.json`` (sha256, arch, config), both atomically (an
+    :class:`OSError` naming the file on a full disk; no temporary file left)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({k: v.detach().cpu().clone() for k, v in net.state_dict().items()}, tmp)
-    os.replace(tmp, path)
-    meta = {"arch": net.arch, "box_head": net.has_box_head, "sha256": sha256_of(path), "config": config or {}, **extra}
-    mtmp = path.with_suffix(".json.tmp")
-    mtmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(mtmp, path.with_suffix(".json"))
+    data = torch_bytes({k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
+    write_atomic(path, data)
+    meta = {"arch": net.arch, "box_head": net.has_box_head, "sha256": hashlib.sha256(data).hexdigest(),
+            "config": config or {}, **extra}
+    write_atomic(path.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
     return path
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save(obj)``'s bytes (written by :func:`write_atomic`: torch's own writer reports a full disk as a
+    RuntimeError without the cause, and leaves a partial file)."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()

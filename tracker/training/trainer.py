@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import time
@@ -22,11 +23,12 @@ import torch.nn as nn
 from ..io.progress import ProgressBar
 from ..networks.effnet import load_imagenet
 from ..networks.models import ARCHITECTURES, SiamNet, build_model, fold_batchnorm
-from ..networks.weights import load_model, save_weights
+from ..networks.weights import load_model, save_weights, torch_bytes, write_atomic
 from .losses import LOSSES, balanced_logistic, box_giou, contrastive, triplet
 from .pairs import PairConfig, PairSampler
+from .runfolder import LOG_HEADER, RunFolderError, fresh_run_refusal, named, remove_stale_temps, truncate_log
 
-__all__ = ["TrainConfig", "Trainer", "CheckpointError", "load_checkpoint"]
+__all__ = ["TrainConfig", "Trainer", "CheckpointError", "RunFolderError", "load_checkpoint"]
 
 
 class CheckpointError(ValueError):
@@ -131,21 +133,27 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+# PairConfig fields and the command-line flags that set them, for the messages of a refused resume.
+_PAIR_FLAGS = {"max_gap": "--max-gap", "jitter": "--jitter", "gamma": "--gamma", "color_cast": "--color-cast",
+               "shift": "--shift", "scale_jitter": "--scale-jitter", "negative_prob": "--negatives"}
 
 
 class Trainer:
     """Trains a :class:`SiamNet` on pairs from a :class:`PairSampler`, writing into ``out_dir``:
     ``checkpoint.pt`` (latest, atomic), ``log.csv``, ``loss.png``, ``config.json`` and, at the
-    end, ``<arch>.pt`` (+ ``.json`` with its sha256) loadable by ``SiamFCTracker.from_pretrained``."""
+    end, ``<arch>.pt`` (+ ``.json`` with its sha256) loadable by ``SiamFCTracker.from_pretrained``.
+    ``data``: the ``KIND:PATH`` specs the tracks came from, recorded (with the pair settings) in ``config.json``
+    and the checkpoint, and checked on :meth:`resume`. A new trainer's first :meth:`run` refuses an ``out_dir``
+    that holds another run's files (:class:`RunFolderError`); :meth:`resume` continues one. Writes that fail
+    (a full disk) raise an :class:`OSError` naming the file; the last good checkpoint stays."""
 
     def __init__(self, cfg: TrainConfig, sampler: PairSampler, out_dir: str | Path, device: str = "auto",
-                 snapshot_every: int = 0) -> None:
+                 snapshot_every: int = 0, data: list[str] | None = None) -> None:
         self.cfg, self.sampler, self.out = cfg, sampler, Path(out_dir)
         self.snapshot_every = snapshot_every
+        self.data = list(data) if data is not None else None
+        self._continuing = False  # resumed, or run() called before: the files in out_dir are this run's
+        self.saved_step: int | None = None  # step of the last checkpoint written or resumed from
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -232,16 +240,26 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "config": dataclasses.asdict(self.cfg),
+            **self.settings(),
             "torch_rng": torch.get_rng_state(),
         }
 
+    def settings(self) -> dict[str, Any]:
+        """What shapes the data stream besides :class:`TrainConfig`: the pair sampling and augmentation
+        (:class:`PairConfig`), the data specs and the number of tracks they gave."""
+        return {"pairs": dataclasses.asdict(self.sampler.cfg), "data": self.data, "tracks": len(self.sampler)}
+
     def save_checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` atomically (an :class:`OSError` naming it on failure, the previous one kept)."""
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
-            _atomic_save(self.state(), self.checkpoint_path)
+            write_atomic(self.checkpoint_path, torch_bytes(self.state()))
+            self.saved_step = self.step
 
     def resume(self, path: str | Path | None = None) -> None:
         path = Path(path) if path else self.checkpoint_path
+        if self.rank == 0:
+            remove_stale_temps(self.out)  # a write cut short (a kill, a full disk): never read, and holds space
         ckpt = load_checkpoint(path)
         # Everything that shapes the model, the data stream or the schedule must be as the checkpoint's run had it.
         keys = ("arch", "loss", "box_head", "freeze_backbone", "pretrained", "train_blocks", "warmup_steps", "steps",
@@ -258,6 +276,7 @@ class Trainer:
         theirs = {k: ckpt["config"].get(k, defaults[k]) for k in keys}
         ours = {k: getattr(self.cfg, k) for k in keys}
         diff = [f"{k}: {theirs[k]!r} in the checkpoint, {ours[k]!r} now" for k in keys if theirs[k] != ours[k]]
+        diff += self._settings_diff(ckpt)
         if diff:
             raise CheckpointError(f"{path}: this run's settings differ from the checkpoint's ({'; '.join(diff)}); "
                                   "resume with the original settings, or start a new run in another --out")
@@ -271,25 +290,30 @@ class Trainer:
             raise CheckpointError(f"{path}: does not match this model/optimiser ({e})") from None
         if "torch_rng" in ckpt:
             torch.set_rng_state(ckpt["torch_rng"])
-        self.step = int(ckpt["step"])
+        self.step = self.saved_step = int(ckpt["step"])
+        self._continuing = True
         if self.rank == 0:
-            self._truncate_log(self.step)
+            truncate_log(self.out / "log.csv", self.step)
+
+    def _settings_diff(self, ckpt: dict[str, Any]) -> list[str]:
+        """The pair settings and data that differ from the checkpoint's (checkpoints of older versions, which
+        did not record them, are not checked)."""
+        diff = []
+        ours = self.settings()
+        for k, theirs in (ckpt.get("pairs") or {}).items():
+            now = ours["pairs"].get(k)
+            if theirs != now:
+                flag = f" ({_PAIR_FLAGS[k]})" if k in _PAIR_FLAGS else ""
+                diff.append(f"{k}{flag}: {theirs!r} in the checkpoint, {now!r} now")
+        if ckpt.get("data") is not None and ours["data"] is not None and list(ckpt["data"]) != ours["data"]:
+            diff.append(f"data (--data): {list(ckpt['data'])} in the checkpoint, {ours['data']} now")
+        if ckpt.get("tracks") is not None and ckpt["tracks"] != ours["tracks"]:
+            diff.append(f"tracks in the data: {ckpt['tracks']} in the checkpoint, {ours['tracks']} now")
+        return diff
 
     def _truncate_log(self, step: int) -> None:
-        """Drop ``log.csv`` rows past ``step`` (written after the checkpoint, before an interruption): the
-        resumed run logs those steps again."""
-        path = self.out / "log.csv"
-        if not path.exists():
-            return
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-        keep = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= step]
-        if len(keep) == len(rows):
-            return
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            csv.writer(f).writerows(keep)
-        os.replace(tmp, path)
+        """Drop ``log.csv`` rows past ``step`` (:func:`tracker.training.runfolder.truncate_log`)."""
+        truncate_log(self.out / "log.csv", step)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -322,24 +346,33 @@ class Trainer:
 
     def run(self, steps: int | None = None, progress: bool = True) -> list[float]:
         """Train until ``cfg.steps`` (or ``steps`` more); returns the losses of this call."""
+        if not self._continuing:
+            refusal = fresh_run_refusal(self.out)
+            if self.distributed:
+                dist.barrier()  # every rank looks before rank 0 writes, so they agree
+            if refusal:
+                raise RunFolderError(refusal)
+        self._continuing = True
         end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
+        log_path = self.out / "log.csv"
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(self.cfg), indent=2) + "\n")
+            record = {**dataclasses.asdict(self.cfg), **self.settings()}
+            write_atomic(self.out / "config.json", (json.dumps(record, indent=2) + "\n").encode())
             print(f"training {self.cfg.arch} ({self.cfg.loss} loss) on {self.device}, world size {self.world}, "
                   f"seed {self.cfg.seed}, steps {self.step}->{end}, batch {self.cfg.batch_size}/rank, "
                   f"{len(self.sampler)} tracks", flush=True)
         losses: list[float] = []
         t_ckpt = t_start = time.monotonic()
         start_step = self.step
-        log = open(self.out / "log.csv", "a", newline="") if self.rank == 0 else None
+        log = open(log_path, "a", newline="") if self.rank == 0 else None
         writer = csv.writer(log) if log else None
-        if log and log.tell() == 0:
-            writer.writerow(["step", "loss", "lr", "pairs_per_s", "elapsed_s"])
         pairs_per_step = self.cfg.batch_size * self.world
         bar = ProgressBar(end * pairs_per_step, rate_unit="pairs/s", initial=start_step * pairs_per_step,
                           enabled=progress and self.rank == 0)
         try:
+            if log and log.tell() == 0:
+                self._log_row(log, writer, LOG_HEADER)
             while self.step < end:
                 lr = self.opt.param_groups[0]["lr"]
                 losses.append(self.train_step())
@@ -347,8 +380,8 @@ class Trainer:
                 window = losses[-self.cfg.log_every:]
                 if self.rank == 0 and (self.step % self.cfg.log_every == 0 or self.step == end):
                     rate = (self.step - start_step) * pairs_per_step / max(now - t_start, 1e-9)
-                    writer.writerow([self.step, f"{np.mean(window):.5f}", f"{lr:.3e}", f"{rate:.1f}", f"{now - t_start:.1f}"])
-                    log.flush()
+                    self._log_row(log, writer, [self.step, f"{np.mean(window):.5f}", f"{lr:.3e}", f"{rate:.1f}",
+                                                f"{now - t_start:.1f}"])
                 if bar.enabled:
                     bar.update(self.step * pairs_per_step,
                                note=f"step {self.step}/{end}  loss {np.mean(window):.4f}  lr {lr:.2e}")
@@ -357,16 +390,42 @@ class Trainer:
                 if now - t_ckpt >= self.cfg.checkpoint_every_s:
                     self.save_checkpoint()
                     t_ckpt = now
-        finally:
-            # Ctrl-C or a crash: keep everything up to the last finished step.
+        except BaseException as e:
+            # Ctrl-C, a crash or a full disk: keep everything up to the last finished step where it fits. A first
+            # file-system error is the one reported; one saving the checkpoint is reported in place of any other.
             bar.close()
-            self.save_checkpoint()
-            if log:
-                log.close()
+            self._close_log(log, log_path, quiet=True)
+            try:
+                self.save_checkpoint()
+            except OSError as saving:
+                if not isinstance(e, OSError):
+                    raise saving from e
+            raise
+        bar.close()
+        self.save_checkpoint()
+        self._close_log(log, log_path)
         if self.rank == 0 and self.step >= self.cfg.steps:
             save_weights(self.net, self.out / f"{self.cfg.arch}.pt", step=self.step, train_config=dataclasses.asdict(self.cfg))
             self.plot_losses()
         return losses
+
+    def _log_row(self, log, writer, row: list) -> None:
+        """One row of ``log.csv``, flushed (an :class:`OSError` naming the file when it cannot be written)."""
+        try:
+            writer.writerow(row)
+            log.flush()
+        except OSError as e:
+            raise named(e, self.out / "log.csv") from None
+
+    @staticmethod
+    def _close_log(log, path: Path, quiet: bool = False) -> None:
+        if log is None:
+            return
+        try:
+            log.close()
+        except OSError as e:
+            if not quiet:
+                raise named(e, path) from None
 
     def plot_losses(self) -> Path | None:
         """Write ``loss.png`` from ``log.csv``."""
@@ -388,7 +447,8 @@ class Trainer:
         ax.set_title(f"siamtrack {self.cfg.arch}")
         ax.grid(alpha=0.3)
         out = self.out / "loss.png"
-        fig.savefig(out.with_name("loss.png.tmp.png"), dpi=100)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
         plt.close(fig)
-        os.replace(out.with_name("loss.png.tmp.png"), out)
+        write_atomic(out, buf.getvalue())
         return out
