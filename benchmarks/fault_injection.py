@@ -4,13 +4,14 @@ every output is complete or absent.
     python benchmarks/fault_injection.py                 # every command, every fault, 2 runs each
     python benchmarks/fault_injection.py --runs 5 --commands track eval
 
-Faults: SIGKILL, SIGTERM and SIGHUP after a random delay; a full disk (a small tmpfs: needs root, else skipped with
-the reason); a read-only output folder. Before each run the output folder holds a complete earlier result of the
+Faults: SIGKILL, SIGTERM and SIGHUP after a random delay; a full disk (a tmpfs filled to a random few hundred KiB);
+a read-only output folder (a tmpfs remounted read-only). The last two mount file systems: they need root, and are
+skipped with the reason elsewhere. Before each run the output folder holds a complete earlier result of the
 same command (and the source, for ``track``); after it the script checks:
 
 * the inputs and every earlier output are byte-identical, or replaced by a complete new one;
-* a new output is complete (a box file with a line per frame, a video with every frame, an eval result file with a
-  line per frame, an export folder that loads, a checkpoint that loads) or absent;
+* a new output is complete (``track``: a box file and a video holding the same frames, all of them or, after a
+  signal, those done, as Ctrl-C finalises them; an eval result file with a line per frame, an export folder that loads, a checkpoint that loads) or absent;
 * a fault the command can report (full disk, read-only folder) gave a non-zero exit and one line naming it, no
   traceback.
 
@@ -77,11 +78,15 @@ class Track:
         return [self.src]
 
     def complete(self, out: Path) -> list[str]:
-        problems = []
-        if (out / "out.txt").exists() and len((out / "out.txt").read_text().splitlines()) != TRACK_FRAMES:
-            problems.append("out.txt: not one line per frame")
-        if (out / "out.mp4").exists() and video_frames(out / "out.mp4") != TRACK_FRAMES:
-            problems.append("out.mp4: not every frame")
+        """Both outputs hold the same frames from the first on: all of them, or, after a signal, those done (what
+        Ctrl-C, SIGTERM and SIGHUP finalise)."""
+        boxes, video = out / "out.txt", out / "out.mp4"
+        n_box = len(boxes.read_text().splitlines()) if boxes.exists() else None
+        n_vid = video_frames(video) if video.exists() else None
+        problems = [f"{name}: {n} frames, more than the run's {TRACK_FRAMES}" for name, n in
+                    (("out.txt", n_box), ("out.mp4", n_vid)) if n is not None and not 1 <= n <= TRACK_FRAMES]
+        if n_box is not None and n_vid is not None and n_box != n_vid:
+            problems.append(f"out.txt has {n_box} lines but out.mp4 {n_vid} frames")
         return problems
 
 
@@ -161,7 +166,7 @@ def run_once(cmd, fault: str, work: Path, baseline: Path, rng: random.Random, du
     if out.exists():
         subprocess.run(["umount", "-l", str(out)], capture_output=True)
         shutil.rmtree(out, ignore_errors=True)
-    if fault == "full-disk":
+    if fault in ("full-disk", "read-only"):  # a real file system (root ignores permission bits: remount it ro)
         why = mount_small(out, 64 * 1024)
         if why:
             return f"skipped: {why}", []
@@ -174,9 +179,7 @@ def run_once(cmd, fault: str, work: Path, baseline: Path, rng: random.Random, du
     before = snapshot(out)
     inputs = {p: sha(p) for p in cmd.inputs()}
     if fault == "read-only":
-        for p in [out, *out.rglob("*")]:
-            if p.is_dir():
-                p.chmod(0o555)
+        subprocess.run(["mount", "-o", "remount,ro", str(out)], check=True)
     proc = subprocess.Popen([*CLI, *cmd.args(out)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
     problems = []
@@ -190,10 +193,6 @@ def run_once(cmd, fault: str, work: Path, baseline: Path, rng: random.Random, du
         proc.kill()
         _, err = proc.communicate()
         problems.append("did not finish within 600 s")
-    if fault == "read-only":
-        for p in [out, *out.rglob("*")]:
-            if p.is_dir():
-                p.chmod(0o755)
     if fault in ("full-disk", "read-only"):
         if proc.returncode == 0 and fault == "read-only":
             problems.append("exit 0 on a read-only output folder")
@@ -211,7 +210,7 @@ def run_once(cmd, fault: str, work: Path, baseline: Path, rng: random.Random, du
         elif after[rel] != digest and cmd.complete(out):
             problems.append(f"{rel}: changed, and the new one is incomplete")
     problems += cmd.complete(out)
-    if fault == "full-disk":
+    if fault in ("full-disk", "read-only"):
         subprocess.run(["umount", "-l", str(out)], capture_output=True)
     return "ok" if not problems else "FAILED", problems
 

@@ -188,7 +188,9 @@ def test_corrupt_frame_mid_video_is_reported_and_skipped(tmp_path):
     assert read_video(out) == (30, (160, 120))  # the video agrees: a marked frame in its place
 
 
-def test_ctrl_c_finalises_outputs(tmp_path):
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGHUP"])
+def test_a_stopping_signal_finalises_outputs(tmp_path, sig):
+    """Ctrl-C, and SIGHUP (a dropped terminal or SSH connection) as SIGTERM: the outputs hold the frames done."""
     frames, gt = make_sequence(50, (480, 360), seed=4)
     clip = encode(frames * 12, tmp_path / "long.mp4")  # 600 frames
     out, boxes = tmp_path / "out.mp4", tmp_path / "b.txt"
@@ -198,13 +200,13 @@ def test_ctrl_c_finalises_outputs(tmp_path):
     proc = subprocess.Popen(siamtrack_cmd() + ["track", str(clip), "--no-display", "--box", box_arg(gt[0]),
                                                "--output", str(out), "--boxes", str(boxes)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=lambda: signal.signal(getattr(signal, sig), signal.SIG_DFL))
     try:
         assert proc.stdout.readline().startswith("tracking "), "no start message"
         first = proc.stderr.readline()  # the progress bar's first line comes after frame 1 is done
         assert re.match(r"\s*1/600 ", first), first
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, sig))
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()

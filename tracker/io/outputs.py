@@ -240,8 +240,10 @@ class RunOutputs:
     """All the outputs of one tracking run, written frame by frame and finalised together at the end: the
     annotated video (``video``, a :class:`VideoSink`) and the box files (``boxes``, :class:`ResultFiles`).
     :meth:`write` raises :class:`SinkError` for an output that cannot be written (e.g. a full disk): that
-    output is dropped at once (its part file removed, a previous file kept); :meth:`close` finalises the
-    others, with every failure in ``errors``."""
+    output is dropped at once (its part file removed, a previous file kept), and so are the others at
+    :meth:`close`: a run that failed leaves every previous file as it was (an output is complete or absent).
+    After a run that ended (or was interrupted) without a failure, :meth:`close` finalises them, with every
+    failure in ``errors``."""
 
     def __init__(self, video: str | None, boxes: str | None, fps: float, mot: bool, per_target: bool = False,
                  check: Callable[[Path], None] | None = None, states: bool = False) -> None:
@@ -256,26 +258,52 @@ class RunOutputs:
             (self.log.removed_parts if self.log is not None else [])
         self.to_stdout = self.log is not None and self.log.main.to_stdout  # box lines on stdout: say things on stderr
         self.errors: list[SinkError] = []
+        self.failed: str | None = None  # "video" or "boxes" when a write failed: nothing of this run replaces a file
 
     def write(self, frame: int, annotated: np.ndarray, results: Mapping[int, TrackResult] | None,
               ids: Sequence[int]) -> None:
         """Source frame ``frame`` (1-based): its annotated picture and the targets' results (None: not decoded)."""
         if self.sink is not None:
-            self.sink.write(annotated)
+            try:
+                self.sink.write(annotated)
+            except SinkError:
+                self.failed = "video"
+                raise
         if self.log is not None:
-            self.log.write(frame, results, ids)
+            try:
+                self.log.write(frame, results, ids)
+            except SinkError:
+                self.failed = "boxes"
+                raise
 
     def close(self) -> tuple[Path | None, list[Path]]:
         """Finalise what can be: ``(the video or None, the box files written)``; failures go to ``errors``."""
         video = None
+        if self.failed:
+            self._drop_the_rest()
+            return None, []
         if self.sink is not None and not self.sink.closed:
             try:
                 video = self.sink.close()
             except SinkError as e:
                 self.errors.append(e)
+                self._drop_the_rest()
+                return None, []
         boxes = self.log.close() if self.log is not None else []
         self.errors += self.log.errors if self.log is not None else []
         return video, boxes
+
+    def _drop_the_rest(self) -> None:
+        """After a failed output: drop the others too, saying so (their previous files stay)."""
+        if self.sink is not None and not self.sink.closed and self.failed != "video":
+            self.sink.abort()
+            self.errors.append(SinkError(f"output video {self.sink.path}: not written, the run did not finish"
+                                         f"{kept(self.sink.path)}"))
+        if self.log is not None and not self.log.main.complete:
+            self.log.abort()
+            if not self.log.main.stream and self.failed != "boxes":
+                self.errors.append(SinkError(f"box file {self.log.main.path}: not written, the run did not finish"
+                                             f"{kept(self.log.main.path)}"))
 
     def abort(self) -> None:
         """Drop every output (previous files stay)."""
