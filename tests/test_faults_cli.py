@@ -23,3 +23,13 @@ def test_bench_says_when_a_row_is_an_untrained_architecture(dev_root):
     p = _bench("--models", "siamfc-alexnet", dev_root=dev_root)
     assert p.returncode == 0, p.stderr
     assert "untrained 'alexnet' architecture" in p.stdout and "alexnet arch, untrained" in p.stdout
+
+
+def test_the_progress_bar_never_says_0_fps_before_it_knows_the_rate():
+    import io
+
+    from tracker.io.progress import ProgressBar
+
+    bar = ProgressBar(10, io.StringIO())
+    assert "0.0 fps" not in bar.format(0, 0.0) and "-- fps" in bar.format(0, 0.0)
+    assert "12.5 fps" in bar.format(3, 12.5)

@@ -74,7 +74,7 @@ class ProgressBar:
         fill = int(round(frac * self.width))
         eta = (self.total - done) / rate if rate > 0 else (0.0 if done >= self.total else math.nan)
         line = (f"{done:>{len(str(self.total))}}/{self.total} [{'#' * fill}{'-' * (self.width - fill)}] "
-                f"{frac:4.0%} {rate:5.1f} {self.rate_unit} ETA {format_eta(eta)}")
+                f"{frac:4.0%} {f'{rate:5.1f}' if rate > 0 else '   --'} {self.rate_unit} ETA {format_eta(eta)}")
         return f"{line}  {note}" if note else line
 
     def update(self, done: int, rate: float | None = None, note: str | None = None, *, force: bool = False) -> None:
