@@ -13,13 +13,20 @@ try:
 except ImportError:
     torch = None
 
-__all__ = ["CPU_TORCH_BATCH", "HAS_TORCH", "embed_in_batches", "resolve_device", "to_host"]
+__all__ = ["CPU_TORCH_BATCH", "ONNX_BATCH", "HAS_TORCH", "embed_in_batches", "resolve_device", "to_host"]
 
 # Crops per backbone call with torch on a CPU (python benchmarks/batch_size.py, 2 threads, siamfc-effnet's
 # 193 px crops): 3.56 ms per crop alone, 2.5 ms in batches of 3 to 6, 2.7 at 8, then 5-7 ms from 12 on (the
 # activations of a larger batch no longer fit the caches). ONNX Runtime's stays flat (1.8-2.1 ms from 1 to
 # 48), and GPUs want large batches: there every crop goes in one call.
 CPU_TORCH_BATCH = 6
+
+# Crops per backbone call on ONNX Runtime. Its CPU memory arena keeps the largest activations it was ever asked for,
+# so one call with every target's crops grew the process by ~20-30 MB a target for good (siamfc-effnet: 20 targets,
+# 60 crops, +394 MB; the network is shared, nothing else is copied per target). In calls of 6 the arena stays at
+# the size of 6 crops (~+50 MB in all) and a target costs ~1 MB; ONNX Runtime's time per crop is flat from 1 to 48
+# crops a call (the note above), so nothing is lost.
+ONNX_BATCH = 6
 
 HAS_TORCH = torch is not None  # False in a deployment install: only ONNX exports run
 

@@ -23,18 +23,12 @@ except ImportError:
     torch = None
 
 from .config import TrackerConfig
-from .device import CPU_TORCH_BATCH, embed_in_batches, to_host
+from .device import CPU_TORCH_BATCH, ONNX_BATCH, embed_in_batches, to_host
 from .inputs import as_bgr_frame
 from .siamfc import SiamFCTracker, TrackResult
 
 __all__ = ["MultiTracker", "CPU_TORCH_BATCH", "ONNX_BATCH"]
 
-# Crops per backbone call on ONNX Runtime. Its CPU memory arena keeps the largest activations it was ever asked for,
-# so one call with every target's crops grew the process by ~20-30 MB a target for good (siamfc-effnet: 20 targets,
-# 60 crops, +394 MB; the network is shared, nothing else is copied per target). In calls of 6 the arena stays at
-# the size of 6 crops (~+50 MB in all) and a target costs ~1 MB; ONNX Runtime's time per crop is flat from 1 to 48
-# crops a call (tracker.core.device.CPU_TORCH_BATCH), so nothing is lost.
-ONNX_BATCH = 6
 
 
 class MultiTracker:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .device import CPU_TORCH_BATCH, embed_in_batches
+from .device import CPU_TORCH_BATCH, ONNX_BATCH, embed_in_batches
 from .device import to_host as _host
 from .ops import TOTAL_STRIDE
 from .result import REACQUIRED, SEARCHING, TRACKING, TrackResult
@@ -92,7 +92,8 @@ class LongTermSearch:
             self._search_turn = int(turn[-1] + 1) % len(centers)
             centers = centers[turn]
         x = self._cut(frame, img, [self._plan([self.x_sz], c) for c in centers], cfg.instance_sz)
-        max_batch = CPU_TORCH_BATCH if self.backend == "torch" and self.device.type == "cpu" else None
+        max_batch = (ONNX_BATCH if self.backend == "onnxruntime" else
+                     CPU_TORCH_BATCH if self.device.type == "cpu" else None)  # all tiles at once on a GPU
         resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
         peak, where = locate(resp, centers, self.x_sz, cfg.instance_sz, self.stride, self.centre_cell)
         score = self._score_of(peak)
