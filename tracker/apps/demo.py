@@ -142,14 +142,11 @@ def _stop_signals() -> list[int]:
 
 
 @contextmanager
-def _interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C / SIGTERM / SIGHUP until the block ends, so a frame's outputs are written together
-    (video frame, box line, count) or not at all; a signal that came meanwhile then raises
-    KeyboardInterrupt. Off the main thread (no signal handlers there): no-op."""
-    caught: list[int] = []
-    sigs = _stop_signals()
+def _signal_handlers(sigs: list[int], handler) -> Iterator[None]:
+    """``handler`` for ``sigs`` during the block, the previous handlers after. Off the main thread (no signal
+    handlers there): no-op."""
     try:
-        old = [signal.signal(s, lambda signum, frame: caught.append(signum)) for s in sigs]
+        old = [signal.signal(s, handler) for s in sigs]
     except ValueError:
         yield
         return
@@ -158,6 +155,15 @@ def _interrupts_held() -> Iterator[None]:
     finally:
         for s, h in zip(sigs, old):
             signal.signal(s, h)
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM / SIGHUP until the block ends, so a frame's outputs are written together
+    (video frame, box line, count) or not at all; a signal that came meanwhile then raises KeyboardInterrupt."""
+    caught: list[int] = []
+    with _signal_handlers(_stop_signals(), lambda signum, frame: caught.append(signum)):
+        yield
     if caught:
         raise KeyboardInterrupt
 
@@ -167,17 +173,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM and SIGHUP like Ctrl-C while the loop runs, so outputs are finalised."""
     def handler(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt
-    sigs = [s for s in _stop_signals() if s != signal.SIGINT]
-    try:
-        old = [signal.signal(s, handler) for s in sigs]
-    except ValueError:  # not the main thread
+
+    with _signal_handlers([s for s in _stop_signals() if s != signal.SIGINT], handler):
         yield
-        return
-    try:
-        yield
-    finally:
-        for s, h in zip(sigs, old):
-            signal.signal(s, h)
 
 
 def _say(msg: str, progress: ProgressBar | None = None, stream: TextIO | None = None) -> None:
