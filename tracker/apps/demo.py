@@ -41,7 +41,14 @@ from ..core.siamfc import (
     TrackResult,
     resolve_device,
 )
-from ..io.files import SinkError, check_writable, input_files, is_stdout, is_stream, refuse_clobbering
+from ..io.files import (
+    SinkError,
+    check_writable,
+    input_files,
+    is_stdout,
+    is_stream,
+    refuse_clobbering,
+)
 from ..io.outputs import SKIPPED_LINE, RunOutputs, target_path  # noqa: F401 (SKIPPED_LINE re-exported)
 from ..io.progress import ProgressBar
 from ..io.video import FPSMeter, SourceError, check_source, open_source

@@ -2,9 +2,7 @@
 checker, compare ONNX Runtime with PyTorch on the bundled clip and try OpenCV's DNN module."""
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 __all__ = ["register"]
@@ -84,17 +82,20 @@ def _out_problem(out: Path) -> str | None:
     """Why ``--out`` cannot take an export (a file, a folder of other files, a place that cannot be written),
     as ``PATH: cause``; None when it can. Creates the parent folders."""
     from ..backends.export import ExportFolderError, check_export_folder
+    from ..core.storage import unwritable_folder
 
     try:
         check_export_folder(out.absolute())
     except ExportFolderError as e:
         return str(e)
-    try:
-        out.absolute().parent.mkdir(parents=True, exist_ok=True)
-        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe", dir=out.absolute().parent))
-    except OSError as e:
-        return f"{out}: cannot write there ({e.filename}: {e.strerror or e})"
-    return None
+    # The new export is written beside the old one and swapped in: the folder above must take files too.
+    problem = unwritable_folder(out) or (unwritable_folder(out.absolute().parent) if out.exists() else None)
+    if problem is None:
+        try:
+            out.absolute().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            problem = f"{out}: cannot write there ({e.filename}: {e.strerror or e})"
+    return problem
 
 
 def register(sub) -> None:

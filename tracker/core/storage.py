@@ -6,10 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_atomic", "read_json"]
+__all__ = ["write_atomic", "read_json", "unwritable_folder"]
 
 
 def read_json(path: str | os.PathLike, error: type[Exception] = ValueError, what: str = "valid JSON") -> Any:
@@ -42,3 +43,28 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
         if isinstance(e, OSError):
             raise OSError(e.errno, e.strerror or str(e), str(path)) from None
         raise
+
+
+def unwritable_folder(out: str | os.PathLike, subfolders: tuple[str, ...] = ()) -> str | None:
+    """Why the folder ``out`` cannot take output files, as ``"OUT: cause"``, or None: it (or, where it does not
+    exist yet, the nearest existing folder above it) is not a folder or cannot be written in (a probe file is
+    made and removed: permission bits alone do not say it for root or a read-only file system), or one of
+    ``subfolders`` under it exists but is a file or read-only. Leaves nothing behind."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        return f"{out}: not a folder"
+    base = out
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        return f"{out}: {base} is not a folder"
+    for d in [base] + [out / s for s in subfolders if (out / s).exists()]:
+        if not d.is_dir():
+            return f"{out}: {d} is not a folder"
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".siamtrack-probe-", dir=d)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            return f"{out}: cannot write in {d} ({e.strerror or e})"
+    return None

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -39,7 +38,7 @@ import cv2
 import numpy as np
 
 from ..core import ops
-from ..core.storage import write_atomic
+from ..core.storage import unwritable_folder, write_atomic
 from ..io.progress import ProgressBar
 from ..io.video import read_image
 from . import provenance
@@ -97,26 +96,11 @@ class Layout:
 
 
 def check_out_folder(out: str | Path, subfolders: tuple[str, ...] = (), what: str = "--out") -> None:
-    """Fail at once, with a one-line :class:`ValueError` naming ``what``, where ``out`` cannot take output: it
-    (or the nearest existing folder above it, where it does not exist yet) is not a folder or not writable, or
-    one of ``subfolders`` under it exists but is a file or read-only. Writes nothing that stays."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{what} {out}: not a folder")
-    base = out
-    while not base.exists() and base != base.parent:
-        base = base.parent
-    if not base.is_dir():
-        raise ValueError(f"{what} {out}: {base} is not a folder")
-    for d in [base] + [out / s for s in subfolders if (out / s).exists()]:
-        if not d.is_dir():
-            raise ValueError(f"{what} {out}: {d} is not a folder")
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".siamtrack-probe-", dir=d)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as e:
-            raise ValueError(f"{what} {out}: cannot write in {d} ({e.strerror or e})") from None
+    """Fail at once, with a one-line :class:`ValueError` naming ``what``, where ``out`` cannot take output
+    (:func:`tracker.core.storage.unwritable_folder`; ``subfolders`` under it are checked too)."""
+    problem = unwritable_folder(out, subfolders)
+    if problem:
+        raise ValueError(f"{what} {problem}")
 
 
 def _format_boxes(boxes: np.ndarray) -> str:

@@ -27,7 +27,15 @@ from typing import Callable, Mapping, Sequence, TextIO
 import numpy as np
 
 from ..core.siamfc import TrackResult
-from .files import SinkError, check_writable, is_stream, kept, part_path, remove_stale_parts, std_fd
+from .files import (
+    SinkError,
+    check_writable,
+    is_stream,
+    kept,
+    part_path,
+    remove_stale_parts,
+    std_fd,
+)
 from .video import VideoSink
 
 __all__ = ["SKIPPED_LINE", "BoxLog", "MotLog", "ResultFiles", "RunOutputs", "target_path", "read_mot"]

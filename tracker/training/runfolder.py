@@ -10,10 +10,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
 from pathlib import Path
 
-from ..networks.weights import write_atomic
+from ..core.storage import unwritable_folder, write_atomic
 
 __all__ = ["RUN_FILES", "LOG_HEADER", "RunFolderError", "previous_run", "fresh_run_refusal", "remove_stale_temps",
            "truncate_log", "named", "out_problem"]
@@ -93,13 +92,5 @@ def named(e: OSError, path: Path | str) -> OSError:
 
 def out_problem(out: Path) -> str | None:
     """Why ``--out`` cannot be written (a file, under a file, a read-only or forbidden place), or None."""
-    if out.exists() and not out.is_dir():
-        return f"--out {out}: exists and is not a folder"
-    up = out
-    while not up.exists() and up != up.parent:
-        up = up.parent
-    if not up.is_dir():
-        return f"--out {out}: {up} is not a folder"
-    if not os.access(up, os.W_OK | os.X_OK):
-        return f"--out {out}: cannot write in {up} (read-only file system or no permission)"
-    return None
+    problem = unwritable_folder(out)
+    return f"--out {problem}" if problem else None

@@ -26,7 +26,14 @@ from ..networks.models import ARCHITECTURES, SiamNet, build_model, fold_batchnor
 from ..networks.weights import load_model, save_weights, torch_bytes, write_atomic
 from .losses import LOSSES, balanced_logistic, box_giou, contrastive, triplet
 from .pairs import PairConfig, PairSampler
-from .runfolder import LOG_HEADER, RunFolderError, fresh_run_refusal, named, remove_stale_temps, truncate_log
+from .runfolder import (
+    LOG_HEADER,
+    RunFolderError,
+    fresh_run_refusal,
+    named,
+    remove_stale_temps,
+    truncate_log,
+)
 
 __all__ = ["TrainConfig", "Trainer", "CheckpointError", "RunFolderError", "load_checkpoint"]
 
