@@ -21,7 +21,15 @@ from .result import REACQUIRED, SEARCHING, TRACKING, TrackResult
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["tile_centers", "locate", "LongTermSearch"]
+__all__ = ["tile_centers", "locate", "candidates", "unit", "LongTermSearch"]
+
+CANDIDATES = 3  # whole-frame peaks scored again in a centred crop per search
+
+
+def unit(kernel) -> np.ndarray:
+    """An exemplar kernel (any shape, numpy or torch) flattened to a float64 unit vector."""
+    k = np.asarray(_host(kernel), dtype=np.float64).ravel()
+    return k / max(float(np.linalg.norm(k)), 1e-12)
 
 
 def tile_centers(frame_size: tuple[int, int], x_sz: float, instance_sz: int, response_size: int,
@@ -56,27 +64,50 @@ def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz:
     return float(responses[t, row, col]), cells[t, row, col]
 
 
+def candidates(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int, k: int,
+               min_dist: float, stride: int = TOTAL_STRIDE, centre: float | None = None) -> list[tuple[float, np.ndarray]]:
+    """The ``k`` highest responses over all tiles (``responses`` (T, R, R), raw) at least ``min_dist`` image px
+    apart: ``[(peak, (x, y)), ...]``, best first, each the cell's centre in image px."""
+    cells = _cells(centers, responses.shape[-1], x_sz, instance_sz, stride, centre).reshape(-1, 2)
+    flat = responses.ravel()
+    out: list[tuple[float, np.ndarray]] = []
+    for i in np.argsort(flat)[::-1]:
+        if all(np.hypot(*(cells[i] - w)) >= min_dist for _, w in out):
+            out.append((float(flat[i]), cells[i]))
+            if len(out) == k:
+                break
+    return out
+
+
 class LongTermSearch:
     """The long-term steps of :class:`tracker.core.siamfc.SiamFCTracker` (``config.long_term``), kept beside the
     search geometry they use; the tracker calls them after each local step (``SiamFCTracker._after``)."""
 
     def _long_term(self, score: float, lost: bool) -> TrackResult:
-        """After a local step: count the lost frames in a row; from ``lost_frames`` of them on, the target is
-        also searched for over the whole frame (:meth:`_search_frame`) until ``lost_frames`` local steps in a
-        row hold it again, or the whole-frame search re-acquires it (hysteresis both ways: a score flickering
-        about ``lost_threshold`` neither restarts nor ends a search)."""
+        """After a local step (``lost``: its score below ``lost_threshold``, or once lost below
+        ``redetect_threshold``): count the lost frames in a row; from ``lost_frames`` of them on, the target is
+        also searched for over the whole frame (:meth:`_search_frame`) until a local step or that search holds
+        it again (``REACQUIRED``)."""
         if not lost:
-            if self.state == SEARCHING:
-                self._held_run += 1
-                if self._held_run < self.config.lost_frames:
-                    return TrackResult(self.box, score, True, SEARCHING)
-            self.state, self._lost_run, self._held_run = TRACKING, 0, 0
-            return TrackResult(self.box, score, False, TRACKING)
-        self._held_run = 0
+            was_lost = self._lost_run > 0
+            self.state, self._lost_run = TRACKING, 0
+            return TrackResult(self.box, score, False, REACQUIRED if was_lost else TRACKING)
         self._lost_run += 1
         if self._lost_run >= self.config.lost_frames:
             self.state = SEARCHING
         return TrackResult(self.box, score, True, self.state)
+
+    def _verified(self, frame: np.ndarray, img: torch.Tensor | None, centre: np.ndarray) -> bool:
+        """Whether a box of the current size at ``centre`` looks like the first frame's target: its exemplar
+        crop's kernel has a cosine similarity of at least ``verify_threshold`` with the first one (one exemplar
+        embedding; always True with ``verify_threshold`` 0)."""
+        cfg = self.config
+        if cfg.verify_threshold <= 0 or self._first_kernel is None:
+            return True
+        z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
+        k = self.net.embed_exemplar(self._cut(frame, img, [self._plan([z_sz], centre)], cfg.exemplar_sz))
+        self.verify_score = float(unit(k) @ self._first_kernel)
+        return self.verify_score >= cfg.verify_threshold
 
     def _search_frame(self, frame: np.ndarray, img: torch.Tensor | None, local: TrackResult) -> TrackResult:
         """After a lost local step (``local``) in the searching state, inside :meth:`_inference` with the frame
@@ -95,12 +126,23 @@ class LongTermSearch:
         max_batch = (ONNX_BATCH if self.backend == "onnxruntime" else
                      CPU_TORCH_BATCH if self.device.type == "cpu" else None)  # all tiles at once on a GPU
         resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
-        peak, where = locate(resp, centers, self.x_sz, cfg.instance_sz, self.stride, self.centre_cell)
-        score = self._score_of(peak)
-        self.search_score = score  # how close the whole-frame search came to re-acquiring
-        if score < cfg.redetect_threshold:
-            return local
         w_img, h_img = self._frame_size
-        self.center = np.clip(where, [0, 0], [w_img, h_img])
-        self.state, self._lost_run, self._held_run = TRACKING, 0, 0
-        return TrackResult(self.box, score, False, REACQUIRED)
+        best, taken = None, None
+        # A tile sees a candidate off-centre with little context and can score it lower or higher than a local
+        # search would: the best few are scored again in a crop centred on each, and must look like the target.
+        for peak, where in candidates(resp, centers, self.x_sz, cfg.instance_sz, CANDIDATES,
+                                      float(self.target_sz.min()), self.stride, self.centre_cell):
+            if self._score_of(peak) < cfg.lost_threshold:
+                break
+            where = np.clip(where, [0, 0], [w_img, h_img])
+            score = self._score_around(frame, img, where)
+            if score >= cfg.redetect_threshold and (taken is None or score > best) and self._verified(frame, img, where):
+                best, taken = score, where
+            elif taken is None:
+                best = score if best is None else max(best, score)
+        self.search_score = best  # how close the whole-frame search came to re-acquiring (None: nothing to check)
+        if taken is None:
+            return local
+        self.center = taken
+        self.state, self._lost_run = TRACKING, 0
+        return TrackResult(self.box, best, False, REACQUIRED)

@@ -111,6 +111,8 @@ class SiamFCTracker(redetect.LongTermSearch):
         self.zf = None  # the target's correlation kernel (net.embed_exemplar), set by init()
         self.state = TRACKING
         self.search_score: float | None = None  # long_term: the best whole-frame peak's score of the last search
+        self.verify_score: float | None = None  # long_term: the last candidate's similarity to the first exemplar
+        self._first_kernel: np.ndarray | None = None
 
     def spawn(self) -> "SiamFCTracker":
         """A tracker for another target, not started (``init`` it): it shares this one's network (no copy
@@ -136,9 +138,11 @@ class SiamFCTracker(redetect.LongTermSearch):
         return np.arange(n) if self._scale_frame else np.array([n // 2])
 
     def _begin_frame(self) -> None:
-        """Start a frame: count it, and say whether it searches every scale (``scale_every``)."""
+        """Start a frame: count it, say whether it searches every scale (``scale_every``), and note the box it
+        starts from (long term: a lost frame keeps it)."""
         self._scale_frame = self._updates % self.scale_every == 0
         self._updates += 1
+        self._last_held = (self.center.copy(), self.target_sz.copy(), self.x_sz)
 
     def network(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray | None]:
         """The network's part of a frame on the crops of :meth:`search_sizes`, in this tracker's mode:
@@ -203,7 +207,8 @@ class SiamFCTracker(redetect.LongTermSearch):
         self.x_sz = z_sz * cfg.instance_sz / cfg.exemplar_sz
         self.init_x_sz = self.x_sz
         self._updates, self._scale_frame = 0, True
-        self.state, self._lost_run, self._held_run, self._search_turn = TRACKING, 0, 0, 0
+        self.state, self._lost_run, self._search_turn = TRACKING, 0, 0
+        self._last_held = None
         self.avg_color = np.array(cv2.mean(frame)[:3])
         with self._inference():
             img = None
@@ -211,6 +216,7 @@ class SiamFCTracker(redetect.LongTermSearch):
                 img = self._to_device(frame)
                 self._avg_t = torch.as_tensor(self.avg_color, dtype=torch.float32, device=self.device)
             self.zf = self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))  # this target's kernel
+            self._first_kernel = redetect.unit(self.zf) if cfg.long_term and cfg.verify_threshold > 0 else None
             # Reference peak for the score: the exemplar against its own frame.
             xf = self.net.embed(self._crops(frame, img, [self.x_sz], cfg.instance_sz))
             self.size_bias = np.ones(2)
@@ -302,7 +308,13 @@ class SiamFCTracker(redetect.LongTermSearch):
         on frames where the target is held; the long-term states."""
         cfg = self.config
         score = self._score_of(peak)
-        lost = score < cfg.lost_threshold
+        # Long term: once lost, the target is held again only at redetect_threshold (hysteresis), and until then
+        # the box stays where it was last held rather than following whatever the local search found.
+        lost = score < (cfg.redetect_threshold if cfg.long_term and self._lost_run else cfg.lost_threshold)
+        if cfg.long_term and self._lost_run and not lost:
+            lost = not self._verified(frame, img, self.center)
+        if cfg.long_term and lost:
+            self.center, self.target_sz, self.x_sz = self._last_held
         if cfg.template_lr > 0 and not lost:
             z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
             new = self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))
@@ -321,9 +333,12 @@ class SiamFCTracker(redetect.LongTermSearch):
         x, y, w, h = box
         with self._inference():
             img = self._to_device(frame) if self.pipeline == "torch" else None
-            crop = self._cut(frame, img, [self._plan([self.x_sz], np.array([x + w / 2, y + h / 2]))],
-                             self.config.instance_sz)
-            resp = _host(self.net.respond(self.net.embed(crop), self.zf)[0])[0, 0]
+            return self._score_around(frame, img, np.array([x + w / 2, y + h / 2]))
+
+    def _score_around(self, frame: np.ndarray, img: torch.Tensor | None, centre: np.ndarray) -> float:
+        """:meth:`score_at` for a box centred at ``centre`` (x, y, image px), inside :meth:`_inference`."""
+        crop = self._cut(frame, img, [self._plan([self.x_sz], centre)], self.config.instance_sz)
+        resp = _host(self.net.respond(self.net.embed(crop), self.zf)[0])[0, 0]
         lo, hi = max(int(np.floor(self.centre_cell - 1)), 0), int(np.ceil(self.centre_cell + 1)) + 1
         return self._score_of(float(resp[lo:hi, lo:hi].max()))
 
@@ -334,7 +349,7 @@ class SiamFCTracker(redetect.LongTermSearch):
         x, y, w, h = (float(v) for v in box)
         w_img, h_img = self._frame_size
         self.center = np.clip(np.array([x + w / 2, y + h / 2]), [0, 0], [w_img, h_img])
-        self.state, self._lost_run, self._held_run = TRACKING, 0, 0  # placed on the target: not searching
+        self.state, self._lost_run = TRACKING, 0  # placed on the target: not searching
         if self.uses_box_head:
             self._set_size(np.array([w, h]))
             return

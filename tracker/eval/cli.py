@@ -77,7 +77,7 @@ def register(subparsers) -> None:
     rep.add_argument("--split", choices=["val", "test", "train"], default="val", help="GOT-10k split (default val)")
     _common(rep, run=False)
     rep.set_defaults(func=_report)
-    st = sub.add_parser("stress", help="make a long-term stress set (occlusion, out of view) from an OTB-layout set",
+    st = sub.add_parser("stress", help="make a long-term stress set (occlusion, out of view) from an OTB-layout set or a GOT-10k root",
                         description="Write an OTB-layout set where the target disappears and comes back: painted-over "
                                     "spans (<seq>-occ) and a virtual camera that pans away and back (<seq>-oov); NaN "
                                     "ground truth where it is absent. Score trackers on it with `siamtrack eval otb`: "

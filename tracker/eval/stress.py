@@ -1,7 +1,8 @@
-"""A long-term stress set derived from any OTB-layout set: targets that disappear and come back.
+"""A long-term stress set derived from an OTB-layout set or a GOT-10k split: targets that disappear and come back.
 
-``siamtrack eval stress --root SRC --out DST [--seed S]`` writes, for each source sequence, up to two
-new OTB-layout sequences whose ground truth is NaN on the frames where the target cannot be seen:
+``siamtrack eval stress --root SRC --out DST [--seed S]`` writes, for each source sequence (``SRC`` in the OTB
+layout, or a GOT-10k root whose ``train/list.txt`` lists them), up to two new OTB-layout sequences whose ground
+truth is NaN on the frames where the target cannot be seen (where the source's is, too):
 
 * ``<seq>-occ`` (occlusion): on one or two spans of frames the target's ground-truth box, plus a
   margin of 25% of its size on every side, is painted over with a flat colour or a random texture
@@ -28,11 +29,11 @@ import numpy as np
 
 from ..core import ops
 from ..io.video import read_image
-from .datasets import Sequence, load_otb, write_otb_sequence
+from .datasets import Sequence, load_got10k, load_otb, write_otb_sequence
 from .runner import write_atomic
 from .synthetic import texture
 
-__all__ = ["KINDS", "make_stress_set", "occlusion_spans", "occlude", "camera_path"]
+__all__ = ["KINDS", "make_stress_set", "source_sequences", "occlusion_spans", "occlude", "camera_path"]
 
 KINDS = ("occlusion", "out-of-view")
 MARGIN = 0.25  # occluder margin, fraction of the box's width/height on each side
@@ -167,9 +168,17 @@ def _out_of_view(seq: Sequence, seed: int) -> tuple[list, np.ndarray, dict] | No
     return frames, gt, {"span": list(span), "window": [ww, wh], "corners": corners.tolist()}
 
 
+def source_sequences(root: str | Path, names: list[str] | None = None) -> list[Sequence]:
+    """The sequences of ``root``: a GOT-10k root's ``train`` split where it has ``train/list.txt`` (the training
+    sets), else an OTB-layout set."""
+    if (Path(root) / "train" / "list.txt").is_file():
+        return load_got10k(root, "train", names)
+    return load_otb(root, names)
+
+
 def make_stress_set(root: str | Path, out: str | Path, seed: int = 0, kinds: tuple[str, ...] = KINDS,
                     names: list[str] | None = None, log=print) -> dict:
-    """Write the stress set of the OTB-layout set at ``root`` into ``out`` (see the module docstring) and
+    """Write the stress set of the set at ``root`` (:func:`source_sequences`) into ``out`` (see the module docstring) and
     return its manifest (also ``out/stress.json``). Sequences already written are rewritten: the result
     depends only on the source, ``seed`` and ``kinds``."""
     unknown = [k for k in kinds if k not in KINDS]
@@ -180,7 +189,7 @@ def make_stress_set(root: str | Path, out: str | Path, seed: int = 0, kinds: tup
         raise ValueError(f"--out {out} is the source set itself; choose another folder")
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"source": str(Path(root).resolve()), "seed": seed, "kinds": list(kinds), "sequences": {}}
-    for seq in load_otb(root, names):
+    for seq in source_sequences(root, names):
         for kind in kinds:
             made = _occlusion(seq, seed) if kind == "occlusion" else _out_of_view(seq, seed)
             name = f"{seq.name}-{'occ' if kind == 'occlusion' else 'oov'}"
