@@ -23,6 +23,7 @@ and config, over the frames after the first:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -52,7 +53,20 @@ def _job(args: tuple) -> tuple[str, str, str]:
     from tracker.io.video import read_image
 
     seq = source_sequences(root, [name])[0]
+    config = dict(config)
+    follow = config.pop("_follow", False)  # an experiment: a lost frame's box where the local search put it
     t = SiamFCTracker.from_pretrained(weights, device="cpu", config=config)
+    if follow:
+        after = t._after
+
+        def _after(frame, img, peak):
+            moved = (t.center.copy(), t.target_sz.copy(), t.x_sz)
+            r = after(frame, img, peak)
+            if r.lost:
+                t.center, t.target_sz, t.x_sz = moved
+                r = dataclasses.replace(r, box=t.box)
+            return r
+        t._after = _after
     n = len(seq)
     rec = {"box": np.zeros((n, 4)), "score": np.ones(n), "lost": np.zeros(n, bool), "state": np.zeros(n, "U10"),
            "conf": np.ones(n)}
@@ -65,8 +79,9 @@ def _job(args: tuple) -> tuple[str, str, str]:
             continue
         r = t.update(frame)
         rec["box"][f], rec["score"][f], rec["lost"][f], rec["state"][f] = r.box, r.score, r.lost, r.state
-        rec["conf"][f] = 0.0 if r.state == "searching" else r.score  # as the evaluation records it
+        rec["conf"][f] = 0.0 if r.lost and t.config.long_term else r.score  # as the evaluation records it
     rec["seconds"] = np.array(time.perf_counter() - start)
+    rec["long_term"] = np.array(t.config.long_term)
     tmp = Path(str(path) + ".part.npz")
     np.savez(tmp, **rec)
     os.replace(tmp, path)
@@ -107,7 +122,10 @@ def summarise(seqs: list, recs: list[dict]) -> dict:
                 continue
             back_n += 1
             back += int((ious[b:b + BACK_WITHIN] > 0.3).any())
-        lt.append(metrics.long_term_sequence(r["box"], gt, r["conf"]))
+        long_term = bool(r["long_term"]) if "long_term" in r else (r["state"] != "tracking").any()
+        conf = np.where(r["lost"] & long_term, 0.0, r["score"])  # as tracker.eval.trackers records it
+        conf[0] = 1.0
+        lt.append(metrics.long_term_sequence(r["box"], gt, conf))
         keep = present
         otb.append(metrics.otb_sequence(r["box"][keep], gt[keep]))
     has_absent = abs_n > 0

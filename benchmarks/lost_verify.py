@@ -44,14 +44,50 @@ def kernel_at(t: SiamFCTracker, frame: np.ndarray) -> np.ndarray:
     return k / max(np.linalg.norm(k), 1e-12)
 
 
+def kernel_around(t: SiamFCTracker, frame: np.ndarray, centre: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """:func:`kernel_at` for a box of ``size`` (w, h) centred at ``centre``."""
+    cfg = t.config
+    z_sz = ops.context_size(*size, cfg.context)
+    k = t.net.embed_exemplar(t._cut(frame, None, [t._plan([z_sz], centre)], cfg.exemplar_sz))
+    k = np.asarray(k.detach().cpu().numpy() if hasattr(k, "detach") else k, dtype=np.float64).ravel()
+    return k / max(np.linalg.norm(k), 1e-12)
+
+
+def ridge_verifier(t: SiamFCTracker, frame: np.ndarray, box, rng: np.random.Generator, lam: float = 0.1):
+    """A per-target linear classifier on exemplar kernels, trained on the first frame: positives the target
+    (shifted by up to 10% and scaled by up to 10%), negatives boxes of its size elsewhere in the frame (IoU < 0.2).
+    Returns ``f(kernel) -> score`` (about 1 on the target, 0 elsewhere)."""
+    x, y, w, h = box
+    H, W = frame.shape[:2]
+    c, size = np.array([x + w / 2, y + h / 2]), np.array([w, h])
+    pos = [kernel_around(t, frame, c, size)]
+    for _ in range(11):
+        pos.append(kernel_around(t, frame, c + rng.uniform(-0.1, 0.1, 2) * size, size * rng.uniform(0.9, 1.1)))
+    neg = []
+    for _ in range(200):
+        if len(neg) == 36:
+            break
+        cc = rng.uniform([0, 0], [W, H])
+        if ops.iou(np.array([[*(cc - size / 2), *size]]), np.array([box]))[0] < 0.2:
+            neg.append(kernel_around(t, frame, cc, size))
+    X = np.array(pos + neg)
+    yv = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    mean = X.mean(axis=0)
+    Xc = X - mean
+    alpha = np.linalg.solve(Xc @ Xc.T + lam * np.eye(len(X)), yv - yv.mean())
+    wv, b = Xc.T @ alpha, yv.mean()
+    return lambda k: float((k - mean) @ wv + b)
+
+
 def run(root: Path, weights: str, sequences: list[str] | None) -> dict[str, np.ndarray]:
-    out: dict[str, list] = {"score": [], "verify": [], "label": [], "seq": []}
+    out: dict[str, list] = {"score": [], "verify": [], "ridge": [], "label": [], "seq": []}
     for seq in datasets.load_otb(root, sequences):
         t = SiamFCTracker.from_pretrained(weights, device="cpu")
         frames = (read_image(f) for f in seq.img_files)
         first = next(frames)
         t.init(first, seq.init_box)
         k0 = kernel_at(t, first)
+        ridge = ridge_verifier(t, first, seq.init_box, np.random.default_rng(0))
         for i, frame in enumerate(frames, 1):
             r = t.update(frame)
             gt = seq.gt[i]
@@ -61,7 +97,9 @@ def run(root: Path, weights: str, sequences: list[str] | None) -> dict[str, np.n
                 iou = float(ops.iou(np.array([r.box]), gt[None])[0])
                 label = "held" if iou > 0.5 else "lost" if iou == 0 else "partial"
             out["score"].append(r.score)
-            out["verify"].append(float(kernel_at(t, frame) @ k0))
+            k = kernel_at(t, frame)
+            out["verify"].append(float(k @ k0))
+            out["ridge"].append(ridge(k))
             out["label"].append(label)
             out["seq"].append(seq.name)
     return {k: np.array(v) for k, v in out.items()}
@@ -85,7 +123,7 @@ def main() -> None:
     held, absent, lost = (r["label"] == k for k in ("held", "absent", "lost"))
     print(f"{args.weights} on {root}{' half ' + args.half if args.half else ''}: {len(r['label'])} frames, "
           f"{held.sum()} held, {absent.sum()} absent, {lost.sum()} lost while present")
-    for name in ("score", "verify"):
+    for name in ("score", "verify", "ridge"):
         v = r[name]
         print(f"\n{name}: AUROC held vs absent {auroc(v[held], v[absent]):.3f}, held vs absent+lost "
               f"{auroc(v[held], v[absent | lost]):.3f}; median held {np.median(v[held]):.3f}, absent "

@@ -85,6 +85,30 @@ def test_occlusion_hides_exactly_the_absent_frames(stress):
         assert np.abs(a.astype(int) - b.astype(int))[far].mean() < 3
 
 
+def test_a_got10k_root_gives_a_stress_set_that_keeps_its_own_absences(tmp_path):
+    """The training sets' layout (``train/list.txt``): the same generator, deterministic, and the frames where the
+    source's target is absent stay absent (NaN) besides the painted ones."""
+    frames, gt = make_sequence(160, (320, 240), target=(30, 24), scale_range=(0.9, 1.1), seed=2)
+    gt[100:104] = np.nan  # the target absent in the source
+    seq = tmp_path / "src" / "train" / "drift"
+    seq.mkdir(parents=True)
+    for k, f in enumerate(frames, 1):
+        cv2.imwrite(str(seq / f"{k:08d}.jpg"), f)
+    (seq / "groundtruth.txt").write_text("".join(",".join(f"{v:.2f}" for v in r) + "\n" for r in gt))
+    (seq.parent / "list.txt").write_text("drift\n")
+    runs = [make_stress_set(tmp_path / "src", tmp_path / name, seed=3, kinds=("occlusion",), log=lambda s: None)
+            for name in ("a", "b")]
+    assert _files(tmp_path / "a") == _files(tmp_path / "b") and runs[0]["sequences"] == runs[1]["sequences"]
+    info = runs[0]["sequences"]["drift-occ"]
+    hidden = np.zeros(len(gt), bool)
+    for a, b in info["spans"]:
+        hidden[a:b] = True
+    hidden[100:104] = True
+    (occ,) = load_otb(tmp_path / "a", ["drift-occ"])
+    assert np.array_equal(~np.isfinite(occ.gt).all(axis=1), hidden)
+    assert info["absent_frames"] == hidden.sum()
+
+
 def test_out_of_view_frames_are_window_crops_and_absent_outside(stress):
     src, out, manifest = stress
     info = manifest["sequences"]["Drift-oov"]

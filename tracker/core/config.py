@@ -48,8 +48,6 @@ class TrackerConfig:
     lost_frames: int = 3  # long_term: consecutive lost frames before the whole-frame search starts
     redetect_threshold: float = 0.5  # long_term: score a whole-frame peak needs to be re-acquired (>= lost_threshold)
     search_tiles: int = 0  # long_term: at most this many search crops per lost frame, in turn over the frame; 0: all
-    verify_threshold: float = 0.0  # long_term: while lost, a box is taken back only if its exemplar crop's kernel has at
-    # least this cosine similarity with the first frame's (tracker.core.redetect); 0: the score alone
     half: bool = field(default=False)  # fp16 network on CUDA
 
     def __post_init__(self) -> None:
@@ -94,8 +92,6 @@ class TrackerConfig:
              f"got {self.lost_frames!r}")
         need(isinstance(self.search_tiles, int) and self.search_tiles >= 0, f"search_tiles must be an int >= 0, got "
              f"{self.search_tiles!r}")
-        need(-1 <= self.verify_threshold <= 1, f"verify_threshold must be in [-1, 1] (a cosine similarity), got "
-             f"{self.verify_threshold}")
         need(not self.long_term or self.lost_threshold <= self.redetect_threshold <= 1, f"redetect_threshold must be in [lost_threshold, 1] "
              f"= [{self.lost_threshold}, 1] with long_term (hysteresis: re-acquiring takes more than staying), got "
              f"{self.redetect_threshold}")
@@ -152,8 +148,7 @@ _KINDS: dict[str, str | None] = {
     "lost_frames": "int", "search_tiles": "int", "box_head": "bool", "size_bias": "bool", "psr_score": "bool",
     "long_term": "bool", "half": "bool",
     **{k: "float" for k in ("context", "scale_step", "scale_penalty", "scale_lr", "window_influence", "min_scale",
-                            "max_scale", "lost_threshold", "template_lr", "penalty_k", "redetect_threshold",
-                            "verify_threshold")},
+                            "max_scale", "lost_threshold", "template_lr", "penalty_k", "redetect_threshold")},
 }
 _KIND_WORDS = {"int": "an int", "float": "a number", "bool": "true or false"}
 assert set(_KINDS) == {f.name for f in dataclasses.fields(TrackerConfig)}, "a TrackerConfig field has no type check"

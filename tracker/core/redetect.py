@@ -3,8 +3,9 @@
 When the target is lost, its exemplar is correlated with the whole frame at the target's last
 scale. The network is fully convolutional, so this is the ordinary search done on a grid of
 search crops ("tiles") whose response maps together cover every position of the frame: one
-batch through the backbone, one correlation per tile. The tracker re-acquires the best peak over
-all tiles when its score clears ``redetect_threshold``.
+batch through the backbone, one correlation per tile. The best few peaks over all tiles are
+scored again in a crop centred on each; the tracker re-acquires the best one that clears
+``redetect_threshold`` there. While lost, the box stays where the target was last held.
 """
 from __future__ import annotations
 
@@ -21,15 +22,9 @@ from .result import REACQUIRED, SEARCHING, TRACKING, TrackResult
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["tile_centers", "locate", "candidates", "unit", "LongTermSearch"]
+__all__ = ["tile_centers", "candidates", "LongTermSearch"]
 
 CANDIDATES = 3  # whole-frame peaks scored again in a centred crop per search
-
-
-def unit(kernel) -> np.ndarray:
-    """An exemplar kernel (any shape, numpy or torch) flattened to a float64 unit vector."""
-    k = np.asarray(_host(kernel), dtype=np.float64).ravel()
-    return k / max(float(np.linalg.norm(k)), 1e-12)
 
 
 def tile_centers(frame_size: tuple[int, int], x_sz: float, instance_sz: int, response_size: int,
@@ -53,15 +48,6 @@ def _cells(centers: np.ndarray, r: int, x_sz: float, instance_sz: int, stride: i
     offs = (np.arange(r, dtype=np.float64) - ((r - 1) / 2 if centre is None else centre)) * stride * x_sz / instance_sz
     gx, gy = np.meshgrid(offs, offs)  # gx varies along columns
     return centers[:, None, None, :] + np.stack([gx, gy], axis=-1)[None]
-
-
-def locate(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int, stride: int = TOTAL_STRIDE,
-           centre: float | None = None) -> tuple[float, np.ndarray]:
-    """The highest response over all tiles (``responses`` (T, R, R), raw) and where it is in the image:
-    ``(peak, (x, y))``, the cell's centre in image px (the tracker refines it on the next frames)."""
-    cells = _cells(centers, responses.shape[-1], x_sz, instance_sz, stride, centre)
-    t, row, col = np.unravel_index(int(np.argmax(responses)), responses.shape)
-    return float(responses[t, row, col]), cells[t, row, col]
 
 
 def candidates(responses: np.ndarray, centers: np.ndarray, x_sz: float, instance_sz: int, k: int,
@@ -97,24 +83,15 @@ class LongTermSearch:
             self.state = SEARCHING
         return TrackResult(self.box, score, True, self.state)
 
-    def _verified(self, frame: np.ndarray, img: torch.Tensor | None, centre: np.ndarray) -> bool:
-        """Whether a box of the current size at ``centre`` looks like the first frame's target: its exemplar
-        crop's kernel has a cosine similarity of at least ``verify_threshold`` with the first one (one exemplar
-        embedding; always True with ``verify_threshold`` 0)."""
-        cfg = self.config
-        if cfg.verify_threshold <= 0 or self._first_kernel is None:
-            return True
-        z_sz = self.x_sz * cfg.exemplar_sz / cfg.instance_sz
-        k = self.net.embed_exemplar(self._cut(frame, img, [self._plan([z_sz], centre)], cfg.exemplar_sz))
-        self.verify_score = float(unit(k) @ self._first_kernel)
-        return self.verify_score >= cfg.verify_threshold
-
     def _search_frame(self, frame: np.ndarray, img: torch.Tensor | None, local: TrackResult) -> TrackResult:
         """After a lost local step (``local``) in the searching state, inside :meth:`_inference` with the frame
         on the device as ``img`` (torch pipeline) or None: the exemplar against the whole frame at
         the target's last scale (this module's grid of search crops in one batch; with
-        ``search_tiles`` > 0, that many of them per frame, in turn, so a lost frame's cost is bounded); the
-        best peak is re-acquired when it scores at least ``redetect_threshold``, else the local step stands."""
+        ``search_tiles`` > 0, that many of them per frame, in turn, so a lost frame's cost is bounded). The best
+        :data:`CANDIDATES` peaks (scoring at least ``lost_threshold`` there) are scored again in a search crop
+        centred on each (with the first frame's exemplar kernel, unless ``template_lr`` changes it); the best that
+        scores at least ``redetect_threshold`` there is re-acquired, else the local step stands (the box where it
+        was last held)."""
         cfg = self.config
         centers = tile_centers(self._frame_size, self.x_sz, cfg.instance_sz, self.upscale_sz // cfg.response_up,
                                self.stride)
@@ -127,20 +104,21 @@ class LongTermSearch:
                      CPU_TORCH_BATCH if self.device.type == "cpu" else None)  # all tiles at once on a GPU
         resp = _host(self.net.respond(embed_in_batches(self.net, x, max_batch), self.zf)[0])[:, 0]
         w_img, h_img = self._frame_size
-        best, taken = None, None
+        found = candidates(resp, centers, self.x_sz, cfg.instance_sz, CANDIDATES, float(self.target_sz.min()),
+                           self.stride, self.centre_cell)
+        best, taken = self._score_of(found[0][0]), None
         # A tile sees a candidate off-centre with little context and can score it lower or higher than a local
-        # search would: the best few are scored again in a crop centred on each, and must look like the target.
-        for peak, where in candidates(resp, centers, self.x_sz, cfg.instance_sz, CANDIDATES,
-                                      float(self.target_sz.min()), self.stride, self.centre_cell):
+        # search would: the best few are scored again in a crop centred on each.
+        for peak, where in found:
             if self._score_of(peak) < cfg.lost_threshold:
                 break
             where = np.clip(where, [0, 0], [w_img, h_img])
             score = self._score_around(frame, img, where)
-            if score >= cfg.redetect_threshold and (taken is None or score > best) and self._verified(frame, img, where):
+            if score >= cfg.redetect_threshold and (taken is None or score > best):
                 best, taken = score, where
             elif taken is None:
-                best = score if best is None else max(best, score)
-        self.search_score = best  # how close the whole-frame search came to re-acquiring (None: nothing to check)
+                best = max(best, score)
+        self.search_score = best  # how close the whole-frame search came to re-acquiring
         if taken is None:
             return local
         self.center = taken

@@ -111,8 +111,6 @@ class SiamFCTracker(redetect.LongTermSearch):
         self.zf = None  # the target's correlation kernel (net.embed_exemplar), set by init()
         self.state = TRACKING
         self.search_score: float | None = None  # long_term: the best whole-frame peak's score of the last search
-        self.verify_score: float | None = None  # long_term: the last candidate's similarity to the first exemplar
-        self._first_kernel: np.ndarray | None = None
 
     def spawn(self) -> "SiamFCTracker":
         """A tracker for another target, not started (``init`` it): it shares this one's network (no copy
@@ -216,7 +214,6 @@ class SiamFCTracker(redetect.LongTermSearch):
                 img = self._to_device(frame)
                 self._avg_t = torch.as_tensor(self.avg_color, dtype=torch.float32, device=self.device)
             self.zf = self.net.embed_exemplar(self._crops(frame, img, [z_sz], cfg.exemplar_sz))  # this target's kernel
-            self._first_kernel = redetect.unit(self.zf) if cfg.long_term and cfg.verify_threshold > 0 else None
             # Reference peak for the score: the exemplar against its own frame.
             xf = self.net.embed(self._crops(frame, img, [self.x_sz], cfg.instance_sz))
             self.size_bias = np.ones(2)
@@ -311,8 +308,6 @@ class SiamFCTracker(redetect.LongTermSearch):
         # Long term: once lost, the target is held again only at redetect_threshold (hysteresis), and until then
         # the box stays where it was last held rather than following whatever the local search found.
         lost = score < (cfg.redetect_threshold if cfg.long_term and self._lost_run else cfg.lost_threshold)
-        if cfg.long_term and self._lost_run and not lost:
-            lost = not self._verified(frame, img, self.center)
         if cfg.long_term and lost:
             self.center, self.target_sz, self.x_sz = self._last_held
         if cfg.template_lr > 0 and not lost:

@@ -56,18 +56,22 @@ def make_sequence(n_frames: int = 60, size: tuple[int, int] = (320, 240), target
 
 
 def make_absence_sequence(n_frames: int = 80, size: tuple[int, int] = (480, 360), target: tuple[int, int] = (48, 36),
-                          absent: tuple[int, int] = (25, 45), distractor: bool = False,
-                          seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+                          absent: tuple[int, int] = (25, 45), distractor: bool = False, seed: int = 0,
+                          background: np.ndarray | None = None,
+                          looks: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """A target that leaves and comes back elsewhere: frames (BGR ``uint8``) and ground truth ``(N, 4)``,
     NaN rows on frames ``absent[0] .. absent[1] - 1`` where it is not in the picture. Before, it drifts
     slowly near the left third of the frame; after, near the right two-thirds, far outside the area a
     local search covers. ``distractor``: while it is away, another object of the same size and frame
-    style (a white border around a different texture) moves in the middle of the picture."""
+    style (a white border around a different texture) moves in the middle of the picture.
+    ``background`` (a BGR image, resized to ``size``) and ``looks`` (the target's and the distractor's
+    images, resized to ``target``) replace the random textures, e.g. with photographs."""
     rng = np.random.default_rng(seed)
     W, H = size
-    bg = texture(H, W, rng, blobs=80)
+    bg = texture(H, W, rng, blobs=80) if background is None else cv2.resize(background, (W, H),
+                                                                             interpolation=cv2.INTER_AREA)
     tw, th = target
-    objects = [_framed_object(tw, th, rng) for _ in range(2)]
+    objects = [_framed_object(tw, th, rng) for _ in range(2)] if looks is None else list(looks)
     frames, boxes = [], []
     for k in range(n_frames):
         frame = bg.copy()

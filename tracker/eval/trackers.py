@@ -198,9 +198,9 @@ class SiamFCEvalTracker:
 
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
         r = self.tracker.update(frame)
-        # While a long-term tracker searches the whole frame its box is the last held one, not a detection, and
-        # its score is that of the best peak elsewhere: no confidence in the box.
-        self.confidence = 0.0 if r.state == "searching" else r.score
+        # A long-term tracker's box on a lost frame is the last held one, not a detection, and its score is that of
+        # a candidate it did not take: no confidence in the box.
+        self.confidence = 0.0 if r.lost and self.tracker.config.long_term else r.score
         return r.box
 
 
