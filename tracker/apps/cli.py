@@ -8,7 +8,8 @@ import sys
 
 # Modules that register subcommands, in the order they appear in --help: the commands each adds, and
 # whether they need PyTorch (track, webcam and eval also run exported models on ONNX Runtime without it).
-_MODULES = [("tracker.apps.demo", ("track", "webcam"), False), ("tracker.eval.cli", ("eval",), False),
+_MODULES = [("tracker.apps.demo", ("track", "webcam"), False), ("tracker.apps.track_many", ("track-many",), False),
+            ("tracker.eval.cli", ("eval",), False),
             ("tracker.training.cli", ("train",), True), ("tracker.apps.bench", ("bench",), True),
             ("tracker.apps.export_cmd", ("export",), True)]
 

@@ -50,7 +50,11 @@ def _common(p: argparse.ArgumentParser, run: bool) -> None:
     p.add_argument("--max-frames", type=int, default=None,
                    help="truncate every sequence (smoke tests only: such scores are not benchmark figures)")
     if run:
-        p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+        p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1); with --ray and no "
+                                                                  "address, the CPUs of the local Ray instance")
+        p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run each (tracker, sequence) as a Ray task: alone, on a Ray instance started here; "
+                            "'auto' or ray://HOST:10001 on that cluster (needs pip install 'siamtrack[ray]')")
         p.add_argument("--shard", default=None, help="i/n: run only every n-th sequence from the i-th (0-based)")
         p.add_argument("--peers", type=Path, default=None,
                        help="folder of the OpenCV peer models (default: $SIAMTRACK_PEERS, else ../shared/peers "
@@ -163,7 +167,8 @@ def _run(args) -> int:
     specs = _names(args.trackers) or []
     summary = run_benchmark(sequences, specs, layout, workers=args.workers,
                             peers=args.peers if args.peers is not None else default_peers_dir(),
-                            device=args.device, progress=not args.no_progress, max_frames=args.max_frames)
+                            device=args.device, progress=not args.no_progress, max_frames=args.max_frames,
+                            ray=args.ray)
     print(f"ran {len(summary.ran)} tracker-sequence runs, skipped {len(summary.skipped)} already finished; "
           f"results in {layout.root}")
     if args.shard:

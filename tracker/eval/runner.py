@@ -46,7 +46,7 @@ from .datasets import Sequence
 from .trackers import is_deterministic, label_of, make_tracker
 
 __all__ = ["Layout", "RunSummary", "parse_shard", "shard", "run_benchmark", "write_atomic", "check_out_folder",
-           "GOT10K_REPETITIONS"]
+           "GOT10K_REPETITIONS", "worker_init"]
 
 GOT10K_REPETITIONS = 3
 
@@ -152,7 +152,16 @@ def track_sequence(tracker, seq: Sequence, on_frame: Callable[[int], None] | Non
 
 def _run_job(spec: str, seq: Sequence, layout: Layout, reps: list[int], peers: str | None, device: str,
              threads: int | None, on_frame: Callable[[int], None] | None = None) -> tuple[str, str, int, float]:
-    """Run the missing repetitions of one (tracker, sequence); returns (label, seq, frames, seconds)."""
+    """Run the missing repetitions of one (tracker, sequence) and write them; returns (label, seq, frames, seconds)."""
+    name, runs = track_job(spec, seq, reps, peers, device, threads, on_frame)
+    write_runs(layout, name, seq, runs)
+    return name, seq.name, len(seq) * len(runs), float(sum(times.sum() for _, _, times, _ in runs))
+
+
+def track_job(spec: str, seq: Sequence, reps: list[int], peers: str | None, device: str, threads: int | None,
+              on_frame: Callable[[int], None] | None = None, tracker=None) -> tuple[str, list[tuple]]:
+    """Track repetitions ``reps`` of one (tracker, sequence), writing nothing: ``(label, [(rep, boxes, times,
+    scores), ...])`` (:func:`track_sequence`'s arrays). ``tracker``: one already built from ``spec`` to reuse."""
     if threads:
         cv2.setNumThreads(threads)
         from ..core.siamfc import HAS_TORCH
@@ -161,18 +170,22 @@ def _run_job(spec: str, seq: Sequence, layout: Layout, reps: list[int], peers: s
             import torch
 
             torch.set_num_threads(threads)
-    tracker = make_tracker(spec, peers, device, threads=threads)
-    name = label_of(spec)
-    spent = 0.0
+    tracker = tracker or make_tracker(spec, peers, device, threads=threads)
+    runs = []
     for rep in reps:
         cv2.setRNGSeed(rep)
         np.random.seed(rep)
-        boxes, times, scores = track_sequence(tracker, seq, on_frame)
-        spent += float(times.sum())
+        runs.append((rep, *track_sequence(tracker, seq, on_frame)))
+    return label_of(spec), runs
+
+
+def write_runs(layout: Layout, name: str, seq: Sequence, runs: list[tuple]) -> None:
+    """Write :func:`track_job`'s runs of tracker ``name`` on ``seq`` into ``layout``, each file atomically: times,
+    confidences, then boxes (a box file that exists is a finished run)."""
+    for rep, boxes, times, scores in runs:
         _write_times(layout.time_file(name, seq.name), rep, times)
         write_atomic(layout.score_file(name, seq.name, rep), "".join(f"{v:.4f}\n" for v in scores))
         write_atomic(layout.record_file(name, seq.name, rep), _format_boxes(boxes))
-    return name, seq.name, len(seq) * len(reps), spent
 
 
 def _lines(path: Path) -> int:
@@ -193,7 +206,7 @@ def check_lengths(layout: Layout, tracker: str, seq: Sequence, reps: list[int]) 
                 f"{tracker}-2=SPEC) to keep both, or delete {f} to run it again")
 
 
-def _worker_init(parent: int) -> None:
+def worker_init(parent: int) -> None:
     """Worker processes die with the process that started them: ``PR_SET_PDEATHSIG`` (Linux; SIGKILL when
     the parent dies, killed or not), and a watchdog thread that exits when the parent changes (everywhere)."""
     if sys.platform.startswith("linux"):
@@ -239,10 +252,11 @@ class RunSummary:
 
 def run_benchmark(sequences: list[Sequence], specs: Iterable[str], layout: Layout, *, workers: int = 1,
                   peers: str | Path | None = None, device: str = "auto", progress: bool = True,
-                  stream: TextIO | None = None, max_frames: int | None = None) -> RunSummary:
+                  stream: TextIO | None = None, max_frames: int | None = None, ray: str | None = None) -> RunSummary:
     """Run every tracker spec over ``sequences`` (missing results only) into ``layout``.
 
-    ``workers > 1`` runs sequences in that many processes. Trackers are built first once,
+    ``workers > 1`` runs sequences in that many processes; ``ray`` (``"local"`` or a cluster address) as Ray
+    tasks instead (:mod:`tracker.eval.distributed`; ``workers``: CPUs of a local instance). Trackers are built first once,
     so a bad spec or missing model fails before any work starts. ``max_frames``: how ``sequences`` were
     truncated (part of the protocol the results are keyed by). Each tracker's folder is checked against this
     run's settings (:mod:`tracker.eval.provenance`) before anything runs: results made with other settings
@@ -273,7 +287,18 @@ def run_benchmark(sequences: list[Sequence], specs: Iterable[str], layout: Layou
     bar = ProgressBar(sum(len(seq) * len(reps) for _, seq, reps in jobs), stream, enabled=progress)
     peers_s = str(peers) if peers is not None else None
     try:
-        if workers <= 1:
+        if ray is not None:
+            from . import distributed
+
+            engine = distributed.connect(ray, num_cpus=workers if workers > 1 else None)
+
+            def done(result) -> None:
+                name, seq, runs = result
+                write_runs(layout, name, seq, runs)
+                bar.advance(len(seq) * len(runs), f"{name}/{seq.name} done", force=True)
+
+            distributed.run_tasks(engine, distributed.eval_calls(jobs, peers_s, device, threads=1), done)
+        elif workers <= 1:
             for spec, seq, reps in jobs:
                 note = f"{label_of(spec)}/{seq.name}"
                 _, _, frames, spent = _run_job(spec, seq, layout, reps, peers_s, device, None,
@@ -285,7 +310,7 @@ def run_benchmark(sequences: list[Sequence], specs: Iterable[str], layout: Layou
             threads = max(1, (os.cpu_count() or 1) // workers)
             # Workers are spawned by submit() in this thread, which outlives them (PR_SET_PDEATHSIG follows the
             # thread that started a process, not the process).
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
                                      initargs=(os.getpid(),)) as pool:
                 futures = [pool.submit(_run_job, spec, seq, layout, reps, peers_s, device, threads)
                            for spec, seq, reps in jobs]
