@@ -56,13 +56,13 @@ def test_a_worker_killed_mid_task_is_retried_and_leaves_complete_results(ray_loc
                                                                          tmp_path):
     """The first task's worker process exits after 3 frames (the test hook); Ray runs the task again in another,
     and the driver writes the files only from finished tasks."""
-    from tracker.eval.runner import write_runs
+    from tracker.eval.runner import ray_calls, write_runs
 
     marker = tmp_path / "killed"
     layout = Layout("otb", tmp_path / "results")
     jobs = [("nanotrack-v2", seq, [1]) for seq in load_otb(dev_root, SEQUENCES, FRAMES)]
     calls = [(fn, args, {**opts, "runtime_env": {"env_vars": {distributed.FAULT_ENV: str(marker)}}})
-             for fn, args, opts in distributed.eval_calls(jobs, None, "cpu", threads=1)]
+             for fn, args, opts in ray_calls(jobs, None, "cpu")]
     done = []
     distributed.run_tasks(ray_local, calls, lambda r: (write_runs(layout, r[0], r[1], r[2]), done.append(r[1].name)))
     assert marker.exists()  # a worker was killed mid-task...

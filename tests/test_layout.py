@@ -81,6 +81,19 @@ def test_the_core_imports_nothing_of_the_applications():
     assert len([m for m in _graph() if m.startswith(CORE)]) >= 15  # the check sees the whole core
 
 
+def test_only_the_distributed_module_imports_ray():
+    """Ray is an optional extra: one module imports it, inside a function, so the rest works without it."""
+    importers = {}
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            if any(m == "ray" or m.startswith("ray.") for m in mods):
+                importers.setdefault(name, []).append(node.col_offset)
+    assert set(importers) == {"tracker.eval.distributed"}
+    assert all(col > 0 for col in importers["tracker.eval.distributed"])  # not at module level
+
+
 def test_the_layout_check_finds_a_cycle(tmp_path, monkeypatch):
     """The graph above is not vacuous: two modules importing each other (one inside a function) show up."""
     pkg = tmp_path / "tracker"

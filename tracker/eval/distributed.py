@@ -4,10 +4,11 @@ Ray (``pip install 'siamtrack[ray]'``) runs the same Python function on this mac
 address (``--ray`` alone) a Ray instance is started here for the run; ``auto`` joins the cluster this machine is
 part of, ``ray://HOST:10001`` one reached through its client server. Only this module imports Ray.
 
-Evaluation: one task per (tracker, sequence), asking for the CPUs (or the GPU) it needs. A task tracks and
-returns its boxes, times and confidences; the driver writes the result files atomically, as the local runner
-does, so a task that dies leaves no file, and Ray runs it again (``max_retries``). Each worker process builds a
-tracker once per spec and reuses it for the sequences it is given (``init`` starts every sequence afresh).
+Evaluation (:func:`tracker.eval.runner.ray_calls`): one task per (tracker, sequence), asking for the CPUs (or the
+GPU) it needs. A task tracks and returns its boxes, times and confidences; the driver writes the result files
+atomically, as the local runner does, so a task that dies leaves no file, and Ray runs it again (``max_retries``).
+Each worker process builds a tracker once per spec and reuses it for the sequences it is given (``init`` starts
+every sequence afresh).
 Sequences are read by the tasks from their paths, so on a cluster the dataset must be at the same path on every
 node (a shared or synced folder).
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterable
 
-__all__ = ["connect", "run_tasks", "RayError", "FAULT_ENV"]
+__all__ = ["connect", "run_tasks", "resources", "fault_hook", "RayError", "FAULT_ENV"]
 
 # Test hook: a path; a task that finds no file there creates it and kills its own worker process mid-task, once, so
 # tests can check that Ray retries the task and that no partial output is left.
@@ -67,29 +68,23 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         raise RayError(f"--ray: cannot reach the Ray cluster at {address!r} ({e.strerror or e})") from None
 
 
-_TRACKERS: dict[tuple, Any] = {}  # per worker process: spec -> tracker, built once
-
-
-def _eval_task(spec: str, seq, reps: list[int], peers: str | None, device: str, threads: int | None) -> tuple:
-    from .runner import track_job
-    from .trackers import make_tracker
-
-    key = (spec, peers, device, threads)
-    if key not in _TRACKERS:
-        _TRACKERS[key] = make_tracker(spec, peers, device, threads=threads)
+def fault_hook():
+    """The test hook of :data:`FAULT_ENV` as an ``on_frame`` callback for a task (kills its worker process at the
+    third frame, once), or None when it is not set or has fired."""
     fault = os.environ.get(FAULT_ENV)
-    on_frame = None
-    if fault and not os.path.exists(fault):
-        def on_frame(k: int, seen=[0]) -> None:  # noqa: B006 (a counter for this task only)
-            seen[0] += k
-            if seen[0] == 3:  # mid-sequence
-                open(fault, "w").close()
-                os._exit(1)
-    name, runs = track_job(spec, seq, reps, peers, device, threads, on_frame, tracker=_TRACKERS[key])
-    return name, seq, runs
+    if not fault or os.path.exists(fault):
+        return None
+    seen = [0]
+
+    def on_frame(k: int) -> None:
+        seen[0] += k
+        if seen[0] == 3:  # mid-sequence
+            open(fault, "w").close()
+            os._exit(1)
+    return on_frame
 
 
-def _resources(device: str, threads: int) -> dict:
+def resources(device: str, threads: int) -> dict:
     if device.startswith("cuda"):
         return {"num_cpus": 1, "num_gpus": 1}
     return {"num_cpus": threads}
@@ -112,9 +107,3 @@ def run_tasks(ray, calls: Iterable[tuple[Callable, tuple, dict]], on_done: Calla
         for r in refs:
             ray.cancel(r, force=True)
         raise
-
-
-def eval_calls(jobs: list[tuple], peers: str | None, device: str, threads: int) -> list[tuple[Callable, tuple, dict]]:
-    """Ray calls for the evaluation runner's jobs ``(spec, seq, reps)``."""
-    return [(_eval_task, (spec, seq, reps, peers, device, threads), _resources(device, threads))
-            for spec, seq, reps in jobs]

@@ -46,7 +46,7 @@ from .datasets import Sequence
 from .trackers import is_deterministic, label_of, make_tracker
 
 __all__ = ["Layout", "RunSummary", "parse_shard", "shard", "run_benchmark", "write_atomic", "check_out_folder",
-           "GOT10K_REPETITIONS", "worker_init"]
+           "GOT10K_REPETITIONS", "worker_init", "ray_calls", "track_job", "write_runs"]
 
 GOT10K_REPETITIONS = 3
 
@@ -188,6 +188,29 @@ def write_runs(layout: Layout, name: str, seq: Sequence, runs: list[tuple]) -> N
         write_atomic(layout.record_file(name, seq.name, rep), _format_boxes(boxes))
 
 
+_TRACKERS: dict[tuple, object] = {}  # per worker process of a Ray run: spec -> tracker, built once
+
+
+def _ray_job(spec: str, seq: Sequence, reps: list[int], peers: str | None, device: str, threads: int) -> tuple:
+    """A Ray task (:func:`ray_calls`): :func:`track_job` with this process's tracker for ``spec``; returns
+    ``(label, seq, runs)`` for the driver to write."""
+    from .distributed import fault_hook
+
+    key = (spec, peers, device, threads)
+    if key not in _TRACKERS:
+        _TRACKERS[key] = make_tracker(spec, peers, device, threads=threads)
+    name, runs = track_job(spec, seq, reps, peers, device, threads, fault_hook(), tracker=_TRACKERS[key])
+    return name, seq, runs
+
+
+def ray_calls(jobs: list[tuple], peers: str | None, device: str, threads: int = 1) -> list[tuple]:
+    """The Ray calls (function, arguments, resources) of the jobs ``(spec, seq, reps)``, ``threads`` each."""
+    from .distributed import resources
+
+    return [(_ray_job, (spec, seq, reps, peers, device, threads), resources(device, threads))
+            for spec, seq, reps in jobs]
+
+
 def _lines(path: Path) -> int:
     with open(path) as fh:
         return sum(1 for line in fh if line.strip())
@@ -297,7 +320,7 @@ def run_benchmark(sequences: list[Sequence], specs: Iterable[str], layout: Layou
                 write_runs(layout, name, seq, runs)
                 bar.advance(len(seq) * len(runs), f"{name}/{seq.name} done", force=True)
 
-            distributed.run_tasks(engine, distributed.eval_calls(jobs, peers_s, device, threads=1), done)
+            distributed.run_tasks(engine, ray_calls(jobs, peers_s, device), done)
         elif workers <= 1:
             for spec, seq, reps in jobs:
                 note = f"{label_of(spec)}/{seq.name}"
