@@ -110,6 +110,10 @@ def test_track_many_matches_siamtrack_track_and_reads_json_manifests(dev_root, t
     manifest = _manifest(tmp_path, dev_root)
     items, problems = read_manifest(manifest)
     assert [i.name for i in items] == [*SEQUENCES, "gone"] and not problems
+    globbed = tmp_path / "g.csv"
+    globbed.write_text('source,boxes\nclips/Car4/*.jpg,"1,2,3,4"\nclips/Car4,"1,2,3,4"\n')
+    items_g, problems_g = read_manifest(globbed)
+    assert [i.name for i in items_g] == ["Car4"] and "also line 2's" in problems_g[0][1]  # one name, twice
     car = items[0]
     json_manifest = tmp_path / "m.json"
     json_manifest.write_text(json.dumps([{"source": car.source, "box": list(car.boxes[0]), "name": "car"},

@@ -95,7 +95,10 @@ def read_manifest(path: str | Path) -> tuple[list[Item], list[tuple[int, str]]]:
                 raise ValueError(f"{where}: no first box")
             source = Path(str(row["source"])).expanduser()
             source = source if source.is_absolute() else path.parent / source
-            name = str(row.get("name") or "").strip() or Path(str(row["source"]).rstrip("/")).stem
+            given = Path(str(row["source"]).rstrip("/"))
+            # an image glob (clips/a/*.jpg) is named after its folder
+            name = str(row.get("name") or "").strip() or (given.parent.name if any(c in given.name for c in "*?[")
+                                                          else given.stem)
             if "/" in name or name in ("", ".", ".."):
                 raise ValueError(f"{where}: {name!r} is not a file name")
             if name in names:
