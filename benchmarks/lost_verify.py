@@ -79,13 +79,17 @@ def ridge_verifier(t: SiamFCTracker, frame: np.ndarray, box, rng: np.random.Gene
     return lambda k: float((k - mean) @ wv + b)
 
 
-def run(root: Path, weights: str, sequences: list[str] | None) -> dict[str, np.ndarray]:
-    out: dict[str, list] = {"score": [], "verify": [], "ridge": [], "label": [], "seq": []}
+def run(root: Path, weights: str, sequences: list[str] | None, judge: str | None = None) -> dict[str, np.ndarray]:
+    out: dict[str, list] = {"score": [], "verify": [], "ridge": [], "judge": [], "label": [], "seq": []}
     for seq in datasets.load_otb(root, sequences):
         t = SiamFCTracker.from_pretrained(weights, device="cpu")
         frames = (read_image(f) for f in seq.img_files)
         first = next(frames)
         t.init(first, seq.init_box)
+        other = None
+        if judge:  # a second network, started on the same first box, scores the first one's box on every frame
+            other = SiamFCTracker.from_pretrained(judge, device="cpu")
+            other.init(first, seq.init_box)
         k0 = kernel_at(t, first)
         ridge = ridge_verifier(t, first, seq.init_box, np.random.default_rng(0))
         for i, frame in enumerate(frames, 1):
@@ -100,6 +104,7 @@ def run(root: Path, weights: str, sequences: list[str] | None) -> dict[str, np.n
             k = kernel_at(t, frame)
             out["verify"].append(float(k @ k0))
             out["ridge"].append(ridge(k))
+            out["judge"].append(other.score_at(frame, r.box) if other is not None else np.nan)
             out["label"].append(label)
             out["seq"].append(seq.name)
     return {k: np.array(v) for k, v in out.items()}
@@ -111,19 +116,21 @@ def main() -> None:
     p.add_argument("--weights", default="nanotrack-v2")
     p.add_argument("--half", choices=["A", "B"], help="only the stress sequences of one dev half (eval/dev_halves.json)")
     p.add_argument("--out", help="also save the per-frame signals here (.npz)")
+    p.add_argument("--judge", help="also a second network's score of the box (e.g. siamfc-effnet: its peak relative "
+                                   "to the first frame's, at the box's centre)")
     args = p.parse_args()
     root = Path(args.root)
     sequences = None
     if args.half:
         half = set(json.loads((REPO / "eval" / "dev_halves.json").read_text())[args.half])
         sequences = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name.rsplit("-", 1)[0] in half)
-    r = run(root, args.weights, sequences)
+    r = run(root, args.weights, sequences, args.judge)
     if args.out:
         np.savez(args.out, **r)
     held, absent, lost = (r["label"] == k for k in ("held", "absent", "lost"))
     print(f"{args.weights} on {root}{' half ' + args.half if args.half else ''}: {len(r['label'])} frames, "
           f"{held.sum()} held, {absent.sum()} absent, {lost.sum()} lost while present")
-    for name in ("score", "verify", "ridge"):
+    for name in ("score", "verify", "ridge") + (("judge",) if args.judge else ()):
         v = r[name]
         print(f"\n{name}: AUROC held vs absent {auroc(v[held], v[absent]):.3f}, held vs absent+lost "
               f"{auroc(v[held], v[absent | lost]):.3f}; median held {np.median(v[held]):.3f}, absent "
