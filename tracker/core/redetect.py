@@ -106,21 +106,18 @@ class LongTermSearch:
         w_img, h_img = self._frame_size
         found = candidates(resp, centers, self.x_sz, cfg.instance_sz, CANDIDATES, float(self.target_sz.min()),
                            self.stride, self.centre_cell)
-        best, taken = self._score_of(found[0][0]), None
         # A tile sees a candidate off-centre with little context and can score it lower or higher than a local
         # search would: the best few are scored again in a crop centred on each.
+        rescored = []
         for peak, where in found:
             if self._score_of(peak) < cfg.lost_threshold:
                 break
             where = np.clip(where, [0, 0], [w_img, h_img])
-            score = self._score_around(frame, img, where)
-            if score >= cfg.redetect_threshold and (taken is None or score > best):
-                best, taken = score, where
-            elif taken is None:
-                best = max(best, score)
-        self.search_score = best  # how close the whole-frame search came to re-acquiring
-        if taken is None:
+            rescored.append((self._score_around(frame, img, where), where))
+        score, where = max(rescored, key=lambda c: c[0], default=(self._score_of(found[0][0]), None))
+        self.search_score = score  # how close the whole-frame search came to re-acquiring
+        if where is None or score < cfg.redetect_threshold:
             return local
-        self.center = taken
+        self.center = where
         self.state, self._lost_run = TRACKING, 0
-        return TrackResult(self.box, best, False, REACQUIRED)
+        return TrackResult(self.box, score, False, REACQUIRED)

@@ -136,11 +136,12 @@ class SiamFCTracker(redetect.LongTermSearch):
         return np.arange(n) if self._scale_frame else np.array([n // 2])
 
     def _begin_frame(self) -> None:
-        """Start a frame: count it, say whether it searches every scale (``scale_every``), and note the box it
-        starts from (long term: a lost frame keeps it)."""
+        """Start a frame: count it, say whether it searches every scale (``scale_every``), and in long-term mode
+        note the box it starts from (a lost frame keeps it)."""
         self._scale_frame = self._updates % self.scale_every == 0
         self._updates += 1
-        self._last_held = (self.center.copy(), self.target_sz.copy(), self.x_sz)
+        if self.config.long_term:
+            self._last_held = (self.center.copy(), self.target_sz.copy(), self.x_sz)
 
     def network(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray | None]:
         """The network's part of a frame on the crops of :meth:`search_sizes`, in this tracker's mode:

@@ -85,6 +85,7 @@ def fault_hook():
 
 
 def resources(device: str, threads: int) -> dict:
+    """What a tracking task asks Ray for: one GPU (and a CPU) on ``cuda``, else ``threads`` CPUs."""
     if device.startswith("cuda"):
         return {"num_cpus": 1, "num_gpus": 1}
     return {"num_cpus": threads}
